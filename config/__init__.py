@@ -1,0 +1,1 @@
+"""Settings and shipped defaults (flows, agencies). Imports nothing else of ours."""

@@ -1,0 +1,115 @@
+"""Process settings, read from the environment and `.env` (names fixed by the contract)."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'sipas.db'}"
+
+_WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+
+class MissingSettingError(RuntimeError):
+    """A setting that the starting process needs is empty; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    DATABASE_URL: str = DEFAULT_DATABASE_URL
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    SIPAS_SECRET_KEY: str = ""
+    ONESTOP_WEBHOOK_SECRET: str = ""
+
+    KANNEL_SENDSMS_URL: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    KANNEL_USERNAME: str = ""
+    KANNEL_PASSWORD: str = ""
+    KANNEL_MO_TOKEN: str = ""
+    SMS_SENDER: str = "8040"
+
+    ZALO_BOT_TOKEN: str = ""
+    ZALO_BOT_SECRET_TOKEN: str = ""
+    ZALO_BOT_API_BASE: str = "https://bot-api.zaloplatforms.com"
+    ZALO_OA_APP_ID: str = ""
+    ZALO_OA_SECRET_KEY: str = ""
+    ZALO_APP_SECRET: str = ""
+    ZALO_OA_API_BASE: str = "https://openapi.zalo.me"
+    ZALO_OAUTH_BASE: str = "https://oauth.zaloapp.com"
+    ZNS_API_BASE: str = "https://business.openapi.zalo.me"
+    ZNS_RATING_TEMPLATE_ID: str = ""
+
+    SIPAS_TIMEZONE: str = "Asia/Ho_Chi_Minh"
+    SIPAS_SEND_WINDOW: str = "07:30-21:00"
+    SIPAS_FIRST_MESSAGE_DELAY: int = Field(default=0, ge=0)
+    SIPAS_REMINDER_AFTER: int = Field(default=24 * 3600, ge=1)
+    SIPAS_SURVEY_TTL: int = Field(default=72 * 3600, ge=1)
+    SIPAS_FREQUENCY_CAP_DAYS: int = Field(default=30, ge=0)
+    SIPAS_MIN_RESPONSES: int = Field(default=30, ge=1)
+    SIPAS_RETENTION_DAYS: int = Field(default=90, ge=1)
+    SIPAS_SWEEP_INTERVAL: int = Field(default=5, ge=1)
+
+    HOST: str = "127.0.0.1"
+    PORT: int = 8080
+    SIPAS_PUBLIC_URL: str = ""
+    LOG_LEVEL: str = "INFO"
+
+    @field_validator("SIPAS_SEND_WINDOW")
+    @classmethod
+    def _check_window(cls, value: str) -> str:
+        match = _WINDOW.match(value)
+        if not match:
+            raise ValueError("SIPAS_SEND_WINDOW must look like 07:30-21:00")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if not (0 <= h1 <= 23 and 0 <= m1 <= 59 and 0 <= h2 <= 24 and 0 <= m2 <= 59):
+            raise ValueError("SIPAS_SEND_WINDOW has an impossible time")
+        if (h2, m2) > (24, 0) or (h1, m1) >= (h2, m2):
+            raise ValueError("SIPAS_SEND_WINDOW must start before it ends, within one day")
+        return value
+
+    @field_validator("SIPAS_TIMEZONE")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.SIPAS_TIMEZONE)
+
+    @property
+    def send_window(self) -> tuple[time, time | None]:
+        """(start, end) in local time; end None means midnight (a window ending at 24:00)."""
+        match = _WINDOW.match(self.SIPAS_SEND_WINDOW)
+        assert match is not None
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        end = None if (h2, m2) == (24, 0) else time(h2, m2)
+        return time(h1, m1), end
+
+    @property
+    def public_url(self) -> str:
+        return (self.SIPAS_PUBLIC_URL or f"http://{self.HOST}:{self.PORT}").rstrip("/")
+
+    def require(self, *names: str) -> None:
+        """Stop a starting process with one clear line naming the first empty setting it needs."""
+        for name in names:
+            if not getattr(self, name):
+                raise MissingSettingError(
+                    f"setting {name} is required but empty (set it in the environment or .env)"
+                )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own `Settings(...)` instead."""
+    return Settings()

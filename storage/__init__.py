@@ -1,0 +1,1 @@
+"""Models, repositories and migrations. Knows nothing of flows, bot or workers."""

@@ -1,0 +1,323 @@
+"""The service's tables. All timestamps are stored in UTC; personal identifiers only encrypted.
+
+Naming: `*_enc` columns hold Fernet ciphertext (see storage.crypto), `*_hash` columns the
+keyed look-up hash of the same value.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend (SQLite drops the offset; we store UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        int: Integer(),
+    }
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    """Enums stored as their string values (portable, readable in SQL)."""
+    return Enum(cls, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+
+
+class AgencyLevel(enum.StrEnum):
+    PROVINCE = "province"
+    DEPARTMENT = "department"
+    DISTRICT = "district"
+    COMMUNE = "commune"
+
+
+class OnTime(enum.StrEnum):
+    EARLY = "early"
+    ON_TIME = "on_time"
+    LATE = "late"
+
+
+class Channel(enum.StrEnum):
+    SMS = "sms"
+    ZALO = "zalo"
+
+
+class SurveyStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its first message time
+    ACTIVE = "active"  # opening sent, waiting for answers
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    OPTED_OUT = "opted_out"
+    FAILED = "failed"  # could not be delivered on any channel
+
+
+class OutboxStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class TimerKind(enum.StrEnum):
+    FIRST_MESSAGE = "first_message"
+    REMINDER = "reminder"
+    EXPIRE = "expire"
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    level: Mapped[AgencyLevel] = mapped_column(_enum(AgencyLevel))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    parent: Mapped[Agency | None] = relationship(remote_side=[id])
+
+
+class StaffPhone(Base):
+    """Numbers of an agency's own staff: never surveyed about that agency."""
+
+    __tablename__ = "staff_phones"
+    __table_args__ = (UniqueConstraint("agency_id", "phone_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    phone_hash: Mapped[str] = mapped_column(String(64))
+
+
+class OptOut(Base):
+    """A refusal, honoured at once and kept (also after the contact data is purged)."""
+
+    __tablename__ = "opt_outs"
+
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Case(Base):
+    """A closed one-stop case as received; kept whether or not it was sampled."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(64), unique=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    procedure_code: Mapped[str] = mapped_column(String(64))
+    procedure_name: Mapped[str | None] = mapped_column(String(512))
+    phone_enc: Mapped[str | None] = mapped_column(Text)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    zalo_user_id_enc: Mapped[str | None] = mapped_column(Text)
+    zalo_user_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    closed_at: Mapped[datetime] = mapped_column(index=True)
+    received_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    on_time: Mapped[OnTime | None] = mapped_column(_enum(OnTime))
+    apology_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    channel_pref: Mapped[Channel | None] = mapped_column(_enum(Channel))
+    language: Mapped[str] = mapped_column(String(8), default="vi")
+    outcome: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    agency: Mapped[Agency] = relationship()
+
+
+class Survey(Base):
+    """One survey per sampled case: which flow, which channel, where the conversation is."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (Index("ix_surveys_phone_status", "phone_hash", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_pk: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    flow_name: Mapped[str] = mapped_column(String(64))
+    flow_version: Mapped[int] = mapped_column(Integer, default=1)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    language: Mapped[str] = mapped_column(String(8), default="vi")
+    status: Mapped[SurveyStatus] = mapped_column(_enum(SurveyStatus), index=True)
+    inclusion_probability: Mapped[float] = mapped_column(Float, default=1.0)
+    phone_hash: Mapped[str | None] = mapped_column(String(64))
+    # Conversation position, durable copy (the live copy is in Redis; see flows.fsm).
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state_version: Mapped[int] = mapped_column(Integer, default=0)
+    fallback_reason: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    case: Mapped[Case] = relationship()
+
+
+class OutboundMessage(Base):
+    """The outbox: a message is stored here before any attempt to send it."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (Index("ix_outbound_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stable key of what this message is (e.g. "survey:12:q1:0"): a retried job never adds a twin.
+    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
+    survey_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id"), index=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    recipient_enc: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    segments: Mapped[int] = mapped_column(Integer, default=1)
+    coding: Mapped[str | None] = mapped_column(String(8))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dlr_status: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+
+
+class InboundEvent(Base):
+    """Anything a provider sent us (MO, delivery report, Zalo event), stored before the 2xx."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (UniqueConstraint("provider", "provider_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str] = mapped_column(String(128))
+    sender_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The raw request (query/body), encrypted: it holds the sender's number in clear.
+    payload_enc: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[str | None] = mapped_column(String(255))
+
+
+class Answer(Base):
+    """The first understood answer per (survey, question): what scores count."""
+
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("survey_id", "question_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id"), index=True)
+    flow_name: Mapped[str] = mapped_column(String(64))
+    flow_version: Mapped[int] = mapped_column(Integer)
+    question_key: Mapped[str] = mapped_column(String(64))
+    criterion_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    value: Mapped[int | None] = mapped_column(Integer)
+    text_value: Mapped[str | None] = mapped_column(Text)
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    inbound_event_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_events.id"))
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Comment(Base):
+    """Free text a citizen wrote that is not a recorded value (kept NFC; masked when shown)."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id"), index=True)
+    question_key: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    inbound_event_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_events.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Timer(Base):
+    """Something that must happen to a survey at a time; the cron sweep turns due ones into jobs."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        UniqueConstraint("survey_id", "kind"),
+        Index("ix_timers_due", "fired_at", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id"))
+    kind: Mapped[TimerKind] = mapped_column(_enum(TimerKind))
+    due_at: Mapped[datetime]
+    fired_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+
+
+class DailyCount(Base):
+    """Per agency, local day and channel: the counts every score is computed from.
+
+    `channel` is "sms", "zalo" or "all". `metric` is a criterion code (n = valid answers,
+    k = satisfied answers) or a case/survey counter such as "cases_closed" (n only).
+    Rows for a day are replaced as a whole by the nightly job, so recomputing is idempotent.
+    """
+
+    __tablename__ = "daily_counts"
+    __table_args__ = (UniqueConstraint("agency_id", "day", "channel", "metric"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    day: Mapped[date] = mapped_column(Date, index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    metric: Mapped[str] = mapped_column(String(64))
+    n: Mapped[int] = mapped_column(Integer, default=0)
+    k: Mapped[int] = mapped_column(Integer, default=0)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)

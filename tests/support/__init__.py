@@ -1,0 +1,1 @@
+"""Test-only helpers: servers we start, simulators, fake phones. Never imported by the service."""

@@ -1,0 +1,34 @@
+"""The `sipas` command: one group, a module per concern under workers/cli/."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from config.settings import MissingSettingError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """sipas-bot: citizen satisfaction surveys (SIPAS) by SMS and Zalo."""
+
+
+def _register() -> None:
+    from workers.cli import db, processes
+
+    for module in (db, processes):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point: a missing setting stops the process with one clear line."""
+    try:
+        cli.main(standalone_mode=True)
+    except MissingSettingError as exc:
+        click.echo(f"sipas: {exc}", err=True)
+        sys.exit(2)
