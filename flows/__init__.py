@@ -1,0 +1,1 @@
+"""Survey definitions, conversation engine and answer understanding; no transport, queue or HTTP."""
