@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     SIPAS_MIN_RESPONSES: int = Field(default=30, ge=1)
     SIPAS_RETENTION_DAYS: int = Field(default=90, ge=1)
     SIPAS_SWEEP_INTERVAL: int = Field(default=5, ge=1)
+    # Stored work whose job has not run this long is assumed lost and enqueued again.
+    SIPAS_RECOVERY_GRACE: int = Field(default=30, ge=1)
+    # A send claimed this long ago without a result belongs to a dead worker (> HTTP timeout).
+    SIPAS_SEND_LEASE: int = Field(default=120, ge=5)
 
     HOST: str = "127.0.0.1"
     PORT: int = 8080

@@ -17,8 +17,6 @@ from sqlalchemy.orm import Session
 from storage.models import Channel, OutboundMessage, OutboxStatus
 
 MAX_ATTEMPTS = 3
-# Longer than any send's HTTP timeout: a claim older than this belongs to a dead worker.
-CLAIM_LEASE = timedelta(seconds=120)
 # Kannel delivery-report codes (%d) and what they mean for the row.
 DLR_DELIVERED, DLR_FAILED, DLR_BUFFERED, DLR_SMSC_ACCEPTED, DLR_SMSC_REJECTED = 1, 2, 4, 8, 16
 
@@ -124,12 +122,12 @@ def apply_delivery_report(session: Session, message_id: int, code: int, now: dat
     return True
 
 
-def recoverable(session: Session, now: datetime, grace: timedelta) -> Sequence[int]:
+def recoverable(session: Session, now: datetime, grace: timedelta, lease: timedelta) -> Sequence[int]:
     """Ids of messages that should be in a queue but may not be: queued and due for longer than
-    `grace`, or claimed by a worker that died (lease expired). Their lost claims are released."""
+    `grace`, or claimed longer than `lease` ago by a worker that died. Lost claims are released."""
     session.execute(
         update(OutboundMessage)
-        .where(OutboundMessage.status == OutboxStatus.SENDING, OutboundMessage.claimed_at < now - CLAIM_LEASE)
+        .where(OutboundMessage.status == OutboxStatus.SENDING, OutboundMessage.claimed_at < now - lease)
         .values(status=OutboxStatus.QUEUED, next_attempt_at=now - grace, claimed_at=None)
         .execution_options(synchronize_session=False)
     )
