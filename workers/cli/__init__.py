@@ -15,9 +15,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from workers.cli import db, processes
+    from workers.cli import db, processes, scores
 
-    for module in (db, processes):
+    for module in (db, processes, scores):
         for command in module.COMMANDS:
             cli.add_command(command)
 

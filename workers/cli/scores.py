@@ -1,0 +1,116 @@
+"""`sipas scores compute` and `sipas scores show`: the nightly computation by hand, and the figures."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import click
+
+from config.settings import get_settings
+from storage.db import session_factory
+from workers.scores.counts import compute_days
+from workers.scores.periods import FORMS, Period, PeriodError, day_period, parse_period, yesterday
+from workers.scores.render import to_csv, to_json, to_table
+from workers.scores.report import CHANNELS, AgencyTreeError, UnknownAgencyError, build_report
+
+_RENDERERS = {"table": to_table, "json": to_json, "csv": to_csv}
+
+
+class _PeriodParam(click.ParamType):  # type: ignore[type-arg]
+    name = "period"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Period:
+        if isinstance(value, Period):
+            return value
+        try:
+            return parse_period(str(value))
+        except PeriodError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@click.group()
+def scores() -> None:
+    """Satisfaction scores (SIPAS) per agency and period."""
+
+
+@scores.command("compute")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="One local day (default: yesterday).")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First local day of a range.")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last local day of a range (inclusive).")
+def compute(day: datetime | None, start: datetime | None, end: datetime | None) -> None:
+    """Recompute the daily counts of local days (the nightly job does the last few days itself).
+
+    Each run replaces the days' counts as a whole, so running it again is harmless.
+    """
+    settings = get_settings()
+    first, last = _days(day, start, end, settings.tz)
+    total = (last - first).days + 1
+    sessions = session_factory(settings.DATABASE_URL)
+    with click.progressbar(length=total, label="Tính điểm", file=sys.stderr) as progress:
+
+        def advance(_day: date) -> None:
+            progress.update(1)
+
+        with sessions() as session, session.begin():
+            summary = compute_days(session, first, last, settings.tz, on_day=advance)
+    span = first.isoformat() if total == 1 else f"{first.isoformat()}..{last.isoformat()}"
+    click.echo(
+        f"Đã tính {span}: {summary.days} ngày, {summary.agencies} đơn vị có dữ liệu, "
+        f"{summary.rows} dòng số liệu (daily_counts)."
+    )
+
+
+def _days(
+    day: datetime | None, start: datetime | None, end: datetime | None, tz: ZoneInfo
+) -> tuple[date, date]:
+    """The --date / --from --to choice, checked; default yesterday in SIPAS_TIMEZONE."""
+    if day is not None:
+        if start is not None or end is not None:
+            raise click.UsageError("give either --date or --from/--to, not both")
+        return day.date(), day.date()
+    if start is None and end is None:
+        previous = yesterday(tz)
+        return previous, previous
+    if start is None or end is None:
+        raise click.UsageError("--from and --to go together")
+    if end < start:
+        raise click.UsageError(f"--to {end.date()} is before --from {start.date()}")
+    return start.date(), end.date()
+
+
+@scores.command("show")
+@click.option("--agency", "agency_code", help="Agency code: that unit and the units under it.")
+@click.option("--period", type=_PeriodParam(), help=f"Period (default: yesterday). Forms: {FORMS}.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(_RENDERERS)),
+    default="table",
+    show_default=True,
+    help="table for reading, json (contract), csv for spreadsheets.",
+)
+@click.option(
+    "--channel",
+    type=click.Choice(list(CHANNELS)),
+    default="all",
+    show_default=True,
+    help="Answers of one channel only (case figures are always all channels).",
+)
+def show(agency_code: str | None, period: Period | None, fmt: str, channel: str) -> None:
+    """Scores per unit, rolled up along the agency tree (weighted by closed cases)."""
+    settings = get_settings()
+    chosen = period if period is not None else day_period(yesterday(settings.tz))
+    with session_factory(settings.DATABASE_URL)() as session:
+        try:
+            report = build_report(session, chosen, agency_code, settings=settings, channel=channel)
+        except UnknownAgencyError as exc:
+            raise click.BadParameter(str(exc), param_hint="--agency") from exc
+        except AgencyTreeError as exc:
+            raise click.ClickException(str(exc)) from exc
+    output = _RENDERERS[fmt](report)
+    click.echo(output, nl=not output.endswith("\n"))
+
+
+COMMANDS = [scores]

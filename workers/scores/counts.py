@@ -1,0 +1,236 @@
+"""Daily counts: per agency, local day and channel, the numbers every score is computed from.
+
+Everything about a case is attributed to the local day (SIPAS_TIMEZONE) on which the case
+closed: its timing, its survey, the survey's messages and answers, even when the answers
+arrive days later. Recomputing a day therefore picks up late answers, and a day's figures
+never move from one day to another.
+
+Rows (storage.models.DailyCount):
+- channel "sms" / "zalo": survey-based metrics of surveys on that channel;
+- channel "all": the same over every channel, plus the case-level counters. A case that was
+  not sampled has no survey and so no channel: case counters exist only under "all".
+- metric = a criterion code (n valid answers, k satisfied, or k "yes" for `integrity.*`), or
+  a counter of COUNTERS (n only). Counters that are zero are not written: absent means 0.
+
+Answers of surveys with status opted_out count nowhere (the survey still counts as sent and
+delivered, not as responded). Not yet applied: the rule that a phone on more than K cases
+of the same agency in a period counts once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from storage.models import (
+    Answer,
+    Case,
+    Channel,
+    DailyCount,
+    OnTime,
+    OutboundMessage,
+    OutboxStatus,
+    Survey,
+    SurveyStatus,
+)
+from workers.scores.formulas import LOW_VALUES, OVERALL, YES, counts_as_k, is_integrity, is_valid_value
+
+ALL_CHANNELS = "all"
+CASE_COUNTERS = ("cases_closed", "cases_early", "cases_on_time", "cases_late", "cases_bad_766")
+SURVEY_COUNTERS = (
+    "surveys_sent",
+    "surveys_delivered",
+    "surveys_responded",
+    "surveys_opted_out",
+    "overall_low",
+)
+COUNTERS = frozenset(CASE_COUNTERS + SURVEY_COUNTERS)
+# Channels whose gateway reports delivery (Kannel DLRs): there "delivered" needs a report.
+# Elsewhere a message accepted by the provider counts as delivered.
+CHANNELS_WITH_DELIVERY_REPORTS = frozenset({Channel.SMS})
+_LEFT_US = frozenset({OutboxStatus.SENT, OutboxStatus.DELIVERED})
+_TIMING_COUNTER = {OnTime.EARLY: "cases_early", OnTime.ON_TIME: "cases_on_time", OnTime.LATE: "cases_late"}
+DayFilter = tuple[ColumnElement[bool], ...]  # "Case.closed_at within the day"
+# Key of the PostgreSQL advisory lock that serialises recomputations (nightly job vs CLI).
+_LOCK_KEY = 0x5195_5C0E
+
+
+@dataclass
+class Tallies:
+    """The counts of one (agency, channel) for one day while they are being gathered."""
+
+    counters: Counter[str] = field(default_factory=Counter)
+    criteria: dict[str, list[int]] = field(default_factory=dict)  # code -> [n, k]
+
+    def answer(self, code: str, value: int) -> None:
+        cell = self.criteria.setdefault(code, [0, 0])
+        cell[0] += 1
+        cell[1] += int(counts_as_k(code, value))
+
+
+@dataclass(frozen=True)
+class ComputeSummary:
+    start: date
+    end: date
+    days: int
+    agencies: int
+    rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "days": self.days,
+            "agencies": self.agencies,
+            "rows": self.rows,
+        }
+
+
+def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start, end) of a local day, in UTC (what the database stores)."""
+    start = datetime.combine(day, time(0), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def compute_days(
+    session: Session,
+    start: date,
+    end: date,
+    tz: ZoneInfo,
+    on_day: Callable[[date], None] | None = None,
+) -> ComputeSummary:
+    """Replace every DailyCount row of the local days start..end (inclusive) with fresh counts.
+
+    Runs inside the caller's transaction (delete + insert), so a failure leaves the old rows
+    and running it twice leaves the same rows. `on_day` is called after each day (progress).
+    """
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    if session.get_bind().dialect.name == "postgresql":
+        # Two recomputations of overlapping days would both delete, then collide on insert.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    session.execute(delete(DailyCount).where(DailyCount.day >= start, DailyCount.day <= end))
+    agencies: set[int] = set()
+    rows = 0
+    day = start
+    while day <= end:
+        day_rows = count_day(session, day, tz)
+        if day_rows:
+            session.execute(insert(DailyCount), day_rows)
+        rows += len(day_rows)
+        agencies.update(row["agency_id"] for row in day_rows)
+        if on_day is not None:
+            on_day(day)
+        day += timedelta(days=1)
+    return ComputeSummary(start, end, (end - start).days + 1, len(agencies), rows)
+
+
+def count_day(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """DailyCount rows (as insert parameters) for the cases closed on one local day."""
+    low, high = local_day_bounds(day, tz)
+    closed = (Case.closed_at >= low, Case.closed_at < high)
+    tallies: defaultdict[tuple[int, str], Tallies] = defaultdict(Tallies)
+
+    case_agency: dict[int, int] = {}
+    bad_cases: set[int] = set()
+    for case_pk, agency_id, timing in session.execute(
+        select(Case.id, Case.agency_id, Case.on_time).where(*closed)
+    ):
+        case_agency[case_pk] = agency_id
+        counters = tallies[agency_id, ALL_CHANNELS].counters
+        counters["cases_closed"] += 1
+        if timing is not None:
+            counters[_TIMING_COUNTER[timing]] += 1
+        if timing is OnTime.LATE:
+            bad_cases.add(case_pk)
+
+    messages = _message_statuses(session, closed)
+    answers = _valid_answers(session, closed)
+    for survey_id, case_pk, channel, status in session.execute(
+        select(Survey.id, Survey.case_pk, Survey.channel, Survey.status)
+        .join(Case, Case.id == Survey.case_pk)
+        .where(*closed)
+    ):
+        agency_id = case_agency[case_pk]
+        opted_out = status is SurveyStatus.OPTED_OUT
+        valid = [] if opted_out else answers.get(survey_id, [])
+        statuses = messages.get(survey_id, set())
+        # A reply proves delivery, and delivery proves sending: keeps sent >= delivered >= responded
+        # even when a delivery report is lost or a provider sends outside our outbox.
+        delivered = (
+            bool(valid)
+            or OutboxStatus.DELIVERED in statuses
+            or (channel not in CHANNELS_WITH_DELIVERY_REPORTS and bool(statuses & _LEFT_US))
+        )
+        sent = delivered or bool(statuses & _LEFT_US)
+        low_overall = any(code == OVERALL and value in LOW_VALUES for code, value in valid)
+        complaint = any(is_integrity(code) and value == YES for code, value in valid)
+        if low_overall or complaint:
+            bad_cases.add(case_pk)
+        for target in (tallies[agency_id, channel.value], tallies[agency_id, ALL_CHANNELS]):
+            target.counters["surveys_sent"] += int(sent)
+            target.counters["surveys_delivered"] += int(delivered)
+            target.counters["surveys_responded"] += int(bool(valid))
+            target.counters["surveys_opted_out"] += int(opted_out)
+            target.counters["overall_low"] += int(low_overall)
+            for code, value in valid:
+                target.answer(code, value)
+
+    for case_pk in bad_cases:
+        tallies[case_agency[case_pk], ALL_CHANNELS].counters["cases_bad_766"] += 1
+
+    rows: list[dict[str, Any]] = []
+    for (agency_id, channel_name), tally in sorted(tallies.items()):
+        base = {"agency_id": agency_id, "day": day, "channel": channel_name}
+        for metric, n in sorted(tally.counters.items()):
+            if n:
+                rows.append({**base, "metric": metric, "n": n, "k": 0})
+        for code, (n, k) in sorted(tally.criteria.items()):
+            rows.append({**base, "metric": code, "n": n, "k": k})
+    return rows
+
+
+def _message_statuses(
+    session: Session, closed: tuple[ColumnElement[bool], ...]
+) -> dict[int, set[OutboxStatus]]:
+    """Per survey, the statuses its messages reached; SENT too for one that failed after sending
+    (a failed delivery report): it still left us."""
+    statuses: defaultdict[int, set[OutboxStatus]] = defaultdict(set)
+    for survey_id, status, sent_at in session.execute(
+        select(OutboundMessage.survey_id, OutboundMessage.status, OutboundMessage.sent_at)
+        .join(Survey, Survey.id == OutboundMessage.survey_id)
+        .join(Case, Case.id == Survey.case_pk)
+        .where(*closed)
+    ):
+        if survey_id is None:
+            continue
+        statuses[survey_id].add(status)
+        if sent_at is not None:
+            statuses[survey_id].add(OutboxStatus.SENT)
+    return statuses
+
+
+def _valid_answers(
+    session: Session, closed: tuple[ColumnElement[bool], ...]
+) -> dict[int, list[tuple[str, int]]]:
+    """Per survey, its answers that count: a known criterion code and a value in its scale."""
+    answers: defaultdict[int, list[tuple[str, int]]] = defaultdict(list)
+    for survey_id, code, value in session.execute(
+        select(Answer.survey_id, Answer.criterion_code, Answer.value)
+        .join(Survey, Survey.id == Answer.survey_id)
+        .join(Case, Case.id == Survey.case_pk)
+        .where(*closed, Answer.criterion_code.is_not(None), Answer.value.is_not(None))
+        .order_by(Answer.id)
+    ):
+        if code is not None and value is not None and is_valid_value(code, value):
+            answers[survey_id].append((code, value))
+    return answers

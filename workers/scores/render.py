@@ -1,0 +1,198 @@
+"""`sipas scores show` output: JSON (contract.md), CSV (spreadsheets), and a table for people.
+
+The table is for Vietnamese supervisors: Vietnamese headings, unit names indented under their
+parent, decimal commas and dd/mm/yyyy dates as Vietnamese reports write them.
+JSON and CSV keep machine conventions (decimal points, ISO dates).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import unicodedata
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from workers.scores.formulas import ELEMENTS
+from workers.scores.report import Report
+
+NONE = "—"
+CHANNEL_NAMES = {"all": "tất cả", "sms": "SMS", "zalo": "Zalo"}
+ELEMENT_NAMES = {
+    "tiep_can": "Tiếp cận dịch vụ",
+    "thu_tuc": "Thủ tục hành chính",
+    "cong_chuc": "Công chức giải quyết công việc",
+    "ket_qua": "Kết quả",
+    "phan_anh": "Tiếp nhận, xử lý góp ý, phản ánh, kiến nghị",
+}
+ELEMENT_SHORT = {"tiep_can": "TC", "thu_tuc": "TT", "cong_chuc": "CC", "ket_qua": "KQ", "phan_anh": "PA"}
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.as_json(), ensure_ascii=False, indent=2)
+
+
+def to_csv(report: Report) -> str:
+    """One line per unit; criteria and integrity questions become columns named after their code."""
+    rows = report.as_json()
+    criteria = sorted({code for row in rows for code in row["criteria"]})
+    integrity = sorted({code for row in rows for code in row["integrity"]})
+    header = [
+        "agency_code",
+        "agency_name",
+        "level",
+        "parent_code",
+        "period",
+        "period_start",
+        "period_end",
+        "channel",
+        "n_cases_closed",
+        "n_surveys_sent",
+        "n_surveys_delivered",
+        "n_responses",
+        "response_rate",
+        "sipas_index",
+        "unit_mean",
+        "overall_satisfaction",
+        "overall_ci95_low",
+        "overall_ci95_high",
+        "n_overall",
+        "rate_766",
+        "on_time_rate",
+        "suppressed",
+        "rank",
+        *(f"element.{code}" for code in ELEMENTS),
+        *(f"criterion.{code}.{part}" for code in criteria for part in ("index", "n")),
+        *(f"{code}.{part}" for code in integrity for part in ("rate", "n")),
+    ]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        ci = row["overall_ci95"] or [None, None]
+        flat: dict[str, Any] = {
+            **{key: row[key] for key in header if key in row},
+            "overall_ci95_low": ci[0],
+            "overall_ci95_high": ci[1],
+            **{f"element.{code}": row["elements"][code] for code in ELEMENTS},
+        }
+        for code, cell in row["criteria"].items():
+            flat[f"criterion.{code}.index"], flat[f"criterion.{code}.n"] = cell["index"], cell["n"]
+        for code, cell in row["integrity"].items():
+            flat[f"{code}.rate"], flat[f"{code}.n"] = cell["rate"], cell["n"]
+        writer.writerow([_csv_cell(flat.get(key)) for key in header])
+    return buffer.getvalue()
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def to_table(report: Report) -> str:
+    period = report.period
+    span = (
+        _vn_date(period.start) if period.n_days == 1 else f"{_vn_date(period.start)}–{_vn_date(period.end)}"
+    )
+    lines = [
+        f"Điểm SIPAS kỳ {period.label} ({span}), kênh: {CHANNEL_NAMES.get(report.channel, report.channel)}",
+    ]
+    if not report.rows:
+        lines.append(
+            "Không có dữ liệu cho kỳ này (chưa có hồ sơ nào kết thúc, hoặc chưa chạy `sipas scores compute`)."
+        )
+        return "\n".join(lines) + "\n"
+    top = min(row.unit.depth for row in report.rows)
+    main: list[list[str]] = []
+    elements: list[list[str]] = []
+    for row in report.rows:
+        f = row.figures
+        name = "  " * (row.unit.depth - top) + unicodedata.normalize("NFC", row.unit.name)
+        ci = f.overall_ci95
+        main.append(
+            [
+                row.unit.code,
+                name,
+                str(f.n_cases_closed),
+                str(f.n_surveys_sent),
+                str(f.n_responses),
+                _pct(f.response_rate),
+                _pct(f.sipas_index) + ("*" if row.suppressed else ""),
+                _pct(row.unit_mean),
+                _pct(f.overall_satisfaction),
+                NONE if ci is None else f"{_num(ci[0])}–{_num(ci[1])}",
+                _pct(f.rate_766),
+                _pct(f.on_time_rate),
+                NONE if row.rank is None else str(row.rank),
+            ]
+        )
+        elements.append([row.unit.code, name, *(_pct(f.elements.get(code)) for code in ELEMENTS)])
+    lines.append("")
+    lines.extend(
+        _grid(
+            [
+                "Mã",
+                "Đơn vị",
+                "Hồ sơ",
+                "Đã gửi",
+                "Trả lời",
+                "Tỷ lệ TL",
+                "SIPAS",
+                "TB đơn vị",
+                "Hài lòng",
+                "KTC 95%",
+                "HL 766",
+                "Đúng hạn",
+                "Hạng",
+            ],
+            main,
+        )
+    )
+    lines.append("")
+    lines.append("Chỉ số theo yếu tố (%):")
+    lines.extend(_grid(["Mã", "Đơn vị", *(ELEMENT_SHORT[code] for code in ELEMENTS)], elements))
+    lines.append("")
+    legend = [f"{ELEMENT_SHORT[code]} = {ELEMENT_NAMES[code]}" for code in ELEMENTS]
+    lines.append("  " + "; ".join(legend[:3]) + ";")
+    lines.append("  " + "; ".join(legend[3:]) + ".")
+    lines.append(
+        f"  * dưới {report.minimum} câu trả lời hợp lệ cho câu hỏi hài lòng chung: "
+        "vẫn tính và hiển thị, không xếp hạng."
+    )
+    lines.append(
+        "  Hài lòng = tỷ lệ hài lòng chung (mức 4–5), KTC 95% = khoảng tin cậy Wilson; "
+        "HL 766 = tỷ lệ hài lòng theo QĐ 766/QĐ-TTg;"
+    )
+    lines.append("  TB đơn vị = trung bình cộng chỉ số SIPAS của các đơn vị trực thuộc.")
+    return "\n".join(lines) + "\n"
+
+
+def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to their widest cell; the first two (code, name) left-aligned, figures right."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.ljust(width) if column < 2 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
+
+    return [line(header), "  ".join("-" * w for w in widths), *(line(row) for row in rows)]
+
+
+def _num(value: float) -> str:
+    return f"{value:.2f}".replace(".", ",")
+
+
+def _pct(value: float | None) -> str:
+    return NONE if value is None else _num(value)
+
+
+def _vn_date(day: date) -> str:
+    return day.strftime("%d/%m/%Y")

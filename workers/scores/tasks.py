@@ -1,0 +1,62 @@
+"""RQ jobs that (re)compute daily counts. Plain arguments only; both are idempotent.
+
+The nightly job recomputes several past days, not just yesterday: counts are attributed to
+the day a case closed, and its survey can still be answered days later (first message held
+to the sending window, then SIPAS_SURVEY_TTL until it expires).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from config.settings import Settings
+from workers.runtime import get_runtime
+from workers.scores.counts import compute_days
+from workers.scores.periods import yesterday
+
+log = structlog.get_logger(__name__)
+
+MIN_NIGHTLY_DAYS = 4
+_DAY = 24 * 3600
+
+
+def compute_scores(start_iso: str, end_iso: str) -> dict[str, Any]:
+    """Recompute the local days start..end (ISO dates, inclusive) in one transaction."""
+    runtime = get_runtime()
+    start, end = date.fromisoformat(start_iso), date.fromisoformat(end_iso)
+    with runtime.sessions() as session, session.begin():
+        summary = compute_days(session, start, end, runtime.settings.tz)
+    log.info("scores_computed", **summary.as_dict())
+    return summary.as_dict()
+
+
+def nightly_scores(now_iso: str | None = None) -> dict[str, Any]:
+    """The cron job (01:00 local): recompute the last `nightly_lookback_days` complete local days.
+
+    `now_iso` (an ISO datetime with offset) exists so a run can be replayed for a given night.
+    """
+    settings = get_runtime().settings
+    now = datetime.fromisoformat(now_iso) if now_iso else None
+    end = yesterday(settings.tz, now)
+    start = end - timedelta(days=nightly_lookback_days(settings) - 1)
+    return compute_scores(start.isoformat(), end.isoformat())
+
+
+def nightly_lookback_days(settings: Settings) -> int:
+    """How many past days can still receive answers, so the nightly job must redo them.
+
+    The last answer to a case closed just before midnight of day X comes at most
+    first-message delay + the night the sending window is closed + SIPAS_SURVEY_TTL later.
+    Redoing X..X+L-1 each night with L = 1 + ceil(that / 1 day) catches it; with the
+    defaults (0 s, 10.5 h closed, 72 h) L = 5, with an all-day window L = 4.
+    """
+    opens, closes = settings.send_window
+    open_seconds = (closes.hour * 3600 + closes.minute * 60 if closes else _DAY) - (
+        opens.hour * 3600 + opens.minute * 60
+    )
+    latest = settings.SIPAS_FIRST_MESSAGE_DELAY + (_DAY - open_seconds) + settings.SIPAS_SURVEY_TTL
+    return max(MIN_NIGHTLY_DAYS, 1 + math.ceil(latest / _DAY))
