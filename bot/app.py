@@ -41,13 +41,14 @@ def create_app(context: AppContext) -> web.Application:
     """Build the app around a ready context (settings, database, Redis, job dispatcher)."""
     from bot.intake import routes as intake_routes
     from bot.webhooks.kannel import routes as kannel_routes
+    from bot.webhooks.zalo import routes as zalo_routes
 
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[json_errors, metrics.middleware],
     )
     app[CONTEXT] = context
-    for table in (health.routes, metrics.routes, intake_routes, kannel_routes):
+    for table in (health.routes, metrics.routes, intake_routes, kannel_routes, zalo_routes):
         app.add_routes(table)
     return app
 

@@ -6,6 +6,7 @@ import re
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
     ZALO_OA_APP_ID: str = ""
     ZALO_OA_SECRET_KEY: str = ""
     ZALO_APP_SECRET: str = ""
+    # Which secret signs OA webhook events (X-ZEvent-Signature): the OA secret key (documented)
+    # or the app secret (what some integrations report).
+    ZALO_OA_SIGNATURE_KEY: Literal["oa_secret", "app_secret"] = "oa_secret"
     ZALO_OA_API_BASE: str = "https://openapi.zalo.me"
     ZALO_OAUTH_BASE: str = "https://oauth.zaloapp.com"
     ZNS_API_BASE: str = "https://business.openapi.zalo.me"

@@ -1,0 +1,1 @@
+"""Inbound webhooks from the channel providers (Kannel, Zalo): authenticate, store, acknowledge."""

@@ -1,0 +1,179 @@
+"""Zalo webhooks: `POST /webhooks/zalo/bot` (Bot Platform) and `POST /webhooks/zalo/oa` (OA/ZNS).
+
+Each view refuses, with a JSON error and before storing anything: bodies over 64 KiB (413), a
+missing or wrong secret/signature (401), stale or replayed OA events and events for another app
+(403), bodies that are not UTF-8 JSON event objects (400). An accepted event is stored raw and
+encrypted, committed, and only then handed to the workers; Zalo gets its 200 well within the 2 s
+it allows. A redelivered event answers 200 `{"status": "duplicate"}` and is not processed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from bot.app import error_response
+from bot.context import CONTEXT, AppContext
+from bot.zalo.inbound import (
+    InboundRecord,
+    NotAnEventError,
+    accept_event,
+    describe_bot_event,
+    describe_oa_event,
+)
+from config.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+routes = web.RouteTableDef()
+
+MAX_EVENT_BYTES = 64 * 1024
+# An OA event signed more than this far from our clock is refused: a captured, correctly signed
+# body cannot be replayed later. Zalo delivers (and retries) within seconds.
+MAX_EVENT_AGE_SECONDS = 10 * 60
+BOT_SECRET_HEADER = "X-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
+OA_SIGNATURE_HEADER = "X-ZEvent-Signature"
+
+
+class _RefusedError(Exception):
+    """Carries the error answer out of the checks."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _refuse(status: int, error: str, message: str) -> _RefusedError:
+    return _RefusedError(error_response(status, error, message))
+
+
+async def _read_limited(request: web.Request) -> bytes:
+    """The body, or 413 as soon as it is known to exceed MAX_EVENT_BYTES (without reading it all)."""
+    too_large = _refuse(413, "payload_too_large", f"Zalo events are at most {MAX_EVENT_BYTES} bytes")
+    if request.content_length is not None and request.content_length > MAX_EVENT_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(MAX_EVENT_BYTES + 1 - size)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > MAX_EVENT_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(body: bytes) -> tuple[str, Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _refuse(400, "bad_encoding", "the body is not UTF-8") from None
+    try:
+        return text, json.loads(text)
+    except ValueError:
+        raise _refuse(400, "malformed_json", "the body is not valid JSON") from None
+
+
+async def _accept(request: web.Request, record: InboundRecord, raw: str) -> web.Response:
+    ctx: AppContext = request.app[CONTEXT]
+    try:
+        stored = await accept_event(ctx.sessions, ctx.vault, ctx.dispatcher, record, raw)
+    except Exception:
+        log.exception("zalo_event_store_failed", provider=record.provider, kind=record.kind)
+        return error_response(503, "storage_unavailable", "the event could not be stored; retry later")
+    return web.json_response({"status": "duplicate" if stored.duplicate else "stored"})
+
+
+def _describe(describe: Any, payload: Any) -> InboundRecord:
+    try:
+        record: InboundRecord = describe(payload)
+    except NotAnEventError as exc:
+        raise _refuse(400, "not_an_event", str(exc)) from None
+    return record
+
+
+@routes.post("/webhooks/zalo/bot")
+async def zalo_bot_webhook(request: web.Request) -> web.Response:
+    """Bot Platform events, authenticated by the secret token we gave setWebhook."""
+    settings = request.app[CONTEXT].settings
+    try:
+        expected = settings.ZALO_BOT_SECRET_TOKEN
+        if not expected:
+            raise _refuse(503, "not_configured", "ZALO_BOT_SECRET_TOKEN is not set: bot events are refused")
+        body = await _read_limited(request)
+        given = request.headers.get(BOT_SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+            raise _refuse(401, "bad_secret", f"missing or wrong {BOT_SECRET_HEADER}")
+        raw, payload = _decode(body)
+        record = _describe(describe_bot_event, payload)
+    except _RefusedError as refused:
+        log.info("zalo_bot_event_refused", status=refused.response.status)
+        return refused.response
+    return await _accept(request, record, raw)
+
+
+def oa_signature_key(settings: Settings) -> str:
+    """The secret that signs OA events, per ZALO_OA_SIGNATURE_KEY."""
+    if settings.ZALO_OA_SIGNATURE_KEY == "app_secret":
+        return settings.ZALO_APP_SECRET
+    return settings.ZALO_OA_SECRET_KEY
+
+
+def oa_signature(app_id: str, raw_body: str, timestamp: str, key: str) -> str:
+    """hex sha256(app_id + raw_body + timestamp + key): Zalo's documented X-ZEvent-Signature mac."""
+    return hashlib.sha256(f"{app_id}{raw_body}{timestamp}{key}".encode()).hexdigest()
+
+
+def _event_seconds(timestamp: int) -> float:
+    """Zalo timestamps are milliseconds; a seconds value (some senders) is accepted too."""
+    return timestamp / 1000 if timestamp > 10**11 else float(timestamp)
+
+
+def _check_oa_event(settings: Settings, header: str, raw: str, payload: Any) -> None:
+    event = payload.get("result", payload) if isinstance(payload, dict) and "ok" in payload else payload
+    if not isinstance(event, dict):
+        raise _refuse(400, "not_an_event", "the body is not a JSON object")
+    app_id, stamp = event.get("app_id"), event.get("timestamp")
+    if not isinstance(app_id, str | int) or not isinstance(stamp, str | int) or isinstance(stamp, bool):
+        raise _refuse(400, "not_an_event", "the event has no app_id or timestamp")
+    if str(app_id) != settings.ZALO_OA_APP_ID:
+        raise _refuse(403, "wrong_app", "the event is for another Zalo app")
+    expected = oa_signature(settings.ZALO_OA_APP_ID, raw, str(stamp), oa_signature_key(settings))
+    given = header.strip()
+    given = given[4:] if given.lower().startswith("mac=") else given
+    if not hmac.compare_digest(given.lower().encode("ascii", "replace"), expected.encode("ascii")):
+        raise _refuse(401, "bad_signature", f"{OA_SIGNATURE_HEADER} does not match the body")
+    try:
+        age = time.time() - _event_seconds(int(stamp))
+    except ValueError:
+        raise _refuse(400, "not_an_event", "the event timestamp is not a number") from None
+    if abs(age) > MAX_EVENT_AGE_SECONDS:
+        raise _refuse(403, "stale_event", "the event timestamp is more than 10 minutes from now")
+
+
+@routes.post("/webhooks/zalo/oa")
+async def zalo_oa_webhook(request: web.Request) -> web.Response:
+    """OA and ZNS events, authenticated by X-ZEvent-Signature over app id, body and timestamp."""
+    settings = request.app[CONTEXT].settings
+    try:
+        if not settings.ZALO_OA_APP_ID or not oa_signature_key(settings):
+            raise _refuse(503, "not_configured", "the Zalo OA app id or signing key is not set")
+        body = await _read_limited(request)
+        header = request.headers.get(OA_SIGNATURE_HEADER)
+        if not header:
+            raise _refuse(401, "bad_signature", f"missing {OA_SIGNATURE_HEADER}")
+        raw, payload = _decode(body)
+        _check_oa_event(settings, header, raw, payload)
+        record = _describe(describe_oa_event, payload)
+    except _RefusedError as refused:
+        log.info("zalo_oa_event_refused", status=refused.response.status)
+        return refused.response
+    return await _accept(request, record, raw)

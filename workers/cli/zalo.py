@@ -1,0 +1,139 @@
+"""`sipas zalo set-webhook URL | delete-webhook | webhook-info | poll`.
+
+`poll` is for development without a public URL: it long-polls getUpdates and stores each event
+exactly as the webhook does (bot.zalo.inbound), then hands it to the workers. Zalo delivers to
+either a webhook or getUpdates, so delete the webhook before polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from typing import Any
+
+import click
+import structlog
+
+from bot.zalo.bot_api import ZaloBotClient
+from bot.zalo.exceptions import ZaloError, ZaloRateLimited, ZaloServerError
+from bot.zalo.inbound import NotAnEventError, accept_event, describe_bot_event
+from config.logging import configure_logging
+from config.settings import Settings, get_settings
+
+log = structlog.get_logger(__name__)
+
+RETRY_PAUSE_SECONDS = 5.0
+
+
+def _bot(settings: Settings) -> ZaloBotClient:
+    settings.require("ZALO_BOT_TOKEN")
+    return ZaloBotClient(settings.ZALO_BOT_TOKEN, settings.ZALO_BOT_API_BASE)
+
+
+def _echo(data: object) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False))
+
+
+@click.group()
+def zalo() -> None:
+    """Zalo Bot Platform: webhook registration and development polling."""
+
+
+@zalo.command("set-webhook")
+@click.argument("url")
+def set_webhook(url: str) -> None:
+    """Make Zalo post bot events to URL (e.g. https://host/webhooks/zalo/bot), signed with
+    ZALO_BOT_SECRET_TOKEN."""
+    settings = get_settings()
+    settings.require("ZALO_BOT_TOKEN", "ZALO_BOT_SECRET_TOKEN")
+
+    async def run() -> None:
+        async with _bot(settings) as bot:
+            info = await bot.set_webhook(url, settings.ZALO_BOT_SECRET_TOKEN)
+        _echo({"url": info.url or url, "updated_at": info.updated_at})
+
+    _run(run())
+
+
+@zalo.command("delete-webhook")
+def delete_webhook() -> None:
+    """Stop webhook delivery (needed before `sipas zalo poll`)."""
+    settings = get_settings()
+
+    async def run() -> None:
+        async with _bot(settings) as bot:
+            info = await bot.delete_webhook()
+        _echo({"url": info.url, "updated_at": info.updated_at})
+
+    _run(run())
+
+
+@zalo.command("webhook-info")
+def webhook_info() -> None:
+    """Print the URL Zalo currently posts bot events to ("" when none)."""
+    settings = get_settings()
+
+    async def run() -> None:
+        async with _bot(settings) as bot:
+            info = await bot.get_webhook_info()
+        _echo({"url": info.url, "updated_at": info.updated_at})
+
+    _run(run())
+
+
+@zalo.command("poll")
+@click.option("--timeout", type=click.IntRange(1, 60), default=30, show_default=True, help="Long-poll wait.")
+@click.option("--once", is_flag=True, help="One getUpdates call, then exit (scripts, tests).")
+def poll(timeout: int, once: bool) -> None:
+    """Development: long-poll getUpdates and store events like the webhook does."""
+    from storage.crypto import PhoneVault
+    from storage.db import session_factory
+    from storage.redis import redis_for
+    from workers.queues import RQDispatcher
+
+    settings = get_settings()
+    settings.require("SIPAS_SECRET_KEY", "ZALO_BOT_TOKEN")
+    configure_logging(settings.LOG_LEVEL)
+    sessions = session_factory(settings.DATABASE_URL)
+    vault = PhoneVault(settings.SIPAS_SECRET_KEY)
+    dispatcher = RQDispatcher(redis_for(settings.REDIS_URL))
+
+    async def run() -> None:
+        async with _bot(settings) as bot:
+            while True:
+                try:
+                    updates = await bot.get_raw_updates(timeout)
+                except (ZaloRateLimited, ZaloServerError) as exc:
+                    if once:
+                        raise
+                    pause = getattr(exc, "retry_after", None) or RETRY_PAUSE_SECONDS
+                    log.warning("zalo_poll_retry", error=str(exc), pause=pause)
+                    await asyncio.sleep(pause)
+                    continue
+                for update in updates:
+                    raw = json.dumps(update, ensure_ascii=False)
+                    try:
+                        record = describe_bot_event(update)
+                    except NotAnEventError as exc:
+                        log.warning("zalo_poll_not_an_event", error=str(exc))
+                        continue
+                    stored = await accept_event(sessions, vault, dispatcher, record, raw)
+                    _echo({"event_id": stored.event_id, "kind": record.kind, "duplicate": stored.duplicate})
+                if once:
+                    return
+
+    _run(run())
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a command's coroutine; a Zalo refusal becomes one clear line and exit status 1."""
+    try:
+        asyncio.run(coro)
+    except ZaloError as exc:
+        raise click.ClickException(f"Zalo refused: {exc}") from None
+    except KeyboardInterrupt:
+        pass
+
+
+COMMANDS = [zalo]
