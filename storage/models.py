@@ -323,3 +323,21 @@ class DailyCount(Base):
     n: Mapped[int] = mapped_column(Integer, default=0)
     k: Mapped[int] = mapped_column(Integer, default=0)
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ZaloOAToken(Base):
+    """The OA's current OAuth pair, one row per Zalo app, both tokens encrypted.
+
+    Zalo's refresh token is single-use: the row is replaced at every refresh, before the new access
+    token is used, under a Redis lock so only one process refreshes (bot.zalo.token_store).
+    """
+
+    __tablename__ = "zalo_oa_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(64), unique=True)
+    access_token_enc: Mapped[str] = mapped_column(Text)
+    refresh_token_enc: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime]
+    refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    generation: Mapped[int] = mapped_column(Integer, default=1)

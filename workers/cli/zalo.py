@@ -1,4 +1,4 @@
-"""`sipas zalo set-webhook URL | delete-webhook | webhook-info | poll`.
+"""`sipas zalo set-webhook URL | delete-webhook | webhook-info | poll | store-oa-token | oa-token-info`.
 
 `poll` is for development without a public URL: it long-polls getUpdates and stores each event
 exactly as the webhook does (bot.zalo.inbound), then hands it to the workers. Zalo delivers to
@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
+import httpx
 import structlog
 
 from bot.zalo.bot_api import ZaloBotClient
 from bot.zalo.exceptions import ZaloError, ZaloRateLimited, ZaloServerError
 from bot.zalo.inbound import NotAnEventError, accept_event, describe_bot_event
+from bot.zalo.token_store import DatabaseTokenStore
+from bot.zalo.tokens import OATokenManager, OATokens
 from config.logging import configure_logging
 from config.settings import Settings, get_settings
 
@@ -124,6 +128,63 @@ def poll(timeout: int, once: bool) -> None:
                     return
 
     _run(run())
+
+
+def _token_store(settings: Settings) -> DatabaseTokenStore:
+    from storage.crypto import PhoneVault
+    from storage.db import session_factory
+    from storage.redis import redis_for
+
+    settings.require("SIPAS_SECRET_KEY", "ZALO_OA_APP_ID")
+    return DatabaseTokenStore(
+        session_factory(settings.DATABASE_URL),
+        PhoneVault(settings.SIPAS_SECRET_KEY),
+        redis_for(settings.REDIS_URL),
+        settings.ZALO_OA_APP_ID,
+    )
+
+
+@zalo.command("store-oa-token")
+@click.option("--refresh-token", prompt=True, hide_input=True, help="From authorising the OA (OAuth v4).")
+@click.option("--access-token", default=None, help="Its access token, if you have it.")
+@click.option("--expires-in", type=int, default=0, show_default=True, help="Seconds the access token lives.")
+def store_oa_token(refresh_token: str, access_token: str | None, expires_in: int) -> None:
+    """Store the OA's token pair after authorising it. Without --access-token the refresh token is
+    exchanged at once, which also proves it works (it is single-use: use it nowhere else)."""
+    settings = get_settings()
+    settings.require("ZALO_APP_SECRET")
+    store = _token_store(settings)
+
+    async def run() -> None:
+        expires_at = datetime.now(UTC) + timedelta(seconds=expires_in if access_token else 0)
+        await store.save(OATokens(access_token or "", refresh_token, expires_at))
+        if not access_token:
+            async with httpx.AsyncClient(timeout=10) as http:
+                manager = OATokenManager(
+                    store,
+                    http=http,
+                    oauth_base=settings.ZALO_OAUTH_BASE,
+                    app_id=settings.ZALO_OA_APP_ID,
+                    app_secret=settings.ZALO_APP_SECRET,
+                )
+                await manager.refresh("")
+        await _print_token_info(store)
+
+    _run(run())
+
+
+@zalo.command("oa-token-info")
+def oa_token_info() -> None:
+    """When the stored OA access token expires (the tokens themselves are never printed)."""
+    store = _token_store(get_settings())
+    _run(_print_token_info(store))
+
+
+async def _print_token_info(store: DatabaseTokenStore) -> None:
+    tokens = await store.load()
+    if tokens is None:
+        raise click.ClickException("no OA token stored: run `sipas zalo store-oa-token`")
+    _echo({"expires_at": tokens.expires_at.isoformat(), "expired": tokens.expired()})
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
