@@ -1,0 +1,424 @@
+"""Surveys in the database: start, apply a reply, remind, expire, honour a refusal.
+
+Worker jobs call these inside their own transaction and, after committing, enqueue sending for
+the outbox ids returned. Nothing here sends anything or commits.
+
+Where the conversation position lives, and why it stays consistent:
+
+- `Survey.state` + `Survey.state_version` (the database) is the record. It changes in the same
+  transaction as the answers, comments and outbox rows of a step, so it can never disagree with
+  them.
+- Redis (storage.fsm) holds a live copy with the same version, plus the per-conversation lock.
+  It is written inside the step, before the caller commits, because we cannot know when the
+  caller commits. So Redis may be *ahead* of the database (the transaction later rolled back or
+  the worker died before committing) or *behind*/missing (flushed, evicted, expired).
+- Rule: the Redis copy is used only when its version equals `Survey.state_version`; otherwise
+  the database copy is used. A rolled-back step therefore leaves no trace: its retry reads the
+  database state, computes the same step and writes the same deterministic outbox keys.
+- The survey row is also locked (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite transactions
+  take the write lock at BEGIN), which holds until the caller commits, after the Redis lock is
+  released. Two replies of one citizen are thus never read against the same question.
+
+A job retried after its transaction *committed* (crash before acknowledging) is stopped first by
+the caller (the inbound event is marked processed in the same transaction) and second here: the
+ids of applied inbound events are kept in `Survey.state["events"]`, and a replay returns the
+messages already stored instead of applying the reply again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from flows.definition import Flow, FlowError, default_flow
+from flows.engine import Conversation, ConversationState, ConversationStatus, Step
+from flows.schedule import next_send_time
+from storage.fsm import BaseStateStorage, StorageKey
+from storage.models import (
+    Answer,
+    Channel,
+    Comment,
+    OptOut,
+    OutboundMessage,
+    OutboxStatus,
+    Survey,
+    SurveyStatus,
+    Timer,
+    TimerKind,
+)
+from storage.outbox import add_message
+
+__all__ = [
+    "conversation_for",
+    "expire_survey",
+    "find_active_survey",
+    "flow_for",
+    "handle_reply",
+    "record_opt_out",
+    "send_reminder",
+    "start_survey",
+]
+
+# How many applied inbound event ids a survey remembers (a survey has a handful of replies).
+_EVENTS_KEPT = 50
+_OPEN_STATUSES = (SurveyStatus.SCHEDULED, SurveyStatus.ACTIVE)
+
+
+def flow_for(survey: Survey) -> Flow:
+    """The flow and version the survey started with."""
+    flow = default_flow(survey.flow_name)
+    if flow.version != survey.flow_version:
+        raise FlowError(
+            f"survey {survey.id} uses {survey.flow_name} v{survey.flow_version}, "
+            f"but only v{flow.version} is available"
+        )
+    return flow
+
+
+def conversation_for(survey: Survey) -> Conversation:
+    case = survey.case
+    values = {"agency": case.agency.name, "case_id": case.case_id}
+    return Conversation(flow_for(survey), survey.language, values)
+
+
+def start_survey(
+    session: Session, state_storage: BaseStateStorage, settings: Settings, survey_id: int, now: datetime
+) -> list[int]:
+    """Send the opening notice and the first question (two SMS) of a scheduled survey.
+
+    Sets it active, stores its first state, and sets the REMINDER (first send + SIPAS_REMINDER_AFTER,
+    moved into the send window) and EXPIRE (first send + SIPAS_SURVEY_TTL) timers. Returns the
+    outbox ids to send. A survey that is no longer scheduled is left alone; if it is active its
+    still-queued opening messages are returned again (enqueueing twice is harmless, the outbox
+    claim is conditional), so a job retried after committing still gets them sent.
+    """
+    survey = _lock_survey(session, survey_id)
+    if survey is None:
+        return []
+    if survey.status is not SurveyStatus.SCHEDULED:
+        if survey.status is SurveyStatus.ACTIVE:
+            return _queued_ids(session, f"survey:{survey.id}:open:")
+        return []
+    case = survey.case
+    phone_hash = survey.phone_hash or case.phone_hash
+    if phone_hash is not None and session.get(OptOut, phone_hash) is not None:
+        _finish(session, survey, SurveyStatus.OPTED_OUT, ConversationStatus.OPTED_OUT, now)
+        return []
+    recipient = _recipient(survey)
+    if recipient is None:
+        survey.fallback_reason = f"no {survey.channel.value} contact on the case"
+        _finish(session, survey, SurveyStatus.FAILED, ConversationStatus.EXPIRED, now)
+        return []
+    step = conversation_for(survey).open()
+    send_at = next_send_time(now, settings.send_window, settings.tz)
+    ids = [
+        add_message(
+            session,
+            dedupe_key=f"survey:{survey.id}:open:{n}",
+            channel=survey.channel,
+            recipient_enc=recipient,
+            text=text,
+            survey_id=survey.id,
+            not_before=send_at,
+        ).id
+        for n, text in enumerate(step.messages)
+    ]
+    survey.status = SurveyStatus.ACTIVE
+    survey.started_at = now
+    survey.last_activity_at = now
+    first_state = replace(step.state, version=survey.state_version + 1)
+    _store_state(session, state_storage, settings, survey, first_state, events=[])
+    reminder_at = next_send_time(
+        send_at + timedelta(seconds=settings.SIPAS_REMINDER_AFTER), settings.send_window, settings.tz
+    )
+    _ensure_timer(session, survey.id, TimerKind.REMINDER, reminder_at)
+    _ensure_timer(
+        session, survey.id, TimerKind.EXPIRE, send_at + timedelta(seconds=settings.SIPAS_SURVEY_TTL)
+    )
+    _close_timers(session, survey.id, now, kinds=(TimerKind.FIRST_MESSAGE,))
+    session.flush()
+    return ids
+
+
+def handle_reply(
+    session: Session,
+    state_storage: BaseStateStorage,
+    settings: Settings,
+    survey: Survey,
+    text: str,
+    inbound_event_id: int | None,
+    now: datetime,
+) -> list[int]:
+    """Apply a citizen's reply to their active survey; returns the outbox ids to send.
+
+    Records the first understood answer per question (a later, different answer to the same
+    question, e.g. after a restart, is kept as a comment), comments, the refusal (OptOut, all the
+    number's open surveys ended, timers closed) and the completion. Outbox keys are
+    `survey:<id>:in:<inbound_event_id>:<n>` (or `survey:<id>:v<state_version>:<n>` without an
+    event), so a step recomputed after a rollback never adds twins. See the module docstring for
+    the Redis/database consistency rule.
+    """
+    key = StorageKey(survey.channel.value, survey.id)
+    with state_storage.lock(key):
+        locked = _lock_survey(session, survey.id)
+        if locked is None:
+            return []
+        survey = locked
+        events = _events(survey)
+        if inbound_event_id is not None and inbound_event_id in events:
+            return _queued_ids(session, f"survey:{survey.id}:in:{inbound_event_id}:")
+        state = _current_state(state_storage, key, survey)
+        if survey.status is not SurveyStatus.ACTIVE or state is None:
+            return []
+        step = conversation_for(survey).reply(state, text)
+        _record(session, survey, step, inbound_event_id, now)
+        prefix = (
+            f"survey:{survey.id}:in:{inbound_event_id}:"
+            if inbound_event_id is not None
+            else f"survey:{survey.id}:v{step.state.version}:"
+        )
+        ids = _queue_replies(session, survey, step.messages, prefix)
+        survey.last_activity_at = now
+        if step.state.status is ConversationStatus.DONE:
+            _finish_status(session, survey, SurveyStatus.COMPLETED, now)
+        elif step.state.status is ConversationStatus.OPTED_OUT:
+            _finish_status(session, survey, SurveyStatus.OPTED_OUT, now)
+            phone_hash = survey.phone_hash or survey.case.phone_hash
+            if phone_hash is not None:
+                record_opt_out(session, phone_hash, survey.channel.value, now)
+        if inbound_event_id is not None:
+            events = [*events, inbound_event_id][-_EVENTS_KEPT:]
+        _store_state(session, state_storage, settings, survey, step.state, events=events)
+        session.flush()
+        return ids
+
+
+def find_active_survey(session: Session, channel: Channel, sender_hash: str) -> Survey | None:
+    """The most recently started active survey of this number on this channel, if any."""
+    return session.scalars(
+        select(Survey)
+        .where(
+            Survey.phone_hash == sender_hash,
+            Survey.channel == channel,
+            Survey.status == SurveyStatus.ACTIVE,
+        )
+        .order_by(Survey.started_at.desc(), Survey.id.desc())
+        .limit(1)
+    ).first()
+
+
+def record_opt_out(session: Session, phone_hash: str, source: str, now: datetime | None = None) -> bool:
+    """Honour a refusal at once and keep it: store the OptOut (once) and end every scheduled or
+    active survey of that number. Returns whether the refusal is new."""
+    now = now or datetime.now(UTC)
+    new = session.get(OptOut, phone_hash) is None
+    if new:
+        try:
+            with session.begin_nested():
+                session.add(OptOut(phone_hash=phone_hash, source=source, created_at=now))
+        except IntegrityError:
+            new = False  # a concurrent transaction stored the same refusal first
+    open_surveys = session.scalars(
+        select(Survey).where(Survey.phone_hash == phone_hash, Survey.status.in_(_OPEN_STATUSES))
+    ).all()
+    for survey in open_surveys:
+        _finish(session, survey, SurveyStatus.OPTED_OUT, ConversationStatus.OPTED_OUT, now)
+    session.flush()
+    return new
+
+
+def send_reminder(session: Session, settings: Settings, survey_id: int, now: datetime) -> list[int]:
+    """The one reminder: only while the survey is active and its current question unanswered.
+
+    Reads the database state (always current: it is written with every step). Sent no earlier
+    than the next send-window opening. Returns the outbox ids to send.
+    """
+    survey = _lock_survey(session, survey_id)
+    if survey is None or survey.status is not SurveyStatus.ACTIVE:
+        return []
+    dedupe_key = f"survey:{survey.id}:reminder"
+    if session.scalar(select(OutboundMessage.id).where(OutboundMessage.dedupe_key == dedupe_key)):
+        return _queued_ids(session, dedupe_key)
+    state = ConversationState.from_dict(survey.state)
+    if state is None or state.status is not ConversationStatus.ASKING or state.question is None:
+        return []
+    answered = session.scalar(
+        select(Answer.id).where(Answer.survey_id == survey.id, Answer.question_key == state.question)
+    )
+    recipient = _recipient(survey)
+    text = conversation_for(survey).reminder(state)
+    if answered is not None or recipient is None or text is None:
+        return []
+    message = add_message(
+        session,
+        dedupe_key=dedupe_key,
+        channel=survey.channel,
+        recipient_enc=recipient,
+        text=text,
+        survey_id=survey.id,
+        not_before=next_send_time(now, settings.send_window, settings.tz),
+    )
+    _close_timers(session, survey.id, now, kinds=(TimerKind.REMINDER,))
+    session.flush()
+    return [message.id]
+
+
+def expire_survey(session: Session, survey_id: int, now: datetime) -> bool:
+    """End a scheduled or active survey that ran out of time; answers given so far are kept.
+    Returns whether it was expired now."""
+    survey = _lock_survey(session, survey_id)
+    if survey is None or survey.status not in _OPEN_STATUSES:
+        return False
+    _finish(session, survey, SurveyStatus.EXPIRED, ConversationStatus.EXPIRED, now)
+    session.flush()
+    return True
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _lock_survey(session: Session, survey_id: int) -> Survey | None:
+    return session.get(Survey, survey_id, with_for_update=True, populate_existing=True)
+
+
+def _recipient(survey: Survey) -> str | None:
+    case = survey.case
+    return case.phone_enc if survey.channel is Channel.SMS else case.zalo_user_id_enc
+
+
+def _events(survey: Survey) -> list[int]:
+    raw = (survey.state or {}).get("events", [])
+    return [int(e) for e in raw] if isinstance(raw, list) else []
+
+
+def _current_state(storage: BaseStateStorage, key: StorageKey, survey: Survey) -> ConversationState | None:
+    """The Redis copy when it has exactly the database's version, else the database copy."""
+    live = ConversationState.from_dict(storage.get_data(key))
+    if live is not None and live.version == survey.state_version:
+        return live
+    return ConversationState.from_dict(survey.state or {})
+
+
+def _store_state(
+    session: Session,
+    storage: BaseStateStorage,
+    settings: Settings,
+    survey: Survey,
+    state: ConversationState,
+    *,
+    events: list[int],
+) -> None:
+    data: dict[str, Any] = state.to_dict()
+    survey.state = {**data, "events": events}
+    survey.state_version = state.version
+    session.flush()
+    storage.set(StorageKey(survey.channel.value, survey.id), state.label, data)
+
+
+def _record(
+    session: Session, survey: Survey, step: Step, inbound_event_id: int | None, now: datetime
+) -> None:
+    flow = flow_for(survey)
+    for answer in step.answers:
+        existing = session.scalar(
+            select(Answer).where(Answer.survey_id == survey.id, Answer.question_key == answer.question_key)
+        )
+        if existing is None:
+            session.add(
+                Answer(
+                    survey_id=survey.id,
+                    flow_name=flow.id,
+                    flow_version=flow.version,
+                    question_key=answer.question_key,
+                    criterion_code=answer.criterion,
+                    value=answer.value,
+                    text_value=answer.text_value,
+                    raw_text=answer.raw_text,
+                    inbound_event_id=inbound_event_id,
+                    answered_at=now,
+                )
+            )
+        elif (existing.value, existing.text_value) != (answer.value, answer.text_value):
+            # The first understood answer counts; a changed mind is kept for staff to read.
+            session.add(_comment(survey, answer.question_key, answer.raw_text, inbound_event_id, now))
+    for comment in step.comments:
+        session.add(_comment(survey, comment.question_key, comment.text, inbound_event_id, now))
+
+
+def _comment(
+    survey: Survey, question_key: str | None, text: str, event_id: int | None, now: datetime
+) -> Comment:
+    return Comment(
+        survey_id=survey.id, question_key=question_key, text=text, inbound_event_id=event_id, created_at=now
+    )
+
+
+def _queue_replies(session: Session, survey: Survey, messages: Sequence[str], prefix: str) -> list[int]:
+    recipient = _recipient(survey)
+    if recipient is None:
+        return []
+    return [
+        add_message(
+            session,
+            dedupe_key=f"{prefix}{n}",
+            channel=survey.channel,
+            recipient_enc=recipient,
+            text=text,
+            survey_id=survey.id,
+        ).id
+        for n, text in enumerate(messages)
+    ]
+
+
+def _queued_ids(session: Session, dedupe_prefix: str) -> list[int]:
+    return list(
+        session.scalars(
+            select(OutboundMessage.id)
+            .where(
+                OutboundMessage.dedupe_key.startswith(dedupe_prefix, autoescape=True),
+                OutboundMessage.status == OutboxStatus.QUEUED,
+            )
+            .order_by(OutboundMessage.id)
+        ).all()
+    )
+
+
+def _finish_status(session: Session, survey: Survey, status: SurveyStatus, now: datetime) -> None:
+    survey.status = status
+    survey.finished_at = now
+    _close_timers(session, survey.id, now)
+
+
+def _finish(
+    session: Session, survey: Survey, status: SurveyStatus, conversation: ConversationStatus, now: datetime
+) -> None:
+    """End a survey outside a reply (refusal elsewhere, expiry, undeliverable): status, timers,
+    and a new state version, which also makes any Redis copy stale."""
+    _finish_status(session, survey, status, now)
+    state = dict(survey.state or {})
+    state.update(status=conversation.value, question=None, reprompts=0, version=survey.state_version + 1)
+    survey.state = state
+    survey.state_version += 1
+
+
+def _ensure_timer(session: Session, survey_id: int, kind: TimerKind, due_at: datetime) -> None:
+    exists = session.scalar(select(Timer.id).where(Timer.survey_id == survey_id, Timer.kind == kind))
+    if exists is None:
+        session.add(Timer(survey_id=survey_id, kind=kind, due_at=due_at))
+
+
+def _close_timers(
+    session: Session, survey_id: int, now: datetime, kinds: Sequence[TimerKind] | None = None
+) -> None:
+    """Mark pending timers done so the sweep never fires them (done_at is what it checks)."""
+    query = update(Timer).where(Timer.survey_id == survey_id, Timer.done_at.is_(None))
+    if kinds is not None:
+        query = query.where(Timer.kind.in_(kinds))
+    session.execute(query.values(done_at=now).execution_options(synchronize_session=False))
