@@ -127,7 +127,7 @@ class Agency(Base):
     level: Mapped[AgencyLevel] = mapped_column(_enum(AgencyLevel))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Chance that one of its closed cases is surveyed (0 < p <= 1); None means every case (1.0).
+    # Chance that one of its closed cases is surveyed (0 <= p <= 1; 0 pauses surveys); None = 1.0.
     sampling_probability: Mapped[float | None] = mapped_column(Float)
 
     parent: Mapped[Agency | None] = relationship(remote_side=[id])

@@ -1,0 +1,162 @@
+"""`POST /api/v1/cases/closed`: the one-stop system tells us a case closed.
+
+Only the one-stop system may start a survey (sipas-method.md, integrity of the data), so every
+request is authenticated before its body is even parsed: a timestamped HMAC-SHA256 signature
+over the raw bytes. The timestamp window (±300 s) bounds replay of a captured request; within
+it, a replay is harmless because the intake is idempotent on case_id (a resent case is a
+`duplicate` and never creates a second survey).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from bot.app import MAX_BODY_BYTES, dumps, error_response
+from bot.context import CONTEXT, AppContext
+from flows.intake import Outcome, count_outcomes, submit_cases
+
+__all__ = [
+    "MAX_BATCH",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "TIMESTAMP_TOLERANCE",
+    "routes",
+    "sign",
+]
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+
+TIMESTAMP_HEADER = "X-Sipas-Timestamp"
+SIGNATURE_HEADER = "X-Sipas-Signature"
+TIMESTAMP_TOLERANCE = 300  # seconds, either direction
+MAX_BATCH = 1000
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    """The `X-Sipas-Signature` value for `body` sent at `timestamp` (what the one-stop system computes)."""
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode("ascii") + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+class _RefusedError(Exception):
+    """A request answered with an error before any database work."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.response = error_response(status, error, message)
+
+
+def _timestamp(request: web.Request, now: float) -> str:
+    """The signed timestamp header, checked for form and freshness (before reading the body)."""
+    raw = request.headers.get(TIMESTAMP_HEADER)
+    if raw is None or request.headers.get(SIGNATURE_HEADER) is None:
+        raise _RefusedError(
+            401, "missing_signature", f"both {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers are required"
+        )
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        raise _RefusedError(
+            401, "invalid_timestamp", f"{TIMESTAMP_HEADER} must be Unix time in whole seconds"
+        )
+    if abs(int(text) - now) > TIMESTAMP_TOLERANCE:
+        raise _RefusedError(
+            401,
+            "stale_timestamp",
+            f"{TIMESTAMP_HEADER} is more than {TIMESTAMP_TOLERANCE} s away from our clock; "
+            "sign each request when you send it (and keep the clock synchronised)",
+        )
+    return text
+
+
+def _check_signature(secret: str, timestamp: str, header: str, body: bytes) -> None:
+    """Accept when any `v1=` value in the header matches: a sender rotating its secret may send two."""
+    expected = sign(secret, timestamp, body).encode("ascii")
+    candidates = [part.strip().lower() for part in header.split(",") if part.strip()]
+    matched = False
+    for candidate in candidates:
+        matched |= hmac.compare_digest(candidate.encode("ascii", "replace"), expected)
+    if not matched:
+        raise _RefusedError(
+            401,
+            "invalid_signature",
+            f'{SIGNATURE_HEADER} does not match: expected v1=hex(HMAC-SHA256(secret, "<timestamp>." + body))',
+        )
+
+
+def _cases(body: bytes) -> list[Any]:
+    """The list of case objects in a verified body: one object, or {"cases": [...]}."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _RefusedError(400, "invalid_encoding", "the body must be UTF-8 encoded JSON") from None
+    try:
+        document = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise _RefusedError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise _RefusedError(400, "invalid_body", 'expected one case object or {"cases": [...]}')
+    if "cases" not in document:
+        return [document]
+    cases = document["cases"]
+    if not isinstance(cases, list):
+        raise _RefusedError(400, "invalid_body", '"cases" must be a list of case objects')
+    if not cases:
+        raise _RefusedError(400, "empty_batch", '"cases" is empty: send 1 to 1000 cases')
+    if len(cases) > MAX_BATCH:
+        raise _RefusedError(
+            413, "batch_too_large", f"{len(cases)} cases in one request; send at most {MAX_BATCH} per request"
+        )
+    return cases
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _submit(ctx: AppContext, cases: list[Any]) -> list[Outcome]:
+    """All cases of the request in one transaction (each in its own savepoint, see flows.intake):
+    the response is sent only after the commit, so an acknowledged case is stored."""
+    now = datetime.now(UTC)
+    with ctx.sessions() as session, session.begin():
+        return submit_cases(session, ctx.vault, ctx.settings, cases, now)
+
+
+@routes.post("/api/v1/cases/closed")
+async def cases_closed(request: web.Request) -> web.Response:
+    """Accept one closed case or a batch; 202 with one result per case, in the order sent."""
+    ctx = request.app[CONTEXT]
+    secret = ctx.settings.ONESTOP_WEBHOOK_SECRET
+    if not secret:
+        # An empty key would let anyone compute a valid signature: refuse instead.
+        return error_response(503, "not_configured", "ONESTOP_WEBHOOK_SECRET is not set on this server")
+    try:
+        timestamp = _timestamp(request, time.time())
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise _RefusedError(
+                413,
+                "payload_too_large",
+                f"the body is larger than {MAX_BODY_BYTES} bytes; send at most {MAX_BATCH} cases per request",
+            ) from None
+        _check_signature(secret, timestamp, request.headers[SIGNATURE_HEADER], body)
+        cases = _cases(body)
+    except _RefusedError as refused:
+        log.info("intake_refused", error=refused.error, status=refused.response.status)
+        return refused.response
+    outcomes = await asyncio.to_thread(_submit, ctx, cases)
+    log.info("cases_received", total=len(outcomes), **count_outcomes(outcomes))
+    return web.json_response(
+        {"results": [outcome.as_json() for outcome in outcomes]}, status=202, dumps=dumps
+    )

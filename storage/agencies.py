@@ -1,0 +1,107 @@
+"""The agency registry and its staff numbers: look-ups by code and idempotent upserts.
+
+Imports (`sipas agencies import`, `sipas staff import`) run the same file again and again as the
+registry evolves, so every write here is an upsert keyed by the agency code (or agency + phone
+hash) and reports whether it created or changed something.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.models import Agency, AgencyLevel, StaffPhone
+
+__all__ = [
+    "UNCHANGED",
+    "AgencyRow",
+    "Unchanged",
+    "add_staff_phone",
+    "all_agencies",
+    "get_by_code",
+    "is_staff_phone",
+    "upsert_agency",
+]
+
+
+class Unchanged:
+    """Marker for "keep what is stored" (an import file without a sampling_probability column)."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = Unchanged()
+
+
+@dataclass(frozen=True)
+class AgencyRow:
+    """One agency as an import file describes it; the parent is named by its code."""
+
+    code: str
+    name: str
+    level: AgencyLevel
+    parent_code: str | None
+    sampling_probability: float | Unchanged | None = UNCHANGED
+
+
+def get_by_code(session: Session, code: str) -> Agency | None:
+    return session.scalar(select(Agency).where(Agency.code == code))
+
+
+def all_agencies(session: Session) -> Sequence[Agency]:
+    """Every agency, ordered by code (the CLI builds its tree view from this)."""
+    return session.scalars(select(Agency).order_by(Agency.code)).all()
+
+
+def upsert_agency(session: Session, row: AgencyRow, parent: Agency | None) -> tuple[Agency, str]:
+    """Create or update the agency `row.code`. Returns the row and "created", "updated" or
+    "unchanged". The caller resolves `parent` (it must already be flushed, i.e. have an id)."""
+    parent_id = parent.id if parent is not None else None
+    agency = get_by_code(session, row.code)
+    if agency is None:
+        probability = None if isinstance(row.sampling_probability, Unchanged) else row.sampling_probability
+        agency = Agency(
+            code=row.code,
+            name=row.name,
+            level=row.level,
+            parent_id=parent_id,
+            sampling_probability=probability,
+        )
+        session.add(agency)
+        session.flush()
+        return agency, "created"
+    wanted: dict[str, object] = {"name": row.name, "level": row.level, "parent_id": parent_id}
+    if not isinstance(row.sampling_probability, Unchanged):
+        wanted["sampling_probability"] = row.sampling_probability
+    changed = False
+    for attribute, value in wanted.items():
+        if getattr(agency, attribute) != value:
+            setattr(agency, attribute, value)
+            changed = True
+    if changed:
+        session.flush()
+    return agency, "updated" if changed else "unchanged"
+
+
+def is_staff_phone(session: Session, agency_id: int, phone_hash: str) -> bool:
+    query = select(StaffPhone.id).where(
+        StaffPhone.agency_id == agency_id, StaffPhone.phone_hash == phone_hash
+    )
+    return session.scalar(query) is not None
+
+
+def add_staff_phone(session: Session, agency_id: int, phone_hash: str) -> bool:
+    """Register a staff number of an agency; False when it was already registered."""
+    if is_staff_phone(session, agency_id, phone_hash):
+        return False
+    try:
+        with session.begin_nested():
+            session.add(StaffPhone(agency_id=agency_id, phone_hash=phone_hash))
+    except IntegrityError:
+        return False  # registered by a concurrent import in the meantime
+    return True
