@@ -178,3 +178,38 @@ def test_nothing_lost_when_worker_killed_and_redis_restarted(
     # interrupted after Kannel accepted it (the documented at-least-once window).
     extra = phone.pending_mt()
     assert len(extra) <= len(interrupted), [m.text for m in extra]
+
+
+def test_send_retried_after_gateway_outage(service: Service, sessions: sessionmaker[Session]) -> None:
+    phone = service.kannel.phone
+    service.kannel.stop()
+    assert (
+        service.post_cases(_case("TX-OUTAGE-1", "0987 654 321")).json()["results"][0]["outcome"]
+        == "scheduled"
+    )
+
+    def failed_once() -> bool:
+        with sessions() as session:
+            rows = session.scalars(select(OutboundMessage)).all()
+        return len(rows) == 2 and all(r.attempts >= 1 and r.status is OutboxStatus.QUEUED for r in rows)
+
+    wait_until(failed_once, timeout=60, what="both messages to fail against the stopped gateway")
+    with sessions() as session:
+        assert all(
+            "connect" in (r.last_error or "").lower() for r in session.scalars(select(OutboundMessage))
+        )
+    service.kannel.start()
+
+    first = phone.wait_for_mt(to="+84987654321", timeout=90)
+    second = phone.wait_for_mt(to="+84987654321", timeout=90)
+    assert {first.text[:7], second.text[:7]} >= {"Cau 1/3"}
+
+    def delivered() -> bool:
+        with sessions() as session:
+            rows = session.scalars(select(OutboundMessage)).all()
+        return all(r.status is OutboxStatus.DELIVERED for r in rows)
+
+    wait_until(delivered, timeout=60, what="delivery reports after the outage")
+    with sessions() as session:
+        assert sorted(r.attempts for r in session.scalars(select(OutboundMessage))) == [2, 2]
+    assert phone.pending_mt() == []  # each message arrived once
