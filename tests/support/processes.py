@@ -31,7 +31,11 @@ class ServiceProcess:
         log = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
-                [SIPAS, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [SIPAS, *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -75,7 +79,9 @@ def wait_ready(base_url: str, port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"web not ready after {timeout}s: {last}")
 
 
-def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> None:
+def wait_until(
+    predicate: object, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> None:
     """Poll `predicate()` until it is truthy; a timeout is a test failure naming `what`."""
     assert callable(predicate)
     deadline = time.monotonic() + timeout
