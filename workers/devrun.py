@@ -107,7 +107,9 @@ def main() -> None:
         flush=True,
     )
     try:
-        subprocess.run([str(bin_dir / "honcho"), "-f", str(procfile), "-d", str(PROJECT_ROOT), "start"], check=False)
+        subprocess.run(
+            [str(bin_dir / "honcho"), "-f", str(procfile), "-d", str(PROJECT_ROOT), "start"], check=False
+        )
     except KeyboardInterrupt:
         pass
     finally:

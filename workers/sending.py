@@ -43,7 +43,9 @@ def deliver(runtime: Runtime, message_id: int, gateway: SmsGateway, now: datetim
         message = outbox.claim(session, message_id, now)
         if message is None:
             return "skipped"
-        sms = OutgoingSms(to=runtime.vault.decrypt(message.recipient_enc), text=message.text, ref=str(message.id))
+        sms = OutgoingSms(
+            to=runtime.vault.decrypt(message.recipient_enc), text=message.text, ref=str(message.id)
+        )
     try:
         result = gateway.send(sms)
     except SmsSendError as exc:
@@ -74,6 +76,10 @@ def _settle_failure(runtime: Runtime, message_id: int, exc: SmsSendError) -> str
     if retry_at is None:
         log.warning("message failed", message_id=message_id, attempts=attempts, error=str(exc))
         return "failed"
-    queue(runtime.redis).enqueue_at(retry_at, send_message, message_id, job_id=f"send-{message_id}-{attempts}")
-    log.info("message will be retried", message_id=message_id, attempts=attempts, retry_at=retry_at.isoformat())
+    queue(runtime.redis).enqueue_at(
+        retry_at, send_message, message_id, job_id=f"send-{message_id}-{attempts}"
+    )
+    log.info(
+        "message will be retried", message_id=message_id, attempts=attempts, retry_at=retry_at.isoformat()
+    )
     return "retry"

@@ -74,7 +74,7 @@ def cron() -> None:
     time.tzset()
     scheduler = CronScheduler(connection=redis_for(settings.REDIS_URL), logging_level=settings.LOG_LEVEL)
     scheduler.load_config_from_file("workers.cron_config")
-    scheduler.start()
+    scheduler.start()  # type: ignore[no-untyped-call]  # rq leaves start() unannotated
 
 
 @click.command()
