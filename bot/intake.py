@@ -20,8 +20,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from bot.app import MAX_BODY_BYTES, dumps, error_response
 from bot.context import CONTEXT, AppContext
+from bot.errors import MAX_BODY_BYTES, dumps, error_response
 from flows.intake import Outcome, count_outcomes, submit_cases
 
 __all__ = [

@@ -26,10 +26,10 @@ import structlog
 from aiohttp import hdrs, web
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.app import error_response
 from bot.channels.kannel import KannelGateway, dlr_token
 from bot.channels.sms import DeliveryReport, InboundRequestError
 from bot.context import CONTEXT, AppContext
+from bot.errors import error_response
 from storage import inbound, outbox
 from storage.models import InboundEvent
 

@@ -18,8 +18,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from bot.app import error_response
 from bot.context import CONTEXT, AppContext
+from bot.errors import error_response
 from bot.zalo.inbound import (
     InboundRecord,
     NotAnEventError,
