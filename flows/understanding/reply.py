@@ -1,6 +1,6 @@
 """The parser's public types: what a question expects and what a reply was understood as.
 
-Kept apart from the parsing logic so the conversation engine can depend on these small,
+Kept apart from the parsing rules so the conversation engine can depend on these small,
 stable types while the understanding rules evolve.
 """
 
@@ -27,9 +27,28 @@ class Keyword(StrEnum):
     RESTART = "restart"
 
 
+class Reason(StrEnum):
+    """Why a reply was not understood; the engine re-asks in every case, the reason tunes the wording."""
+
+    EMPTY = "empty"
+    NO_ANSWER = "no_answer_found"
+    AMBIGUOUS = "ambiguous"
+    OUT_OF_RANGE = "out_of_range"
+    TOO_MANY = "too_many_answers"
+    OTHER_QUESTION = "other_question"
+    QUESTION_UNKNOWN = "question_unknown"
+    TOO_LONG = "too_long"
+
+
 @dataclass(frozen=True)
 class ParsedReply:
-    """One reply as understood; `understood=False` means the engine must re-ask, never guess."""
+    """One reply as understood.
+
+    `understood=False` means the engine must re-ask: the parser never guesses, because a wrong
+    recorded number is worse than a second question. A keyword reply is `understood=True` with
+    `keyword` set and no value. `comment` holds the whole reply (NFC) when an answer came with
+    extra words worth keeping as a comment, e.g. "5, can bo nhiet tinh".
+    """
 
     text: str
     understood: bool
@@ -38,3 +57,4 @@ class ParsedReply:
     keyword: Keyword | None
     reason: str | None
     text_value: str | None
+    comment: str | None = None
