@@ -69,3 +69,15 @@ def test_parse_rejects_an_unknown_kind() -> None:
     result = CliRunner().invoke(cli, ["flows", "parse", "stars"], input=b"5\n")
     assert result.exit_code == 2
     assert "stars" in result.output
+
+
+def test_parse_takes_the_wording_of_the_question() -> None:
+    names = ["--option", "Tiếp cận dịch vụ", "--option", "Thủ tục hành chính", "--option", "Công chức"]
+    code, lines = _run("choice5", *names, stdin=b"thu tuc\n")
+    assert (code, lines[0]["value"]) == (0, 2)
+    asked_money = ["--yes-digit", "2", "--yes-is-bad"]
+    code, lines = _run("yesno", *asked_money, stdin="2\nCó, họ đòi thêm tiền\n".encode())
+    assert code == 0
+    assert [line["value"] for line in lines] == [1, 1]
+    code, lines = _run("yesno", stdin="Có, họ đòi thêm tiền\n".encode())
+    assert lines[0]["understood"] is False

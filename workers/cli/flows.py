@@ -49,8 +49,34 @@ def _line_out(reply: ParsedReply, verbose: bool) -> dict[str, Any]:
     default=None,
     help="Number of the question asked, so 'cau 1: 4' can be checked.",
 )
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    help="Name of a choice, in order (repeat up to 5 times), so 'thu tuc' picks its number.",
+)
+@click.option(
+    "--yes-digit",
+    type=click.Choice(["1", "2"]),
+    default="1",
+    show_default=True,
+    help="The digit the prompt offers for 'yes' ('1 Khong, 2 Co' -> 2); yes is recorded as 1.",
+)
+@click.option(
+    "--yes-is-good/--yes-is-bad",
+    default=None,
+    help="Whether 'yes' is the good answer, so yes/no replies with a comment can be checked.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Also print values, reason and comment.")
-def parse(kind: str, max_answers: int, question_number: int | None, verbose: bool) -> None:
+def parse(
+    kind: str,
+    max_answers: int,
+    question_number: int | None,
+    options: tuple[str, ...],
+    yes_digit: str,
+    yes_is_good: bool | None,
+    verbose: bool,
+) -> None:
     """Read replies on stdin, one a line; print how each is understood, one JSON object a line.
 
     A line that is not valid UTF-8 gets {"error": "bad_encoding", ...} and the exit status is 1.
@@ -65,7 +91,15 @@ def parse(kind: str, max_answers: int, question_number: int | None, verbose: boo
             error = {"error": "bad_encoding", "message": f"line {number} is not valid UTF-8", "line": number}
             click.echo(json.dumps(error, ensure_ascii=False))
             continue
-        reply = parse_reply(text, reply_kind, max_answers=max_answers, question_number=question_number)
+        reply = parse_reply(
+            text,
+            reply_kind,
+            max_answers=max_answers,
+            question_number=question_number,
+            options=options,
+            yes_digit=int(yes_digit),
+            yes_is_good=yes_is_good,
+        )
         click.echo(json.dumps(_line_out(reply, verbose), ensure_ascii=False))
     if failed:
         raise SystemExit(1)
