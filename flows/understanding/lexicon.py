@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 
 from flows.understanding.normalize import Token, TokenType, tokenize
 from flows.understanding.reply import Keyword, ReplyKind
@@ -330,10 +331,23 @@ class _Phrase:
         return True
 
 
+@cache
+def _words(spelling: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Raw and plain forms of a phrase's words; cached, as the tables repeat words a lot."""
+    words = [_word(word) for word in spelling.split()]
+    return tuple(raw for raws, _ in words for raw in raws), tuple(p for _, plains in words for p in plains)
+
+
+@cache
+def _word(word: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    tokens = tokenize(word)
+    return tuple(t.raw for t in tokens), tuple(t.plain for t in tokens)
+
+
 def _phrase(spelling: str, meaning: Meaning) -> _Phrase:
     mode = {"~": _Mode.STRICT, "!": _Mode.EXACT}.get(spelling[:1], _Mode.LOOSE)
-    words = tokenize(spelling.lstrip("~!"))
-    return _Phrase(tuple(t.raw for t in words), tuple(t.plain for t in words), mode, meaning)
+    raws, plains = _words(spelling.lstrip("~!"))
+    return _Phrase(raws, plains, mode, meaning)
 
 
 class Lexicon:
