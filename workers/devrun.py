@@ -94,7 +94,9 @@ def main() -> None:
         subprocess.run([sipas, "agencies", "import", str(SAMPLE_AGENCIES)], check=True)
     procfile = VAR_DIR / "Procfile.dev"
     procfile.write_text(
-        f"web: {sipas} web\nworker: {sipas} worker\ncron: {sipas} cron\n"
+        # honcho gives each process its own PORT: name ours explicitly.
+        f"web: {sipas} web --host {settings.HOST} --port {settings.PORT}\n"
+        f"worker: {sipas} worker\ncron: {sipas} cron\n"
         f"phone: {sys.executable} -m tests.support.sms_sink --port {SINK_PORT} "
         f"--username {settings.KANNEL_USERNAME} --password {settings.KANNEL_PASSWORD}\n",
         encoding="utf-8",

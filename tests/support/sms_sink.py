@@ -13,10 +13,12 @@ import argparse
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 from aiohttp import web
 
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 USERNAME = web.AppKey("username", str)
 PASSWORD = web.AppKey("password", str)
 LOG = web.AppKey("log", Path)
@@ -30,7 +32,7 @@ async def sendsms(request: web.Request) -> web.Response:
     to, text = query.get("to", ""), query.get("text", "")
     if not to or not text:
         return web.Response(status=400, text="Missing receiver number or text")
-    stamp = datetime.now(UTC).astimezone().strftime("%H:%M:%S")
+    stamp = datetime.now(HCM).strftime("%d/%m %H:%M:%S")
     line = f"[{stamp}] SMS to {to} (coding {query.get('coding', '0')}):\n{text}\n"
     print(line, flush=True)
     with request.app[LOG].open("a", encoding="utf-8") as handle:

@@ -13,6 +13,12 @@ from config.settings import get_settings
 from workers.queues import ALL_QUEUES
 
 
+def _rq_log_level(level: str) -> str:
+    """RQ logs every job it runs at INFO (the sweep alone every few seconds): keep its routine
+    lines out of the service's logs unless we are debugging."""
+    return level if level.upper() == "DEBUG" else "WARNING"
+
+
 @click.command()
 @click.option("--host", default=None, help="Overrides HOST.")
 @click.option("--port", type=int, default=None, help="Overrides PORT.")
@@ -55,7 +61,7 @@ def worker(burst: bool) -> None:
     settings.require("SIPAS_SECRET_KEY")
     configure_logging(settings.LOG_LEVEL)
     Worker(list(ALL_QUEUES), connection=redis_for(settings.REDIS_URL)).work(
-        burst=burst, with_scheduler=True, logging_level=settings.LOG_LEVEL
+        burst=burst, with_scheduler=True, logging_level=_rq_log_level(settings.LOG_LEVEL)
     )
 
 
@@ -72,7 +78,9 @@ def cron() -> None:
     # rq cron reads cron strings in the process's local time zone: make that SIPAS_TIMEZONE.
     os.environ["TZ"] = settings.SIPAS_TIMEZONE
     time.tzset()
-    scheduler = CronScheduler(connection=redis_for(settings.REDIS_URL), logging_level=settings.LOG_LEVEL)
+    scheduler = CronScheduler(
+        connection=redis_for(settings.REDIS_URL), logging_level=_rq_log_level(settings.LOG_LEVEL)
+    )
     scheduler.load_config_from_file("workers.cron_config")
     scheduler.start()  # type: ignore[no-untyped-call]  # rq leaves start() unannotated
 
