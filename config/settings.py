@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     ZALO_OAUTH_BASE: str = "https://oauth.zaloapp.com"
     ZNS_API_BASE: str = "https://business.openapi.zalo.me"
     ZNS_RATING_TEMPLATE_ID: str = ""
+    # Per-agency channel rules (Zalo first or SMS, fallback, flows): docs/zalo.md, "Channel choice".
+    SIPAS_CHANNELS_FILE: Path = PROJECT_ROOT / "config" / "agencies" / "channels.yaml"
 
     SIPAS_TIMEZONE: str = "Asia/Ho_Chi_Minh"
     SIPAS_SEND_WINDOW: str = "07:30-21:00"

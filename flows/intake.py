@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
+from flows.channel_policy import choose_start, load_rules, policy_for
 from flows.phones import InvalidPhoneError, normalize_phone
 from flows.schedule import next_send_time
 from storage.agencies import get_by_code, is_staff_phone
@@ -56,6 +57,7 @@ from storage.models import (
     Channel,
     OnTime,
     OptOut,
+    Route,
     Survey,
     SurveyStatus,
     Timer,
@@ -63,7 +65,6 @@ from storage.models import (
 )
 
 __all__ = [
-    "FLOW_BY_CHANNEL",
     "MAX_CASE_AGE",
     "CaseIn",
     "CaseValidationError",
@@ -85,7 +86,6 @@ __all__ = [
 MAX_CASE_AGE = timedelta(hours=72)
 # Clocks of the one-stop system and ours differ a little; a case "closed" further ahead is an error.
 CLOCK_SKEW = timedelta(minutes=10)
-FLOW_BY_CHANNEL: Mapping[Channel, str] = {Channel.SMS: "sipas-sms", Channel.ZALO: "sipas-zalo"}
 FLOW_VERSION = 1
 _EXAMPLE_TIME = "2026-11-20T16:30:00+07:00"
 
@@ -352,12 +352,19 @@ def _duplicate(session: Session, original: Case) -> Outcome:
     return Outcome(original.case_id, OutcomeKind.DUPLICATE, survey_id=survey_id)
 
 
-def _channel(data: CaseIn) -> Channel:
-    """Zalo only when we can reach the citizen there: they asked for it (or gave no phone) and the
-    case carries their OA user id. Everyone else is asked by SMS."""
-    if data.zalo_user_id is not None and (data.channel == "zalo" or data.phone is None):
-        return Channel.ZALO
-    return Channel.SMS
+def _channel(batch: _Batch, agency: Agency, case: ValidCase) -> tuple[Channel, Route | None, str]:
+    """(channel, Zalo route, flow name) by the agency's channel rule (flows.channel_policy): Zalo
+    only where we can reach the citizen there (their OA user id, or a ZNS template by phone for
+    `zalo_first` agencies); everyone else is asked by SMS."""
+    policy = policy_for(load_rules(batch.settings.SIPAS_CHANNELS_FILE), agency)
+    channel, route = choose_start(
+        policy,
+        has_phone=case.phone is not None,
+        has_oa_user=case.data.zalo_user_id is not None,
+        preference=Channel(case.data.channel) if case.data.channel is not None else None,
+        zns_ready=bool(batch.settings.ZNS_RATING_TEMPLATE_ID),
+    )
+    return channel, route, policy.flow_for(channel)
 
 
 def _decide(
@@ -433,13 +440,14 @@ def _store(batch: _Batch, case: ValidCase, agency: Agency) -> Outcome:
     batch.session.flush()
     if outcome is not OutcomeKind.SCHEDULED:
         return Outcome(data.case_id, outcome, reason=reason)
-    channel = _channel(data)
+    channel, route, flow_name = _channel(batch, agency, case)
     survey = Survey(
         case_pk=record.id,
         agency_id=agency.id,
-        flow_name=FLOW_BY_CHANNEL[channel],
+        flow_name=flow_name,
         flow_version=FLOW_VERSION,
         channel=channel,
+        zalo_route=route,
         language=data.language,
         status=SurveyStatus.SCHEDULED,
         inclusion_probability=probability,

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from flows.definition import Flow, FlowError, default_flow
 from flows.engine import Conversation, ConversationState, ConversationStatus, Step
+from flows.routes import conversation_recipient, first_contact, rating_request
 from flows.schedule import next_send_time
 from storage.fsm import BaseStateStorage, StorageKey
 from storage.models import (
@@ -48,6 +49,7 @@ from storage.models import (
     OptOut,
     OutboundMessage,
     OutboxStatus,
+    Route,
     Survey,
     SurveyStatus,
     Timer,
@@ -111,25 +113,31 @@ def start_survey(
     if phone_hash is not None and session.get(OptOut, phone_hash) is not None:
         _finish(session, survey, SurveyStatus.OPTED_OUT, ConversationStatus.OPTED_OUT, now)
         return []
-    recipient = _recipient(survey)
+    recipient, route = first_contact(survey)
     if recipient is None:
         survey.fallback_reason = f"no {survey.channel.value} contact on the case"
         _finish(session, survey, SurveyStatus.FAILED, ConversationStatus.EXPIRED, now)
         return []
     step = conversation_for(survey).open()
     send_at = next_send_time(now, settings.send_window, settings.tz)
-    ids = [
-        add_message(
-            session,
-            dedupe_key=f"survey:{survey.id}:open:{n}",
-            channel=survey.channel,
-            recipient_enc=recipient,
-            text=text,
-            survey_id=survey.id,
-            not_before=send_at,
-        ).id
-        for n, text in enumerate(step.messages)
-    ]
+    if route is Route.ZNS:
+        # First contact by phone on Zalo: the rating template stands for the opening and the
+        # first question (the rating answers it); see flows.routes.
+        ids = [rating_request(session, settings, survey, recipient, send_at).id]
+    else:
+        ids = [
+            add_message(
+                session,
+                dedupe_key=f"survey:{survey.id}:open:{n}",
+                channel=survey.channel,
+                route=route,
+                recipient_enc=recipient,
+                text=text,
+                survey_id=survey.id,
+                not_before=send_at,
+            ).id
+            for n, text in enumerate(step.messages)
+        ]
     survey.status = SurveyStatus.ACTIVE
     survey.started_at = now
     survey.last_activity_at = now
@@ -252,7 +260,7 @@ def send_reminder(session: Session, settings: Settings, survey_id: int, now: dat
     answered = session.scalar(
         select(Answer.id).where(Answer.survey_id == survey.id, Answer.question_key == state.question)
     )
-    recipient = _recipient(survey)
+    recipient, route = conversation_recipient(survey)
     text = conversation_for(survey).reminder(state)
     if answered is not None or recipient is None or text is None:
         return []
@@ -260,6 +268,7 @@ def send_reminder(session: Session, settings: Settings, survey_id: int, now: dat
         session,
         dedupe_key=dedupe_key,
         channel=survey.channel,
+        route=route,
         recipient_enc=recipient,
         text=text,
         survey_id=survey.id,
@@ -286,11 +295,6 @@ def expire_survey(session: Session, survey_id: int, now: datetime) -> bool:
 
 def _lock_survey(session: Session, survey_id: int) -> Survey | None:
     return session.get(Survey, survey_id, with_for_update=True, populate_existing=True)
-
-
-def _recipient(survey: Survey) -> str | None:
-    case = survey.case
-    return case.phone_enc if survey.channel is Channel.SMS else case.zalo_user_id_enc
 
 
 def _events(survey: Survey) -> list[int]:
@@ -361,7 +365,7 @@ def _comment(
 
 
 def _queue_replies(session: Session, survey: Survey, messages: Sequence[str], prefix: str) -> list[int]:
-    recipient = _recipient(survey)
+    recipient, route = conversation_recipient(survey)
     if recipient is None:
         return []
     return [
@@ -369,6 +373,7 @@ def _queue_replies(session: Session, survey: Survey, messages: Sequence[str], pr
             session,
             dedupe_key=f"{prefix}{n}",
             channel=survey.channel,
+            route=route,
             recipient_enc=recipient,
             text=text,
             survey_id=survey.id,

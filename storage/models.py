@@ -95,6 +95,15 @@ class Channel(enum.StrEnum):
     ZALO = "zalo"
 
 
+class Route(enum.StrEnum):
+    """Which API carries a message (Channel says which family it belongs to, for scores)."""
+
+    SMS = "sms"  # the SMS gateway (Kannel), to the case's phone
+    ZALO_OA = "zalo_oa"  # Official Account customer-service message, to the OA user id
+    ZALO_BOT = "zalo_bot"  # Zalo Bot Platform sendMessage, to the chat that wrote to the bot
+    ZNS = "zns"  # ZNS template by phone: first contact only, it cannot carry a conversation
+
+
 class SurveyStatus(enum.StrEnum):
     SCHEDULED = "scheduled"  # waiting for its first message time
     ACTIVE = "active"  # opening sent, waiting for answers
@@ -201,6 +210,12 @@ class Survey(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state_version: Mapped[int] = mapped_column(Integer, default=0)
     fallback_reason: Mapped[str | None] = mapped_column(String(255))
+    # Zalo surveys: the API the conversation uses (None on SMS), the bot/OA chat linked by a
+    # start code (encrypted, plus its look-up hash) and that code (flows.routes, docs/zalo.md).
+    zalo_route: Mapped[Route | None] = mapped_column(_enum(Route))
+    zalo_chat_enc: Mapped[str | None] = mapped_column(Text)
+    zalo_chat_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    start_code: Mapped[str | None] = mapped_column(String(16), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     last_activity_at: Mapped[datetime | None]
@@ -220,8 +235,12 @@ class OutboundMessage(Base):
     dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
     survey_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id"), index=True)
     channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    # The API that sends it; None means the channel's usual one (SMS: Kannel, Zalo: the OA).
+    route: Mapped[Route | None] = mapped_column(_enum(Route))
     recipient_enc: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
+    # Structured content the route needs besides the text (ZNS: the template data).
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     provider_id: Mapped[str | None] = mapped_column(String(128), index=True)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.models import Channel, OutboundMessage, OutboxStatus
+from storage.models import Channel, OutboundMessage, OutboxStatus, Route
 
 MAX_ATTEMPTS = 3
 # Kannel delivery-report codes (%d) and what they mean for the row.
@@ -30,6 +31,8 @@ def add_message(
     text: str,
     survey_id: int | None = None,
     not_before: datetime | None = None,
+    route: Route | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> OutboundMessage:
     """Store a message once per `dedupe_key`; a second call returns the row already stored."""
     existing = session.scalar(select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key))
@@ -42,6 +45,8 @@ def add_message(
         text=text,
         survey_id=survey_id,
         status=OutboxStatus.QUEUED,
+        route=route,
+        payload=payload,
     )
     if not_before is not None:
         message.next_attempt_at = not_before
