@@ -6,26 +6,33 @@ flows simulate` prints it. Rules (docs/flows.md tells citizens' side of them):
 - A reply is understood by flows.understanding.parse_reply for the current question's kind.
 - Opt-out (TC, STOP, ...) works at any point: confirmation, state `opted_out`.
 - Help (HD, ?): the help text; the question stays the same and the re-ask count is untouched.
-- Restart (LAI, ...): back to the first question, re-ask count reset, no opening repeated.
-  Answers already recorded stand (the first understood answer per question is the valid one,
-  sipas-method.md); a different later answer is kept by flows.survey as a comment.
-- An understood answer is recorded and the next question asked, or thanks after the last.
+- Restart (LAI, ...): back to the first question, re-ask count and branching answers reset, no
+  opening repeated. Answers already recorded stand (the first understood answer per question is
+  the valid one, sipas-method.md); a different later answer is kept by flows.survey as a comment.
+- An understood answer is recorded and the next question asked: the first `next` rule of the
+  question that applies, else the next question in the list whose `when` holds; thanks at the end.
+  Branching reads the answers of this conversation (after a restart, the new ones).
+- Where the question allows it (`max_answers`), one reply answers several questions in order
+  ("5 4 5"), as long as they are of the same kind; more answers than that is not understood.
+- An optional text question is skipped with a "no" ("khong", "ko", "no") or "0".
 - Anything else is kept as a comment and the question re-asked, up to the question's
   `max_reprompts` (1 by default); after that the survey moves on without an answer, so a
-  citizen is never stuck and no number is ever guessed.
+  citizen is never stuck and no number is ever guessed. A reply understood together with extra
+  words ("5, can bo nhiet tinh") records the number and keeps the whole reply as a comment.
 - After the survey ended (done, opted out, expired) only opt-out gets a reply; other text is
   kept as a comment without answering, so a chatty citizen does not cost SMS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from flows.definition import Flow, Question
-from flows.understanding import Keyword, ParsedReply, ReplyKind, parse_reply
+from flows.definition import MAX_VISITS, Flow, FlowError, Question, QuestionKind, Text
+from flows.understanding import Keyword, ParsedReply, Reason, ReplyKind, parse_reply
+from storage.models import Channel
 
 __all__ = [
     "Conversation",
@@ -35,6 +42,9 @@ __all__ = [
     "RecordedComment",
     "Step",
 ]
+
+# Replies that skip an optional free-text question besides a plain "no".
+_SKIP_WORDS = frozenset({"0", "-", "."})
 
 
 class ConversationStatus(StrEnum):
@@ -46,12 +56,16 @@ class ConversationStatus(StrEnum):
 
 @dataclass(frozen=True)
 class ConversationState:
-    """Where a conversation is. `version` counts applied steps (the DB copy's state_version)."""
+    """Where a conversation is. `version` counts applied steps (the DB copy's state_version);
+    `answers` are this conversation's values that branching reads, `path` the questions asked so
+    far in order (its length is the number the citizen sees: "Cau 2/3")."""
 
     status: ConversationStatus
     question: str | None = None
     reprompts: int = 0
     version: int = 0
+    answers: Mapping[str, int | str] = field(default_factory=dict)
+    path: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -66,11 +80,14 @@ class ConversationState:
             "question": self.question,
             "reprompts": self.reprompts,
             "version": self.version,
+            "answers": dict(self.answers),
+            "path": list(self.path),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConversationState | None:
-        """The state stored in `data`, or None when it is missing or unreadable."""
+        """The state stored in `data`, or None when it is missing or unreadable. States stored
+        before branching existed (no answers, no path) read as "at `question`, nothing known"."""
         try:
             status = ConversationStatus(data["status"])
             question = data.get("question")
@@ -79,7 +96,19 @@ class ConversationState:
             return None
         if status is ConversationStatus.ASKING and not isinstance(question, str):
             return None
-        return cls(status, question if isinstance(question, str) else None, reprompts, version)
+        answers = data.get("answers", {})
+        path = data.get("path")
+        if not isinstance(answers, dict) or not all(
+            isinstance(k, str) and isinstance(v, int | str) for k, v in answers.items()
+        ):
+            return None
+        if path is None:
+            path = [question] if isinstance(question, str) else []
+        if not isinstance(path, list) or not all(isinstance(k, str) for k in path):
+            return None
+        return cls(
+            status, question if isinstance(question, str) else None, reprompts, version, answers, tuple(path)
+        )
 
 
 @dataclass(frozen=True)
@@ -108,49 +137,70 @@ class Step:
     comments: tuple[RecordedComment, ...]
     messages: tuple[str, ...]
     state: ConversationState
+    skipped: bool = False  # an optional question the citizen chose to skip
 
     @property
     def keyword(self) -> Keyword | None:
         return self.parsed.keyword if self.parsed is not None else None
 
     def to_json(self) -> dict[str, Any]:
-        """The line `sipas flows simulate` prints for this reply (contract.md)."""
+        """The line `sipas flows simulate` prints for this reply (contract.md), plus `reason`
+        (why it was not understood, or `skipped`) and, when one reply answered several
+        questions, `answers` (question key -> value)."""
         value: int | str | None = None
         if self.answers:
-            answer = self.answers[0]
-            value = answer.value if answer.value is not None else answer.text_value
-        return {
+            first = self.answers[0]
+            value = first.value if first.value is not None else first.text_value
+        understood = bool(self.parsed and self.parsed.understood)
+        reason = "skipped" if self.skipped else (self.parsed.reason if self.parsed is not None else None)
+        line: dict[str, Any] = {
             "reply": self.reply,
-            "understood": bool(self.parsed and self.parsed.understood),
+            "understood": understood,
             "question": self.question,
             "value": value,
             "keyword": self.keyword.value if self.keyword is not None else None,
-            "reason": self.parsed.reason if self.parsed is not None else None,
+            "reason": None if understood and not self.skipped else (str(reason) if reason else None),
             "messages": list(self.messages),
             "state": self.state.label,
         }
+        if len(self.answers) > 1:
+            line["answers"] = {
+                a.question_key: a.value if a.value is not None else a.text_value for a in self.answers
+            }
+        return line
+
+    def opening_json(self) -> dict[str, Any]:
+        """The first line of `sipas flows simulate`: the opening messages and the first state."""
+        return {"messages": list(self.messages), "state": self.state.label}
 
 
 class Conversation:
-    """One survey's conversation: a flow, the language, and the values its texts need."""
+    """One survey's conversation: a flow on a channel, the language, the values its texts need."""
 
-    def __init__(self, flow: Flow, language: str | None, values: Mapping[str, str]) -> None:
+    def __init__(
+        self, flow: Flow, language: str | None, values: Mapping[str, str], channel: Channel | None = None
+    ) -> None:
         self.flow = flow
+        self.channel = channel or flow.channel
+        if self.channel not in flow.runs_on:
+            raise FlowError(f"flow {flow.id} has no texts for {self.channel.value}")
         self.language = flow.language_for(language)
         self.values = dict(values)
 
     def open(self) -> Step:
         """The first messages (opening notice, then the first question) and the first state."""
-        first = self.flow.first
-        messages = (self._say(self.flow.messages.opening, first), self._say(first.text, first))
-        state = ConversationState(ConversationStatus.ASKING, first.key, 0, 1)
+        first = self.flow.start()
+        if first is None:  # a checked flow always asks something; be safe anyway
+            return Step(None, None, None, (), (), (), ConversationState(ConversationStatus.DONE, version=1))
+        state = ConversationState(ConversationStatus.ASKING, first.key, 0, 1, {}, (first.key,))
+        messages = (self._say(self.flow.messages.opening, first, state), self._say(first.text, first, state))
         return Step(None, None, None, (), (), messages, state)
 
     def reminder(self, state: ConversationState) -> str | None:
         """The reminder for the question the citizen has not answered, or None if not asking."""
         if state.status is not ConversationStatus.ASKING or state.question is None:
             return None
-        return self._say(self.flow.messages.reminder, self.flow.question(state.question))
+        return self._say(self.flow.messages.reminder, self.flow.question(state.question), state)
 
     def reply(self, state: ConversationState, text: str) -> Step:
         """Apply one reply to `state`."""
@@ -158,45 +208,109 @@ class Conversation:
             return self._after_end(state, text)
         question = self.flow.question(state.question)
         parsed = parse_reply(
-            text, question.kind, max_answers=1, question_number=self.flow.number(question.key)
+            text,
+            question.kind.reply_kind,
+            max_answers=question.max_answers,
+            question_number=_number(state),
+            options=self.flow.option_labels(question, self.channel, self.language),
+            yes_digit=question.yes_digit or 1,
+            yes_is_good=question.yes_is_good,
         )
         version = state.version + 1
         keyword = parsed.keyword
         if keyword is Keyword.OPT_OUT:
-            opted_out = ConversationState(ConversationStatus.OPTED_OUT, None, 0, version)
-            return self._step(text, question, parsed, (), (), (self._opt_out(question),), opted_out)
+            opted_out = ConversationState(
+                ConversationStatus.OPTED_OUT, None, 0, version, state.answers, state.path
+            )
+            return self._step(text, question, parsed, (), (), (self._opt_out(question, state),), opted_out)
         if keyword is Keyword.HELP:
             same = replace(state, version=version)
-            return self._step(
-                text, question, parsed, (), (), (self._say(self.flow.messages.help, question),), same
-            )
+            message = self._say(self.flow.messages.help, question, state)
+            return self._step(text, question, parsed, (), (), (message,), same)
         if keyword is Keyword.RESTART:
-            first = self.flow.first
-            again = ConversationState(ConversationStatus.ASKING, first.key, 0, version)
-            return self._step(text, question, parsed, (), (), (self._say(first.text, first),), again)
-        if _answered(parsed, question):
-            answer = RecordedAnswer(
-                question.key, question.criterion, parsed.value, parsed.text_value, parsed.text
-            )
-            messages, next_state = self._advance(question, version)
-            return self._step(text, question, parsed, (answer,), (), messages, next_state)
-        comments = (RecordedComment(question.key, parsed.text),) if parsed.text else ()
+            return self._restart(text, question, parsed, version)
+        if question.optional and _is_skip(parsed):
+            messages, next_state = self._advance(question, state, (), state.answers, version)
+            return replace(self._step(text, question, parsed, (), (), messages, next_state), skipped=True)
+        if parsed.understood:
+            assigned = self._assign(question, parsed, state.answers)
+            if isinstance(assigned, Reason):
+                parsed = replace(parsed, understood=False, value=None, values=(), reason=assigned.value)
+            else:
+                answers, recorded = assigned
+                comments = (RecordedComment(question.key, parsed.comment),) if parsed.comment else ()
+                last = self.flow.question(recorded[-1].question_key)
+                also = tuple(a.question_key for a in recorded[1:])
+                messages, next_state = self._advance(last, state, also, answers, version)
+                return self._step(text, question, parsed, recorded, comments, messages, next_state)
+        comments = (RecordedComment(question.key, parsed.text),) if parsed.text.strip() else ()
         if state.reprompts < self.flow.reprompts_allowed(question):
             reprompt = question.reprompt or self.flow.messages.reprompt
             again = replace(state, reprompts=state.reprompts + 1, version=version)
-            return self._step(text, question, parsed, (), comments, (self._say(reprompt, question),), again)
-        messages, next_state = self._advance(question, version)
+            return self._step(
+                text, question, parsed, (), comments, (self._say(reprompt, question, state),), again
+            )
+        messages, next_state = self._advance(question, state, (), state.answers, version)
         return self._step(text, question, parsed, (), comments, messages, next_state)
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _advance(self, question: Question, version: int) -> tuple[tuple[str, ...], ConversationState]:
-        following = self.flow.after(question.key)
+    def _assign(
+        self, question: Question, parsed: ParsedReply, known: Mapping[str, int | str]
+    ) -> tuple[dict[str, int | str], tuple[RecordedAnswer, ...]] | Reason:
+        """The values of `parsed` given to `question` and, for several values, to the questions
+        that follow it in order; a reason when they do not fit (too many, out of range)."""
+        answers = dict(known)
+        if question.kind is QuestionKind.TEXT:
+            if parsed.text_value is None:
+                return Reason.NO_ANSWER
+            # Free text is recorded (flows.survey) but not kept in the state: branching reads
+            # numbers only, and the state also lives in Redis.
+            return answers, (RecordedAnswer(question.key, None, None, parsed.text_value, parsed.text),)
+        values = parsed.values or ((parsed.value,) if parsed.value is not None else ())
+        if not values:
+            return Reason.NO_ANSWER
+        recorded: list[RecordedAnswer] = []
+        current: Question | None = question
+        for n, value in enumerate(values):
+            if current is None or current.kind is not question.kind:
+                return Reason.TOO_MANY
+            if value > len(current.options or ()) and current.kind is QuestionKind.CHOICE:
+                return Reason.OUT_OF_RANGE
+            answers[current.key] = value
+            recorded.append(RecordedAnswer(current.key, current.criterion, value, None, parsed.text))
+            if n < len(values) - 1:
+                current = self.flow.following(current, answers)
+        return answers, tuple(recorded)
+
+    def _advance(
+        self,
+        question: Question,
+        state: ConversationState,
+        also_answered: tuple[str, ...],
+        answers: Mapping[str, int | str],
+        version: int,
+    ) -> tuple[tuple[str, ...], ConversationState]:
+        """Leave `question` (answered or given up): the next question, or thanks at the end."""
+        following = self.flow.following(question, answers)
+        path = state.path + also_answered
+        if following is not None and path.count(following.key) >= MAX_VISITS:
+            following = None  # a loop the citizen keeps taking: end rather than ask forever
         if following is None:
+            done = ConversationState(ConversationStatus.DONE, None, 0, version, answers, path)
+            return (self._say(self.flow.messages.thanks, question, done),), done
+        asking = ConversationState(
+            ConversationStatus.ASKING, following.key, 0, version, answers, (*path, following.key)
+        )
+        return (self._say(following.text, following, asking),), asking
+
+    def _restart(self, text: str, question: Question, parsed: ParsedReply, version: int) -> Step:
+        first = self.flow.start()
+        if first is None:
             done = ConversationState(ConversationStatus.DONE, None, 0, version)
-            return (self._say(self.flow.messages.thanks, question),), done
-        asking = ConversationState(ConversationStatus.ASKING, following.key, 0, version)
-        return (self._say(following.text, following),), asking
+            return self._step(text, question, parsed, (), (), (), done)
+        again = ConversationState(ConversationStatus.ASKING, first.key, 0, version, {}, (first.key,))
+        return self._step(text, question, parsed, (), (), (self._say(first.text, first, again),), again)
 
     def _after_end(self, state: ConversationState, text: str) -> Step:
         parsed = parse_reply(text, ReplyKind.TEXT)
@@ -204,34 +318,58 @@ class Conversation:
         if parsed.keyword is Keyword.OPT_OUT:
             if state.status is ConversationStatus.OPTED_OUT:
                 return self._step(text, None, parsed, (), (), (), replace(state, version=version))
-            opted_out = ConversationState(ConversationStatus.OPTED_OUT, None, 0, version)
-            return self._step(text, None, parsed, (), (), (self._opt_out(self.flow.first),), opted_out)
+            opted_out = ConversationState(
+                ConversationStatus.OPTED_OUT, None, 0, version, state.answers, state.path
+            )
+            message = self._opt_out(self.flow.first, state)
+            return self._step(text, None, parsed, (), (), (message,), opted_out)
         comments = (RecordedComment(None, parsed.text),) if parsed.keyword is None and parsed.text else ()
         return self._step(text, None, parsed, (), comments, (), replace(state, version=version))
 
-    def _opt_out(self, question: Question) -> str:
-        return self._say(self.flow.messages.opt_out, question)
+    def _opt_out(self, question: Question, state: ConversationState) -> str:
+        return self._say(self.flow.messages.opt_out, question, state)
 
-    def _say(self, text: dict[str, str], question: Question) -> str:
-        return self.flow.render(text, self.language, self.values, question)
+    def _say(self, text: Text, question: Question, state: ConversationState) -> str:
+        """`text` rendered at `question`: its number on the path so far, and the total the
+        answers so far lead to (a branch that opens adds to it)."""
+        number = _number(state)
+        total = number + len(self.flow.ahead(question, state.answers))
+        if state.status is not ConversationStatus.ASKING:
+            total = number = max(len(state.path), 1)
+        return self.flow.render(
+            text,
+            channel=self.channel,
+            language=self.language,
+            values=self.values,
+            question=question,
+            number=number,
+            total=total,
+        )
 
     @staticmethod
     def _step(
         reply: str,
         question: Question | None,
         parsed: ParsedReply,
-        answers: tuple[RecordedAnswer, ...],
+        answers: Sequence[RecordedAnswer],
         comments: tuple[RecordedComment, ...],
         messages: tuple[str, ...],
         state: ConversationState,
     ) -> Step:
         key = question.key if question is not None else None
-        return Step(reply, key, parsed, answers, comments, messages, state)
+        return Step(reply, key, parsed, tuple(answers), comments, messages, state)
 
 
-def _answered(parsed: ParsedReply, question: Question) -> bool:
-    if not parsed.understood or parsed.keyword is not None:
+def _number(state: ConversationState) -> int:
+    return max(len(state.path), 1)
+
+
+def _is_skip(parsed: ParsedReply) -> bool:
+    """ "khong", "ko", "no", "0": the citizen has nothing to add."""
+    if parsed.keyword is not None:
         return False
-    if question.kind is ReplyKind.TEXT:
-        return parsed.text_value is not None
-    return parsed.value is not None
+    text = parsed.text.strip()
+    if text in _SKIP_WORDS:
+        return True
+    as_yes_no = parse_reply(text, ReplyKind.YESNO)
+    return as_yes_no.understood and as_yes_no.value == 2 and as_yes_no.comment is None

@@ -49,6 +49,7 @@ from config.settings import Settings
 from flows.channel_policy import choose_start, load_rules, policy_for
 from flows.phones import InvalidPhoneError, normalize_phone
 from flows.schedule import next_send_time
+from flows.versions import live_version
 from storage.agencies import get_by_code, is_staff_phone
 from storage.crypto import PhoneVault
 from storage.models import (
@@ -86,6 +87,8 @@ __all__ = [
 MAX_CASE_AGE = timedelta(hours=72)
 # Clocks of the one-stop system and ours differ a little; a case "closed" further ahead is an error.
 CLOCK_SKEW = timedelta(minutes=10)
+# Still imported by flows.zalo_survey (channel fallback); new surveys get their version from
+# flows.versions.live_version, which that fallback should use too.
 FLOW_VERSION = 1
 _EXAMPLE_TIME = "2026-11-20T16:30:00+07:00"
 
@@ -441,11 +444,13 @@ def _store(batch: _Batch, case: ValidCase, agency: Agency) -> Outcome:
     if outcome is not OutcomeKind.SCHEDULED:
         return Outcome(data.case_id, outcome, reason=reason)
     channel, route, flow_name = _channel(batch, agency, case)
+    # The survey keeps the flow version live now, whatever is published later (flows.versions).
+    flow = live_version(batch.session, agency.id, channel, batch.now, configured_name=flow_name)
     survey = Survey(
         case_pk=record.id,
         agency_id=agency.id,
-        flow_name=flow_name,
-        flow_version=FLOW_VERSION,
+        flow_name=flow.name,
+        flow_version=flow.version,
         channel=channel,
         zalo_route=route,
         language=data.language,

@@ -34,13 +34,14 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from config.settings import Settings
-from flows.definition import Flow, FlowError, default_flow
+from flows.definition import Flow
 from flows.engine import Conversation, ConversationState, ConversationStatus, Step
 from flows.routes import conversation_recipient, first_contact, rating_request
 from flows.schedule import next_send_time
+from flows.versions import load_version
 from storage.fsm import BaseStateStorage, StorageKey
 from storage.models import (
     Answer,
@@ -74,20 +75,16 @@ _OPEN_STATUSES = (SurveyStatus.SCHEDULED, SurveyStatus.ACTIVE)
 
 
 def flow_for(survey: Survey) -> Flow:
-    """The flow and version the survey started with."""
-    flow = default_flow(survey.flow_name)
-    if flow.version != survey.flow_version:
-        raise FlowError(
-            f"survey {survey.id} uses {survey.flow_name} v{survey.flow_version}, "
-            f"but only v{flow.version} is available"
-        )
-    return flow
+    """Exactly the flow version the survey was given when it was created (flows.versions):
+    publishing a new version never changes a running survey."""
+    return load_version(object_session(survey), survey.flow_name, survey.flow_version)
 
 
 def conversation_for(survey: Survey) -> Conversation:
+    """The survey's conversation on its current channel (a flow has texts per channel)."""
     case = survey.case
     values = {"agency": case.agency.name, "case_id": case.case_id}
-    return Conversation(flow_for(survey), survey.language, values)
+    return Conversation(flow_for(survey), survey.language, values, survey.channel)
 
 
 def start_survey(
@@ -329,7 +326,6 @@ def _store_state(
 def _record(
     session: Session, survey: Survey, step: Step, inbound_event_id: int | None, now: datetime
 ) -> None:
-    flow = flow_for(survey)
     for answer in step.answers:
         existing = session.scalar(
             select(Answer).where(Answer.survey_id == survey.id, Answer.question_key == answer.question_key)
@@ -338,8 +334,8 @@ def _record(
             session.add(
                 Answer(
                     survey_id=survey.id,
-                    flow_name=flow.id,
-                    flow_version=flow.version,
+                    flow_name=survey.flow_name,
+                    flow_version=survey.flow_version,
                     question_key=answer.question_key,
                     criterion_code=answer.criterion,
                     value=answer.value,

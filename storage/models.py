@@ -360,3 +360,43 @@ class ZaloOAToken(Base):
     expires_at: Mapped[datetime]
     refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
     generation: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class FlowVersion(Base):
+    """A published survey flow: immutable, numbered per flow name (`sipas flows publish`).
+
+    `definition` is the checked flow as JSON (what surveys run), `source` the file as staff wrote
+    it (comments included), `checksum` the SHA-256 of the definition without its version: the same
+    content published twice is stored once.
+    """
+
+    __tablename__ = "flow_versions"
+    __table_args__ = (UniqueConstraint("name", "version"), UniqueConstraint("name", "checksum"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(Text)
+    checksum: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class FlowAssignment(Base):
+    """Which flow version is live for new surveys of an agency (None: every agency without its
+    own) on a channel. Append-only: the latest row of a scope is the live one, earlier rows are
+    the history of what was live when."""
+
+    __tablename__ = "flow_assignments"
+    __table_args__ = (Index("ix_flow_assignments_scope", "agency_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    flow_version_id: Mapped[int] = mapped_column(ForeignKey("flow_versions.id"))
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    assigned_by: Mapped[str | None] = mapped_column(String(128))
+
+    flow_version: Mapped[FlowVersion] = relationship()
+    agency: Mapped[Agency | None] = relationship()

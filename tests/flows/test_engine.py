@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.definition import default_flow
 from flows.engine import Conversation, ConversationState, ConversationStatus, RecordedComment, Step
+from flows.loading import default_flow
 from flows.understanding import Keyword
 from tests.flows.factories import LONGEST_AGENCY, LONGEST_AGENCY_SMS, LONGEST_CASE_ID, restart_word
 
@@ -15,6 +15,11 @@ SCALE_VI = "1 Rat khong hai long, 2 Khong hai long, 3 Binh thuong, 4 Hai long, 5
 
 def _conversation(language: str = "vi") -> Conversation:
     return Conversation(default_flow("sipas-sms"), language, VALUES)
+
+
+def _where(state: ConversationState) -> tuple[ConversationStatus, str | None, int, int]:
+    """Status, question, re-asks and version: what the rules below are about."""
+    return state.status, state.question, state.reprompts, state.version
 
 
 def _run(conversation: Conversation, *replies: str) -> tuple[ConversationState, list[Step]]:
@@ -34,7 +39,7 @@ def test_open_sends_the_notice_then_the_first_question() -> None:
         "Tu choi: tra loi TC",
         f"Cau 1/3: Ong/Ba hai long the nao ve viec giai quyet ho so? Tra loi 1 so: {SCALE_VI}",
     )
-    assert step.state == ConversationState(ConversationStatus.ASKING, "overall", 0, 1)
+    assert _where(step.state) == (ConversationStatus.ASKING, "overall", 0, 1)
 
 
 def test_full_path_records_three_answers_and_thanks() -> None:
@@ -49,7 +54,7 @@ def test_full_path_records_three_answers_and_thanks() -> None:
     assert steps[2].messages == (
         f"Cam on Ong/Ba da tra loi khao sat. Y kien cua Ong/Ba giup {LONGEST_AGENCY_SMS} phuc vu tot hon.",
     )
-    assert state == ConversationState(ConversationStatus.DONE, None, 0, 4)
+    assert _where(state) == (ConversationStatus.DONE, None, 0, 4)
     assert all(not s.comments for s in steps)
 
 
@@ -63,7 +68,7 @@ def test_not_understood_reasks_once_then_moves_on_keeping_the_text() -> None:
     assert second.answers == ()
     assert second.comments == (RecordedComment("overall", "3 hoac 4"),)
     assert second.messages[0].startswith("Cau 2/3:")
-    assert second.state == ConversationState(ConversationStatus.ASKING, "cong_chuc", 0, 3)
+    assert _where(second.state) == (ConversationStatus.ASKING, "cong_chuc", 0, 3)
     assert [(a.question_key, a.value) for a in third.answers] == [("cong_chuc", 5)]
     assert state.question == "ket_qua"
 
@@ -86,7 +91,7 @@ def test_empty_reply_is_reasked_without_a_comment() -> None:
 @pytest.mark.parametrize("word", ["TC", "stop", " tc. "])
 def test_opt_out_works_at_any_point(answered: int, word: str) -> None:
     state, steps = _run(_conversation(), *["5"] * answered, word)
-    assert state == ConversationState(ConversationStatus.OPTED_OUT, None, 0, answered + 2)
+    assert _where(state) == (ConversationStatus.OPTED_OUT, None, 0, answered + 2)
     assert steps[-1].keyword is Keyword.OPT_OUT
     assert steps[-1].answers == ()
     assert steps[-1].comments == ()
@@ -104,10 +109,7 @@ def test_opt_out_after_a_reprompt() -> None:
 def test_help_answers_and_keeps_the_question() -> None:
     state, (_a, help_step, _b) = _run(_conversation(), "5", "HD", "4")
     assert help_step.keyword is Keyword.HELP
-    assert help_step.messages == (
-        "Khao sat SIPAS: tra loi cau 2/3 bang 1 so tu 1 (rat khong hai long) den 5 (rat hai long). "
-        "Tu choi khao sat: tra loi TC",
-    )
+    assert help_step.messages == (f"Khao sat SIPAS, cau 2/3: {SCALE_VI}. Tu choi: tra loi TC",)
     assert help_step.state.question == "cong_chuc"
     assert help_step.answers == ()
     assert state.question == "ket_qua"
@@ -125,7 +127,7 @@ def test_restart_goes_back_to_the_first_question() -> None:
     assert restart.keyword is Keyword.RESTART
     assert restart.answers == ()
     assert restart.messages[0].startswith("Cau 1/3:")
-    assert restart.state == ConversationState(ConversationStatus.ASKING, "overall", 0, 4)
+    assert _where(restart.state) == (ConversationStatus.ASKING, "overall", 0, 4)
     assert [(a.question_key, a.value) for a in steps[3].answers] == [("overall", 2)]
     assert state.question == "cong_chuc"
 
@@ -159,8 +161,8 @@ def test_reminder_names_the_pending_question() -> None:
     conversation = _conversation()
     state, _ = _run(conversation, "4")
     assert conversation.reminder(state) == (
-        f"Nhac lai: {LONGEST_AGENCY_SMS} mong Ong/Ba tra loi cau 2/3 ve ho so {LONGEST_CASE_ID}: "
-        "1 so tu 1 den 5. Tu choi: TC"
+        f"Nhac lai: {LONGEST_AGENCY_SMS} mong Ong/Ba tra loi cau 2/3 ve ho so {LONGEST_CASE_ID}. "
+        "Tu choi: tra loi TC"
     )
     done, _ = _run(conversation, "4", "4", "4")
     assert conversation.reminder(done) is None

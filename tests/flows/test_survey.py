@@ -120,6 +120,8 @@ def test_start_survey_queues_two_sms_sets_state_and_timers(
             "question": "overall",
             "reprompts": 0,
             "version": 1,
+            "answers": {},
+            "path": ["overall"],
             "events": [],
         }
         timers = _timers(session, survey_id)
