@@ -202,7 +202,7 @@ def _bound_issues(condition: Condition, target: Question, where: Path) -> Iterab
     for name, bound in (("min", condition.min), ("max", condition.max)):
         if bound is not None and bound not in possible:
             yield Issue(
-                (*where, name), f"{name} {bound} is outside {target.key!r}'s answers 1..{possible[-1]}"
+                (*where, name), f"{name} {bound} is outside the answers of {target.key!r} (1..{possible[-1]})"
             )
     for value in condition.in_ or ():
         if value not in possible:

@@ -103,7 +103,7 @@ class ConversationState:
         ):
             return None
         if path is None:
-            path = [question] if isinstance(question, str) else []
+            path = []  # stored before branching: Conversation rebuilds it from the list order
         if not isinstance(path, list) or not all(isinstance(k, str) for k in path):
             return None
         return cls(
@@ -200,13 +200,15 @@ class Conversation:
         """The reminder for the question the citizen has not answered, or None if not asking."""
         if state.status is not ConversationStatus.ASKING or state.question is None:
             return None
-        return self._say(self.flow.messages.reminder, self.flow.question(state.question), state)
+        state = self._with_path(state)
+        return self._say(self.flow.messages.reminder, self.flow.question(state.question or ""), state)
 
     def reply(self, state: ConversationState, text: str) -> Step:
         """Apply one reply to `state`."""
         if state.status is not ConversationStatus.ASKING or state.question is None:
             return self._after_end(state, text)
-        question = self.flow.question(state.question)
+        state = self._with_path(state)
+        question = self.flow.question(state.question or "")
         parsed = parse_reply(
             text,
             question.kind.reply_kind,
@@ -254,6 +256,14 @@ class Conversation:
         return self._step(text, question, parsed, (), comments, messages, next_state)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _with_path(self, state: ConversationState) -> ConversationState:
+        """A state stored before branching existed has no path: its flow was asked in list
+        order, so the questions up to the current one are the path."""
+        if state.path or state.question is None:
+            return state
+        position = self.flow.position(state.question)
+        return replace(state, path=tuple(q.key for q in self.flow.questions[: position + 1]))
 
     def _assign(
         self, question: Question, parsed: ParsedReply, known: Mapping[str, int | str]
