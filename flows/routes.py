@@ -81,7 +81,7 @@ def find_start_codes(text: str) -> list[str]:
     """Start codes a citizen's message may hold, in order: `KX7P2M`, `ma kx7-p2m`, `Mã: KX7 P2M`.
     Only whole words count (a code typed in pieces is joined from consecutive words), so a
     sentence never yields a code by gluing parts of words together."""
-    words = [w for w in re.split(r"[^0-9A-Z]+", unicodedata.normalize("NFC", text).upper()) if w]
+    words = [w for w in re.split(r"[^0-9A-Z]+", unicodedata.normalize("NFKC", text).upper()) if w]
     found: list[str] = []
     for start in range(len(words)):
         joined = ""

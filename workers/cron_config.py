@@ -9,6 +9,7 @@ from workers.queues import DEFAULT_QUEUE, SCORES_QUEUE
 from workers.retention import purge_expired_contacts
 from workers.scores.tasks import nightly_scores
 from workers.timers import sweep
+from workers.zalo_reconcile import reconcile_ratings
 
 _settings = get_settings()
 
@@ -17,6 +18,8 @@ _settings = get_settings()
 cron.register(
     sweep, DEFAULT_QUEUE, interval=_settings.SIPAS_SWEEP_INTERVAL, ttl=6 * _settings.SIPAS_SWEEP_INTERVAL
 )
+# 00:30 local: yesterday's ZNS ratings that the webhook missed (before the scores count them).
+cron.register(reconcile_ratings, DEFAULT_QUEUE, cron="30 0 * * *", job_timeout=1800)
 # 01:00 local (18:00 UTC): yesterday's and the previous days' scores.
 cron.register(nightly_scores, SCORES_QUEUE, cron="0 1 * * *", job_timeout=3600)
 # 02:30 local: contact data of surveys closed longer than the retention period.

@@ -1,5 +1,7 @@
 """The inbound job: turn one stored provider event into answers and replies, exactly once.
 
+Kannel MOs are handled here; Zalo Bot Platform and OA/ZNS events by workers.zalo_inbound.
+
 The event row is locked and marked processed in the same transaction that records the answers,
 so a retried or duplicated job finds it processed and does nothing; the conversation lock keeps
 two replies of one citizen from being interpreted against the same question.
@@ -20,6 +22,7 @@ from storage.inbound import lock_unprocessed
 from storage.models import Channel, InboundEvent
 from workers.runtime import Runtime, get_runtime
 from workers.sending import enqueue_sends
+from workers.zalo_inbound import ZALO_PROVIDERS, process_zalo_event
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +44,9 @@ def process(runtime: Runtime, event_id: int, now: datetime | None = None) -> tup
         if event is None:
             return "already processed", []
         event.attempts += 1
+        if event.provider in ZALO_PROVIDERS:
+            result, outbox_ids = process_zalo_event(runtime, session, event, now)
+            return _finish(event, now, result), outbox_ids
         if (event.provider, event.kind) != ("kannel", "mo"):
             return _finish(event, now, f"ignored {event.provider}/{event.kind}"), []
         sms = KannelGateway.parse_inbound(json.loads(runtime.vault.decrypt(event.payload_enc)))

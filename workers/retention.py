@@ -46,7 +46,11 @@ def purge(session: Session, cutoff: datetime) -> dict[str, int]:
             .values(phone_enc=None, phone_hash=None, zalo_user_id_enc=None, zalo_user_hash=None)
         )
         survey_ids = select(Survey.id).where(Survey.case_pk.in_(cases))
-        session.execute(update(Survey).where(Survey.case_pk.in_(cases)).values(phone_hash=None))
+        session.execute(
+            update(Survey)
+            .where(Survey.case_pk.in_(cases))
+            .values(phone_hash=None, zalo_chat_enc=None, zalo_chat_hash=None)
+        )
         session.execute(
             update(OutboundMessage)
             .where(OutboundMessage.survey_id.in_(survey_ids), OutboundMessage.recipient_enc != PURGED)

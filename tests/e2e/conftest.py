@@ -69,7 +69,13 @@ class Service:
 
 
 @pytest.fixture
-def service(db_url: str, tmp_path: Path) -> Iterator[Service]:
+def service_env() -> dict[str, str]:
+    """Extra environment for the service's processes; a test module overrides it (e.g. Zalo)."""
+    return {}
+
+
+@pytest.fixture
+def service(db_url: str, tmp_path: Path, service_env: dict[str, str]) -> Iterator[Service]:
     binaries = ensure_kannel()
     require_or_skip(binaries is not None, "Kannel is not installed and cannot be installed here")
     assert binaries is not None
@@ -97,6 +103,7 @@ def service(db_url: str, tmp_path: Path) -> Iterator[Service]:
             "SIPAS_MIN_RESPONSES": "1",
             "LOG_LEVEL": "INFO",
             **kannel.settings_overrides(),
+            **service_env,
         }
         workdir = tmp_path / "cwd"  # no .env there: the environment above is the whole configuration
         workdir.mkdir()

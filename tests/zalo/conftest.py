@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis
+from sqlalchemy.orm import Session, sessionmaker
 
+from bot.zalo.token_store import DatabaseTokenStore
+from bot.zalo.tokens import OATokens
 from config.settings import Settings
+from storage.crypto import PhoneVault
 from tests.support.zalo_sim import SimConfig, ZaloSimulator
+from tests.support.zalo_sim.threaded import ThreadedSimulator
+from workers.runtime import Runtime
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zalo"
 BOT_SECRET = "bot-webhook-secret-0123"
@@ -64,3 +73,50 @@ class RecordingDispatcher:
 @pytest.fixture
 def dispatcher() -> RecordingDispatcher:
     return RecordingDispatcher()
+
+
+# --- the Zalo channel end to end inside one process (real database, Redis, simulator over HTTP) ---
+
+RATING_TEMPLATE = "tpl-rating-001"
+ZALO_FIRST = "ZP"  # a province whose rule is zalo_first; its child ZP-W inherits it
+
+
+@pytest.fixture
+def threaded_zalo(sim_config: SimConfig) -> Iterator[ThreadedSimulator]:
+    with ThreadedSimulator(sim_config) as zalo:
+        yield zalo
+
+
+@pytest.fixture
+def channels_file(tmp_path: Path) -> Path:
+    path = tmp_path / "channels.yaml"
+    path.write_text(f"agencies:\n  {ZALO_FIRST}:\n    strategy: zalo_first\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def zalo_runtime(
+    zalo_settings: Settings,
+    threaded_zalo: ThreadedSimulator,
+    channels_file: Path,
+    sessions: sessionmaker[Session],
+    vault: PhoneVault,
+    redis: Redis,
+) -> Runtime:
+    """A worker's runtime whose Zalo settings point at the simulator, with the OA authorised."""
+    base = threaded_zalo.sim.base_url
+    settings = zalo_settings.model_copy(
+        update={
+            "ZALO_BOT_API_BASE": base,
+            "ZALO_OA_API_BASE": base,
+            "ZALO_OAUTH_BASE": base,
+            "ZNS_API_BASE": base,
+            "ZNS_RATING_TEMPLATE_ID": RATING_TEMPLATE,
+            "SIPAS_CHANNELS_FILE": channels_file,
+        }
+    )
+    runtime = Runtime(settings=settings, sessions=sessions, vault=vault, redis=redis)
+    access, refresh = threaded_zalo.sim.issue_tokens()
+    store = DatabaseTokenStore(sessions, vault, redis, settings.ZALO_OA_APP_ID)
+    asyncio.run(store.save(OATokens(access, refresh, datetime.now(UTC) + timedelta(hours=25))))
+    return runtime

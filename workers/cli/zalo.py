@@ -1,4 +1,5 @@
-"""`sipas zalo set-webhook URL | delete-webhook | webhook-info | poll | store-oa-token | oa-token-info`.
+"""`sipas zalo set-webhook URL | delete-webhook | webhook-info | poll | store-oa-token | oa-token-info |
+reconcile-ratings`.
 
 `poll` is for development without a public URL: it long-polls getUpdates and stores each event
 exactly as the webhook does (bot.zalo.inbound), then hands it to the workers. Zalo delivers to
@@ -185,6 +186,24 @@ async def _print_token_info(store: DatabaseTokenStore) -> None:
     if tokens is None:
         raise click.ClickException("no OA token stored: run `sipas zalo store-oa-token`")
     _echo({"expires_at": tokens.expires_at.isoformat(), "expired": tokens.expired()})
+
+
+@zalo.command("reconcile-ratings")
+@click.option("--date", "day", default=None, help="Local day YYYY-MM-DD (default: yesterday).")
+def reconcile_ratings_command(day: str | None) -> None:
+    """Store the ZNS ratings of a day that the user_feedback webhook did not bring (the nightly
+    job does this for yesterday); ratings already stored are not stored again."""
+    from workers.zalo_reconcile import reconcile_ratings
+
+    settings = get_settings()
+    settings.require("SIPAS_SECRET_KEY", "ZALO_OA_APP_ID", "ZALO_APP_SECRET", "ZNS_RATING_TEMPLATE_ID")
+    configure_logging(settings.LOG_LEVEL)
+    try:
+        _echo(reconcile_ratings(day))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ZaloError as exc:
+        raise click.ClickException(f"Zalo refused: {exc}") from None
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:

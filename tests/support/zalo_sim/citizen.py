@@ -146,9 +146,11 @@ def add_control_routes(app: web.Application, sim: ZaloSimulator) -> None:
         return web.json_response({"delivered": status, "answer": answer, "event": event})
 
     async def zns_rate(request: web.Request) -> web.Response:
+        """The citizen rates a ZNS message; `"deliver": false` loses the webhook (only
+        rating/get knows the rating, as when the service was down)."""
         body = await request.json()
         event = sim.add_rating(str(body["msg_id"]), int(body["rate"]), note=body.get("note", ""))
-        if not sim.config.oa_webhook_url:
+        if not sim.config.oa_webhook_url or body.get("deliver") is False:
             return web.json_response({"recorded": True, "event": event})
         status, answer = await sim.deliver_oa_event(None, event)
         return web.json_response({"recorded": True, "delivered": status, "answer": answer, "event": event})
@@ -156,6 +158,27 @@ def add_control_routes(app: web.Application, sim: ZaloSimulator) -> None:
     async def issue_tokens(_request: web.Request) -> web.Response:
         access, refresh = sim.issue_tokens()
         return web.json_response({"access_token": access, "refresh_token": refresh})
+
+    async def expire_tokens(_request: web.Request) -> web.Response:
+        sim.expire_access_tokens()
+        return web.json_response({"expired": True})
+
+    async def configure(request: web.Request) -> web.Response:
+        """Who cannot be reached: `{"zns_phone_errors": {"84900000000": -118},
+        "oa_user_errors": {"u1": -230}, "blocked_chats": ["u2"]}` (merged into the config)."""
+        body = await request.json()
+        sim.config.zns_phone_errors.update(
+            {str(k): int(v) for k, v in body.get("zns_phone_errors", {}).items()}
+        )
+        sim.config.oa_user_errors.update({str(k): int(v) for k, v in body.get("oa_user_errors", {}).items()})
+        sim.config.blocked_chats.update(str(chat) for chat in body.get("blocked_chats", []))
+        return web.json_response(
+            {
+                "zns_phone_errors": sim.config.zns_phone_errors,
+                "oa_user_errors": sim.config.oa_user_errors,
+                "blocked_chats": sorted(sim.config.blocked_chats),
+            }
+        )
 
     async def sent(_request: web.Request) -> web.Response:
         return web.json_response({"bot": sim.bot_sent, "oa": sim.oa_sent, "zns": sim.zns_sent})
@@ -165,4 +188,6 @@ def add_control_routes(app: web.Application, sim: ZaloSimulator) -> None:
     app.router.add_post("/_sim/oa/follow", oa_follow)
     app.router.add_post("/_sim/zns/rate", zns_rate)
     app.router.add_post("/_sim/oa/tokens", issue_tokens)
+    app.router.add_post("/_sim/oa/expire-tokens", expire_tokens)
+    app.router.add_post("/_sim/config", configure)
     app.router.add_get("/_sim/sent", sent)
