@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -10,6 +12,7 @@ import click
 
 from config.settings import get_settings
 from storage.db import session_factory
+from workers.scores.comments import load_comments
 from workers.scores.counts import compute_days
 from workers.scores.periods import FORMS, Period, PeriodError, day_period, parse_period, yesterday
 from workers.scores.render import to_csv, to_json, to_table
@@ -111,6 +114,30 @@ def show(agency_code: str | None, period: Period | None, fmt: str, channel: str)
             raise click.ClickException(str(exc)) from exc
     output = _RENDERERS[fmt](report)
     click.echo(output, nl=not output.endswith("\n"))
+
+
+@scores.command("comments")
+@click.option("--agency", "agency_code", help="An agency and everything under it (default: all).")
+@click.option("--period", type=_PeriodParam(), help=f"Period (default: yesterday). Forms: {FORMS}.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def comments(agency_code: str | None, period: Period | None, fmt: str) -> None:
+    """What citizens wrote in their own words, with phone and ID numbers masked."""
+    settings = get_settings()
+    chosen = period if period is not None else day_period(yesterday(settings.tz))
+    with session_factory(settings.DATABASE_URL)() as session:
+        try:
+            rows = load_comments(session, chosen, settings.tz, agency_code)
+        except LookupError as exc:
+            raise click.UsageError(str(exc)) from exc
+    if fmt == "json":
+        payload = [{**asdict(r), "written_at": r.written_at.isoformat()} for r in rows]
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"Ý kiến của người dân, kỳ {chosen.label}: {len(rows)} ý kiến")
+    for r in rows:
+        click.echo(
+            f"{r.written_at:%d/%m/%Y %H:%M}  {r.agency_name} ({r.channel}, {r.question or '—'}): {r.text}"
+        )
 
 
 COMMANDS = [scores]
