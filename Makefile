@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench migration clean
+.PHONY: run demo test lint typecheck pytest bench migration clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 ## run: migrate and start web + worker + cron (SQLite under var/, a local Redis unless REDIS_URL is set)
 run: $(STAMP)
 	$(BIN)/python -m workers.devrun
+
+## demo: the service with a simulated Zalo and SMS gateway, three citizens played end to end (sipas demo)
+demo: $(STAMP)
+	$(BIN)/sipas demo
 
 ## test: ruff, mypy and pytest (PostgreSQL/Redis from TEST_DATABASE_URL/TEST_REDIS_URL when set)
 test: lint typecheck pytest

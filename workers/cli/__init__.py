@@ -15,9 +15,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from workers.cli import agencies, cases, db, flows, processes, scores, zalo
+    from workers.cli import agencies, cases, db, demo, flows, processes, scores, zalo
 
-    for module in (db, processes, scores, agencies, cases, zalo, flows):
+    for module in (db, processes, scores, agencies, cases, zalo, flows, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 
