@@ -87,9 +87,6 @@ __all__ = [
 MAX_CASE_AGE = timedelta(hours=72)
 # Clocks of the one-stop system and ours differ a little; a case "closed" further ahead is an error.
 CLOCK_SKEW = timedelta(minutes=10)
-# Still imported by flows.zalo_survey (channel fallback); new surveys get their version from
-# flows.versions.live_version, which that fallback should use too.
-FLOW_VERSION = 1
 _EXAMPLE_TIME = "2026-11-20T16:30:00+07:00"
 
 
