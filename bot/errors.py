@@ -23,6 +23,16 @@ def error_response(status: int, error: str, message: str, **extra: object) -> we
     return web.json_response({"error": error, "message": message, **extra}, status=status)
 
 
+class RefusedError(Exception):
+    """A request refused by a check, with the error answer it gets. Checks raise it from any
+    depth; json_errors answers it (handlers that log refusals catch it themselves)."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.response = error_response(status, error, message)
+
+
 def dumps(data: object) -> str:
     """JSON for responses: Vietnamese text stays readable."""
     return json.dumps(data, ensure_ascii=False)
@@ -30,10 +40,13 @@ def dumps(data: object) -> str:
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """aiohttp's plain-text errors (404, 405, 413) and unexpected failures become JSON errors.
-    An unexpected failure is logged with its traceback and answered 500 without details."""
+    """A RefusedError is answered with its response; aiohttp's plain-text errors (404, 405, 413)
+    and unexpected failures become JSON errors. An unexpected failure is logged with its
+    traceback and answered 500 without details."""
     try:
         return await handler(request)
+    except RefusedError as refused:
+        return refused.response
     except web.HTTPException as exc:
         if exc.content_type == "application/json" or exc.status < 400:
             raise

@@ -21,7 +21,7 @@ import structlog
 from aiohttp import web
 
 from bot.context import CONTEXT, AppContext
-from bot.errors import MAX_BODY_BYTES, dumps, error_response
+from bot.errors import MAX_BODY_BYTES, RefusedError, dumps, error_response
 from flows.intake import Outcome, count_outcomes, submit_cases
 
 __all__ = [
@@ -48,29 +48,18 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     return "v1=" + mac.hexdigest()
 
 
-class _RefusedError(Exception):
-    """A request answered with an error before any database work."""
-
-    def __init__(self, status: int, error: str, message: str) -> None:
-        super().__init__(message)
-        self.error = error
-        self.response = error_response(status, error, message)
-
-
 def _timestamp(request: web.Request, now: float) -> str:
     """The signed timestamp header, checked for form and freshness (before reading the body)."""
     raw = request.headers.get(TIMESTAMP_HEADER)
     if raw is None or request.headers.get(SIGNATURE_HEADER) is None:
-        raise _RefusedError(
+        raise RefusedError(
             401, "missing_signature", f"both {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers are required"
         )
     text = raw.strip()
     if not text.isascii() or not text.isdigit() or len(text) > 12:
-        raise _RefusedError(
-            401, "invalid_timestamp", f"{TIMESTAMP_HEADER} must be Unix time in whole seconds"
-        )
+        raise RefusedError(401, "invalid_timestamp", f"{TIMESTAMP_HEADER} must be Unix time in whole seconds")
     if abs(int(text) - now) > TIMESTAMP_TOLERANCE:
-        raise _RefusedError(
+        raise RefusedError(
             401,
             "stale_timestamp",
             f"{TIMESTAMP_HEADER} is more than {TIMESTAMP_TOLERANCE} s away from our clock; "
@@ -87,7 +76,7 @@ def _check_signature(secret: str, timestamp: str, header: str, body: bytes) -> N
     for candidate in candidates:
         matched |= hmac.compare_digest(candidate.encode("ascii", "replace"), expected)
     if not matched:
-        raise _RefusedError(
+        raise RefusedError(
             401,
             "invalid_signature",
             f'{SIGNATURE_HEADER} does not match: expected v1=hex(HMAC-SHA256(secret, "<timestamp>." + body))',
@@ -99,22 +88,22 @@ def _cases(body: bytes) -> list[Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise _RefusedError(400, "invalid_encoding", "the body must be UTF-8 encoded JSON") from None
+        raise RefusedError(400, "invalid_encoding", "the body must be UTF-8 encoded JSON") from None
     try:
         document = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
-        raise _RefusedError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+        raise RefusedError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise _RefusedError(400, "invalid_body", 'expected one case object or {"cases": [...]}')
+        raise RefusedError(400, "invalid_body", 'expected one case object or {"cases": [...]}')
     if "cases" not in document:
         return [document]
     cases = document["cases"]
     if not isinstance(cases, list):
-        raise _RefusedError(400, "invalid_body", '"cases" must be a list of case objects')
+        raise RefusedError(400, "invalid_body", '"cases" must be a list of case objects')
     if not cases:
-        raise _RefusedError(400, "empty_batch", '"cases" is empty: send 1 to 1000 cases')
+        raise RefusedError(400, "empty_batch", '"cases" is empty: send 1 to 1000 cases')
     if len(cases) > MAX_BATCH:
-        raise _RefusedError(
+        raise RefusedError(
             413, "batch_too_large", f"{len(cases)} cases in one request; send at most {MAX_BATCH} per request"
         )
     return cases
@@ -145,14 +134,14 @@ async def cases_closed(request: web.Request) -> web.Response:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            raise _RefusedError(
+            raise RefusedError(
                 413,
                 "payload_too_large",
                 f"the body is larger than {MAX_BODY_BYTES} bytes; send at most {MAX_BATCH} cases per request",
             ) from None
         _check_signature(secret, timestamp, request.headers[SIGNATURE_HEADER], body)
         cases = _cases(body)
-    except _RefusedError as refused:
+    except RefusedError as refused:
         log.info("intake_refused", error=refused.error, status=refused.response.status)
         return refused.response
     outcomes = await asyncio.to_thread(_submit, ctx, cases)

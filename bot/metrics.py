@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from bot.errors import RefusedError
+
 REQUESTS = Counter("sipas_http_requests_total", "HTTP requests", ["route", "status"])
 LATENCY = Histogram("sipas_http_request_seconds", "HTTP request latency", ["route"])
 
@@ -32,6 +34,9 @@ async def middleware(
         response = await handler(request)
         status = response.status
         return response
+    except RefusedError as refused:  # answered by bot.errors.json_errors, further out
+        status = refused.response.status
+        raise
     except web.HTTPException as exc:
         status = exc.status
         raise

@@ -97,3 +97,11 @@ async def test_metrics_count_requests_by_route(client: Client) -> None:
     await client.get("/healthz")
     metrics = await (await client.get("/metrics")).text()
     assert 'sipas_http_requests_total{route="/healthz",status="200"}' in metrics
+
+
+async def test_a_refused_request_is_answered_and_counted_with_its_status(client: Client) -> None:
+    refused = await client.get("/webhooks/sms/kannel")  # no token: refused by a check deep inside
+    assert refused.status == 401
+    assert await refused.json() == {"error": "missing_token", "message": "the token parameter is required"}
+    metrics = await (await client.get("/metrics")).text()
+    assert 'sipas_http_requests_total{route="/webhooks/sms/kannel",status="401"}' in metrics

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.channels.kannel import KannelGateway, dlr_token
 from bot.channels.sms import DeliveryReport, InboundRequestError
 from bot.context import CONTEXT, AppContext
-from bot.errors import error_response
+from bot.errors import RefusedError, error_response
 from storage import inbound, outbox
 from storage.models import InboundEvent
 
@@ -47,21 +47,11 @@ _MAX_OUTBOX_ID = 2**31 - 1  # larger refs cannot be one of our rows (and overflo
 _FORM = "application/x-www-form-urlencoded"
 
 
-class _RefusedError(Exception):
-    """Carries the error answer out of the checks."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def _refuse(status: int, error: str, message: str) -> _RefusedError:
-    return _RefusedError(error_response(status, error, message))
-
-
 async def _read_params(request: web.Request) -> dict[str, str]:
     """Query parameters, plus the form body of a POST, decoded strictly as UTF-8 (first value wins)."""
-    too_large = _refuse(413, "payload_too_large", f"Kannel callbacks are at most {MAX_PARAMS_BYTES} bytes")
+    too_large = RefusedError(
+        413, "payload_too_large", f"Kannel callbacks are at most {MAX_PARAMS_BYTES} bytes"
+    )
     raw_query = request.raw_path.partition("?")[2]
     if len(raw_query) > MAX_PARAMS_BYTES:
         raise too_large
@@ -72,11 +62,13 @@ async def _read_params(request: web.Request) -> dict[str, str]:
         body = await _read_body(request, too_large)
         if body:
             if hdrs.CONTENT_TYPE in request.headers and request.content_type != _FORM:
-                raise _refuse(415, "unsupported_media_type", f"send parameters in the query or as {_FORM}")
+                raise RefusedError(
+                    415, "unsupported_media_type", f"send parameters in the query or as {_FORM}"
+                )
             try:
                 sources.append(body.decode("ascii"))
             except UnicodeDecodeError:
-                raise _refuse(400, "bad_encoding", "a form body must be percent-encoded ASCII") from None
+                raise RefusedError(400, "bad_encoding", "a form body must be percent-encoded ASCII") from None
     params: dict[str, str] = {}
     for source in sources:
         try:
@@ -84,15 +76,17 @@ async def _read_params(request: web.Request) -> dict[str, str]:
                 source, keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=MAX_FIELDS
             )
         except UnicodeDecodeError:
-            raise _refuse(400, "bad_encoding", "parameters must be UTF-8 (set mo-recode = true)") from None
+            raise RefusedError(
+                400, "bad_encoding", "parameters must be UTF-8 (set mo-recode = true)"
+            ) from None
         except ValueError:
-            raise _refuse(400, "too_many_fields", f"at most {MAX_FIELDS} parameters") from None
+            raise RefusedError(400, "too_many_fields", f"at most {MAX_FIELDS} parameters") from None
         for key, value in pairs:
             params.setdefault(key, value)
     return params
 
 
-async def _read_body(request: web.Request, too_large: _RefusedError) -> bytes:
+async def _read_body(request: web.Request, too_large: RefusedError) -> bytes:
     """The body, refused as soon as it is known to exceed MAX_PARAMS_BYTES (without reading it all)."""
     chunks: list[bytes] = []
     size = 0
@@ -107,11 +101,11 @@ async def _read_body(request: web.Request, too_large: _RefusedError) -> bytes:
 def _check_token(given: str | None, expected: str) -> None:
     """Constant-time comparison; an unset secret refuses everything instead of accepting ''."""
     if not expected:
-        raise _refuse(503, "not_configured", "KANNEL_MO_TOKEN is not set on this server")
+        raise RefusedError(503, "not_configured", "KANNEL_MO_TOKEN is not set on this server")
     if not given:
-        raise _refuse(401, "missing_token", "the token parameter is required")
+        raise RefusedError(401, "missing_token", "the token parameter is required")
     if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
-        raise _refuse(403, "bad_token", "the token is not valid")
+        raise RefusedError(403, "bad_token", "the token is not valid")
 
 
 def _storage_unavailable(exc: SQLAlchemyError) -> web.Response:
@@ -127,8 +121,6 @@ async def receive_mo(request: web.Request) -> web.StreamResponse:
         params = await _read_params(request)
         _check_token(params.get("token"), ctx.settings.KANNEL_MO_TOKEN)
         sms = KannelGateway.parse_inbound(params)
-    except _RefusedError as refused:
-        return refused.response
     except InboundRequestError as exc:
         return error_response(400, exc.error, exc.message)
     payload = {key: value for key, value in params.items() if key != "token"}
@@ -167,11 +159,9 @@ async def receive_dlr(request: web.Request) -> web.StreamResponse:
     try:
         params = await _read_params(request)
         if not params.get("token"):
-            raise _refuse(401, "missing_token", "the token parameter is required")
+            raise RefusedError(401, "missing_token", "the token parameter is required")
         report = KannelGateway.parse_delivery_report(params)
         _check_token(params.get("token"), _expected_dlr_token(ctx, report.ref))
-    except _RefusedError as refused:
-        return refused.response
     except InboundRequestError as exc:
         return error_response(400, exc.error, exc.message)
     provider_id = f"{report.ref}:{report.code}:{params.get('ts', '').strip()}"[:128]

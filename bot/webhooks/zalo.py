@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from bot.context import CONTEXT, AppContext
-from bot.errors import error_response
+from bot.errors import RefusedError, error_response
 from bot.zalo.inbound import (
     InboundRecord,
     NotAnEventError,
@@ -41,21 +41,9 @@ BOT_SECRET_HEADER = "X-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a
 OA_SIGNATURE_HEADER = "X-ZEvent-Signature"
 
 
-class _RefusedError(Exception):
-    """Carries the error answer out of the checks."""
-
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def _refuse(status: int, error: str, message: str) -> _RefusedError:
-    return _RefusedError(error_response(status, error, message))
-
-
 async def _read_limited(request: web.Request) -> bytes:
     """The body, or 413 as soon as it is known to exceed MAX_EVENT_BYTES (without reading it all)."""
-    too_large = _refuse(413, "payload_too_large", f"Zalo events are at most {MAX_EVENT_BYTES} bytes")
+    too_large = RefusedError(413, "payload_too_large", f"Zalo events are at most {MAX_EVENT_BYTES} bytes")
     if request.content_length is not None and request.content_length > MAX_EVENT_BYTES:
         raise too_large
     chunks: list[bytes] = []
@@ -75,11 +63,11 @@ def _decode(body: bytes) -> tuple[str, Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise _refuse(400, "bad_encoding", "the body is not UTF-8") from None
+        raise RefusedError(400, "bad_encoding", "the body is not UTF-8") from None
     try:
         return text, json.loads(text)
     except ValueError:
-        raise _refuse(400, "malformed_json", "the body is not valid JSON") from None
+        raise RefusedError(400, "malformed_json", "the body is not valid JSON") from None
 
 
 async def _accept(request: web.Request, record: InboundRecord, raw: str) -> web.Response:
@@ -96,7 +84,7 @@ def _describe(describe: Any, payload: Any) -> InboundRecord:
     try:
         record: InboundRecord = describe(payload)
     except NotAnEventError as exc:
-        raise _refuse(400, "not_an_event", str(exc)) from None
+        raise RefusedError(400, "not_an_event", str(exc)) from None
     return record
 
 
@@ -107,14 +95,16 @@ async def zalo_bot_webhook(request: web.Request) -> web.Response:
     try:
         expected = settings.ZALO_BOT_SECRET_TOKEN
         if not expected:
-            raise _refuse(503, "not_configured", "ZALO_BOT_SECRET_TOKEN is not set: bot events are refused")
+            raise RefusedError(
+                503, "not_configured", "ZALO_BOT_SECRET_TOKEN is not set: bot events are refused"
+            )
         body = await _read_limited(request)
         given = request.headers.get(BOT_SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
-            raise _refuse(401, "bad_secret", f"missing or wrong {BOT_SECRET_HEADER}")
+            raise RefusedError(401, "bad_secret", f"missing or wrong {BOT_SECRET_HEADER}")
         raw, payload = _decode(body)
         record = _describe(describe_bot_event, payload)
-    except _RefusedError as refused:
+    except RefusedError as refused:
         log.info("zalo_bot_event_refused", status=refused.response.status)
         return refused.response
     return await _accept(request, record, raw)
@@ -140,23 +130,23 @@ def _event_seconds(timestamp: int) -> float:
 def _check_oa_event(settings: Settings, header: str, raw: str, payload: Any) -> None:
     event = payload.get("result", payload) if isinstance(payload, dict) and "ok" in payload else payload
     if not isinstance(event, dict):
-        raise _refuse(400, "not_an_event", "the body is not a JSON object")
+        raise RefusedError(400, "not_an_event", "the body is not a JSON object")
     app_id, stamp = event.get("app_id"), event.get("timestamp")
     if not isinstance(app_id, str | int) or not isinstance(stamp, str | int) or isinstance(stamp, bool):
-        raise _refuse(400, "not_an_event", "the event has no app_id or timestamp")
+        raise RefusedError(400, "not_an_event", "the event has no app_id or timestamp")
     if str(app_id) != settings.ZALO_OA_APP_ID:
-        raise _refuse(403, "wrong_app", "the event is for another Zalo app")
+        raise RefusedError(403, "wrong_app", "the event is for another Zalo app")
     expected = oa_signature(settings.ZALO_OA_APP_ID, raw, str(stamp), oa_signature_key(settings))
     given = header.strip()
     given = given[4:] if given.lower().startswith("mac=") else given
     if not hmac.compare_digest(given.lower().encode("ascii", "replace"), expected.encode("ascii")):
-        raise _refuse(401, "bad_signature", f"{OA_SIGNATURE_HEADER} does not match the body")
+        raise RefusedError(401, "bad_signature", f"{OA_SIGNATURE_HEADER} does not match the body")
     try:
         age = time.time() - _event_seconds(int(stamp))
     except ValueError:
-        raise _refuse(400, "not_an_event", "the event timestamp is not a number") from None
+        raise RefusedError(400, "not_an_event", "the event timestamp is not a number") from None
     if abs(age) > MAX_EVENT_AGE_SECONDS:
-        raise _refuse(403, "stale_event", "the event timestamp is more than 10 minutes from now")
+        raise RefusedError(403, "stale_event", "the event timestamp is more than 10 minutes from now")
 
 
 @routes.post("/webhooks/zalo/oa")
@@ -165,15 +155,15 @@ async def zalo_oa_webhook(request: web.Request) -> web.Response:
     settings = request.app[CONTEXT].settings
     try:
         if not settings.ZALO_OA_APP_ID or not oa_signature_key(settings):
-            raise _refuse(503, "not_configured", "the Zalo OA app id or signing key is not set")
+            raise RefusedError(503, "not_configured", "the Zalo OA app id or signing key is not set")
         body = await _read_limited(request)
         header = request.headers.get(OA_SIGNATURE_HEADER)
         if not header:
-            raise _refuse(401, "bad_signature", f"missing {OA_SIGNATURE_HEADER}")
+            raise RefusedError(401, "bad_signature", f"missing {OA_SIGNATURE_HEADER}")
         raw, payload = _decode(body)
         _check_oa_event(settings, header, raw, payload)
         record = _describe(describe_oa_event, payload)
-    except _RefusedError as refused:
+    except RefusedError as refused:
         log.info("zalo_oa_event_refused", status=refused.response.status)
         return refused.response
     return await _accept(request, record, raw)
