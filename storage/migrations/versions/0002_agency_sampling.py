@@ -1,6 +1,6 @@
 """agency sampling probability
 
-Revision ID: 0002_agency_sampling
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22 09:00:00.000000
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0002_agency_sampling"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """zalo oa tokens
 
-Revision ID: 0002_zalo_tokens
-Revises: 0002_agency_sampling
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-22 10:00:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0002_zalo_tokens"
-down_revision = "0002_agency_sampling"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

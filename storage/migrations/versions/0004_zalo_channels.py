@@ -1,7 +1,7 @@
 """zalo channels: message routes, survey zalo link and start code
 
-Revision ID: 0002_zalo_channels
-Revises: 0002_zalo_tokens
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-23 09:00:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0002_zalo_channels"
-down_revision = "0002_zalo_tokens"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

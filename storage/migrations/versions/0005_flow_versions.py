@@ -1,7 +1,7 @@
 """flow versions and live assignments
 
-Revision ID: 0002_flow_versions
-Revises: 0002_zalo_channels
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-23 10:00:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0002_flow_versions"
-down_revision = "0002_zalo_channels"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
