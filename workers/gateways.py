@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from bot.channels.closing import Closing
 from bot.channels.kannel import KannelGateway
 from bot.channels.sms import OutgoingSms, SmsSendError
 from bot.zalo.bot_api import ZaloBotClient
@@ -113,20 +114,7 @@ def route_of(channel: Channel, route: Route | None) -> Route:
     return Route.SMS if channel is Channel.SMS else Route.ZALO_OA
 
 
-class _Closing:
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Nothing held between sends unless a subclass says so."""
-
-
-class SmsRoute(_Closing):
+class SmsRoute(Closing):
     """SMS through Kannel."""
 
     def __init__(self, runtime: Runtime) -> None:
@@ -158,7 +146,7 @@ def failure_from_zalo(exc: ZaloError) -> SendError:
     return SendError(str(exc), retryable=exc.retryable, code=exc.code)
 
 
-class ZaloRoute(_Closing):
+class ZaloRoute(Closing):
     """Zalo Bot Platform, OA and ZNS: each send opens its client inside its own event loop."""
 
     def __init__(self, runtime: Runtime) -> None:

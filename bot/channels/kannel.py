@@ -25,11 +25,11 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from types import TracebackType
 from urllib.parse import urlencode
 
 import httpx
 
+from bot.channels.closing import Closing
 from bot.channels.sms import (
     DeliveryReport,
     InboundRequestError,
@@ -68,7 +68,7 @@ def dlr_token(secret: str, ref: str) -> str:
     return hmac.new(secret.encode("utf-8"), f"kannel-dlr:{ref}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-class KannelGateway:
+class KannelGateway(Closing):
     """One Kannel smsbox reached over HTTP. Use as a context manager (or call `close()`): it owns
     an httpx.Client whose connections must be released when the job ends."""
 
@@ -84,14 +84,6 @@ class KannelGateway:
         self._dlr_base = f"{public_url}{DLR_PATH}"
         # Connect quickly (a dead smsbox is a retry, not a hung worker); allow Kannel time to answer.
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
-
-    def __enter__(self) -> KannelGateway:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self._client.close()

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import re
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from bot.zalo.exceptions import ZaloPermanentError, ZaloServerError, raise_for_bot_envelope
+from bot.zalo.http_client import ZaloHttpClient
 from bot.zalo.types import BotInfo, BotUpdate, BotWebhookInfo, SentBotMessage, parse_bot_update
 
 __all__ = ["DEFAULT_BOT_API_BASE", "MAX_TEXT_LENGTH", "ZaloBotClient", "check_text"]
@@ -51,7 +51,7 @@ def check_text(text: str) -> str:
     return text
 
 
-class ZaloBotClient:
+class ZaloBotClient(ZaloHttpClient):
     """One bot, one token. Pass `http` to share a client; otherwise one is opened and closed here."""
 
     def __init__(
@@ -65,21 +65,8 @@ class ZaloBotClient:
         if not token:
             raise ValueError("a Zalo bot token is required")
         self._prefix = f"{base_url.rstrip('/')}/bot{token}"
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout)
+        super().__init__(http, timeout)
         self._timeout = timeout
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
 
     async def call(
         self, method: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None

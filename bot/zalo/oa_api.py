@@ -7,13 +7,13 @@ the token once (see bot.zalo.tokens) and is retried once; a second refusal is ra
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from bot.zalo.bot_api import check_text
 from bot.zalo.exceptions import ZaloPermanentError, ZaloServerError, ZaloTokenInvalid, raise_for_oa_envelope
+from bot.zalo.http_client import ZaloHttpClient
 from bot.zalo.tokens import OATokenManager, TokenStore
 from bot.zalo.types import OASendResult, ZNSRatingPage, ZNSSendResult
 
@@ -24,8 +24,8 @@ DEFAULT_ZNS_API_BASE = "https://business.openapi.zalo.me"
 MAX_TRACKING_ID = 48
 
 
-class _OpenAPIClient:
-    """Shared plumbing: owned-or-injected httpx client, token header, refresh-and-retry-once."""
+class _OpenAPIClient(ZaloHttpClient):
+    """Shared plumbing of the OA and ZNS clients: token header, refresh-and-retry-once."""
 
     def __init__(
         self,
@@ -39,23 +39,10 @@ class _OpenAPIClient:
         timeout: float = 10.0,
     ) -> None:
         self._base = base_url.rstrip("/")
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout)
+        super().__init__(http, timeout)
         self.tokens = OATokenManager(
             token_store, http=self._http, oauth_base=oauth_base, app_id=app_id, app_secret=app_secret
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
 
     async def _once(
         self,
