@@ -55,3 +55,11 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # RQ logs every job it runs at INFO (the sweep alone every few seconds): keep its routine
+    # lines out of the service's logs unless we are debugging.
+    logging.getLogger("rq").setLevel(rq_log_level(level))
+
+
+def rq_log_level(level: str) -> str:
+    """The level for RQ's own loggers given the service's LOG_LEVEL."""
+    return level.upper() if level.upper() == "DEBUG" else "WARNING"

@@ -8,15 +8,9 @@ import time
 
 import click
 
-from config.logging import configure_logging
+from config.logging import configure_logging, rq_log_level
 from config.settings import get_settings
 from workers.queues import ALL_QUEUES
-
-
-def _rq_log_level(level: str) -> str:
-    """RQ logs every job it runs at INFO (the sweep alone every few seconds): keep its routine
-    lines out of the service's logs unless we are debugging."""
-    return level if level.upper() == "DEBUG" else "WARNING"
 
 
 @click.command()
@@ -61,7 +55,7 @@ def worker(burst: bool) -> None:
     settings.require("SIPAS_SECRET_KEY")
     configure_logging(settings.LOG_LEVEL)
     Worker(list(ALL_QUEUES), connection=redis_for(settings.REDIS_URL)).work(
-        burst=burst, with_scheduler=True, logging_level=_rq_log_level(settings.LOG_LEVEL)
+        burst=burst, with_scheduler=True, logging_level=rq_log_level(settings.LOG_LEVEL)
     )
 
 
@@ -79,7 +73,7 @@ def cron() -> None:
     os.environ["TZ"] = settings.SIPAS_TIMEZONE
     time.tzset()
     scheduler = CronScheduler(
-        connection=redis_for(settings.REDIS_URL), logging_level=_rq_log_level(settings.LOG_LEVEL)
+        connection=redis_for(settings.REDIS_URL), logging_level=rq_log_level(settings.LOG_LEVEL)
     )
     scheduler.load_config_from_file("workers.cron_config")
     scheduler.start()  # type: ignore[no-untyped-call]  # rq leaves start() unannotated
