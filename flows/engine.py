@@ -193,8 +193,14 @@ class Conversation:
         if first is None:  # a checked flow always asks something; be safe anyway
             return Step(None, None, None, (), (), (), ConversationState(ConversationStatus.DONE, version=1))
         state = ConversationState(ConversationStatus.ASKING, first.key, 0, 1, {}, (first.key,))
-        messages = (self._say(self.flow.messages.opening, first, state), self._say(first.text, first, state))
-        return Step(None, None, None, (), (), messages, state)
+        return Step(None, None, None, (), (), self.ask_with_opening(first, state), state)
+
+    def ask_with_opening(self, question: Question, state: ConversationState) -> tuple[str, str]:
+        """The opening notice, then `question`, numbered by `state`'s path: how a conversation
+        starts, and how it resumes on a new channel, where the citizen does not yet know who is
+        writing or how to refuse (flows.zalo_survey)."""
+        opening = self._say(self.flow.messages.opening, question, state)
+        return opening, self._say(question.text, question, state)
 
     def reminder(self, state: ConversationState) -> str | None:
         """The reminder for the question the citizen has not answered, or None if not asking."""

@@ -27,12 +27,10 @@ messages already stored instead of applying the reply again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
@@ -41,12 +39,22 @@ from flows.definition import Flow
 from flows.engine import Conversation, ConversationState, ConversationStatus, Step
 from flows.routes import conversation_recipient, first_contact, rating_request
 from flows.schedule import next_send_time
+from flows.survey_rows import (
+    applied_events,
+    close_timers,
+    finish,
+    finish_status,
+    lock_survey,
+    new_comment,
+    queue_replies,
+    queue_texts,
+    store_state,
+)
 from flows.versions import load_version
 from storage.fsm import BaseStateStorage, StorageKey
 from storage.models import (
     Answer,
     Channel,
-    Comment,
     OptOut,
     OutboundMessage,
     OutboxStatus,
@@ -98,7 +106,7 @@ def start_survey(
     still-queued opening messages are returned again (enqueueing twice is harmless, the outbox
     claim is conditional), so a job retried after committing still gets them sent.
     """
-    survey = _lock_survey(session, survey_id)
+    survey = lock_survey(session, survey_id)
     if survey is None:
         return []
     if survey.status is not SurveyStatus.SCHEDULED:
@@ -108,12 +116,12 @@ def start_survey(
     case = survey.case
     phone_hash = survey.phone_hash or case.phone_hash
     if phone_hash is not None and session.get(OptOut, phone_hash) is not None:
-        _finish(session, survey, SurveyStatus.OPTED_OUT, ConversationStatus.OPTED_OUT, now)
+        finish(session, survey, SurveyStatus.OPTED_OUT, ConversationStatus.OPTED_OUT, now)
         return []
     recipient, route = first_contact(survey)
     if recipient is None:
         survey.fallback_reason = f"no {survey.channel.value} contact on the case"
-        _finish(session, survey, SurveyStatus.FAILED, ConversationStatus.EXPIRED, now)
+        finish(session, survey, SurveyStatus.FAILED, ConversationStatus.EXPIRED, now)
         return []
     step = conversation_for(survey).open()
     send_at = next_send_time(now, settings.send_window, settings.tz)
@@ -122,24 +130,14 @@ def start_survey(
         # first question (the rating answers it); see flows.routes.
         ids = [rating_request(session, settings, survey, recipient, send_at).id]
     else:
-        ids = [
-            add_message(
-                session,
-                dedupe_key=f"survey:{survey.id}:open:{n}",
-                channel=survey.channel,
-                route=route,
-                recipient_enc=recipient,
-                text=text,
-                survey_id=survey.id,
-                not_before=send_at,
-            ).id
-            for n, text in enumerate(step.messages)
-        ]
+        ids = queue_texts(
+            session, survey, step.messages, f"survey:{survey.id}:open:", recipient, route, send_at
+        )
     survey.status = SurveyStatus.ACTIVE
     survey.started_at = now
     survey.last_activity_at = now
     first_state = replace(step.state, version=survey.state_version + 1)
-    _store_state(session, state_storage, settings, survey, first_state, events=[])
+    store_state(session, state_storage, survey, first_state, events=[])
     reminder_at = next_send_time(
         send_at + timedelta(seconds=settings.SIPAS_REMINDER_AFTER), settings.send_window, settings.tz
     )
@@ -147,7 +145,7 @@ def start_survey(
     _ensure_timer(
         session, survey.id, TimerKind.EXPIRE, send_at + timedelta(seconds=settings.SIPAS_SURVEY_TTL)
     )
-    _close_timers(session, survey.id, now, kinds=(TimerKind.FIRST_MESSAGE,))
+    close_timers(session, survey.id, now, kinds=(TimerKind.FIRST_MESSAGE,))
     session.flush()
     return ids
 
@@ -172,11 +170,11 @@ def handle_reply(
     """
     key = StorageKey(survey.channel.value, survey.id)
     with state_storage.lock(key):
-        locked = _lock_survey(session, survey.id)
+        locked = lock_survey(session, survey.id)
         if locked is None:
             return []
         survey = locked
-        events = _events(survey)
+        events = applied_events(survey)
         if inbound_event_id is not None and inbound_event_id in events:
             return _queued_ids(session, f"survey:{survey.id}:in:{inbound_event_id}:")
         state = _current_state(state_storage, key, survey)
@@ -189,18 +187,18 @@ def handle_reply(
             if inbound_event_id is not None
             else f"survey:{survey.id}:v{step.state.version}:"
         )
-        ids = _queue_replies(session, survey, step.messages, prefix)
+        ids = queue_replies(session, survey, step.messages, prefix)
         survey.last_activity_at = now
         if step.state.status is ConversationStatus.DONE:
-            _finish_status(session, survey, SurveyStatus.COMPLETED, now)
+            finish_status(session, survey, SurveyStatus.COMPLETED, now)
         elif step.state.status is ConversationStatus.OPTED_OUT:
-            _finish_status(session, survey, SurveyStatus.OPTED_OUT, now)
+            finish_status(session, survey, SurveyStatus.OPTED_OUT, now)
             phone_hash = survey.phone_hash or survey.case.phone_hash
             if phone_hash is not None:
                 record_opt_out(session, phone_hash, survey.channel.value, now)
         if inbound_event_id is not None:
             events = [*events, inbound_event_id][-_EVENTS_KEPT:]
-        _store_state(session, state_storage, settings, survey, step.state, events=events)
+        store_state(session, state_storage, survey, step.state, events=events)
         session.flush()
         return ids
 
@@ -234,7 +232,7 @@ def record_opt_out(session: Session, phone_hash: str, source: str, now: datetime
         select(Survey).where(Survey.phone_hash == phone_hash, Survey.status.in_(_OPEN_STATUSES))
     ).all()
     for survey in open_surveys:
-        _finish(session, survey, SurveyStatus.OPTED_OUT, ConversationStatus.OPTED_OUT, now)
+        finish(session, survey, SurveyStatus.OPTED_OUT, ConversationStatus.OPTED_OUT, now)
     session.flush()
     return new
 
@@ -245,7 +243,7 @@ def send_reminder(session: Session, settings: Settings, survey_id: int, now: dat
     Reads the database state (always current: it is written with every step). Sent no earlier
     than the next send-window opening. Returns the outbox ids to send.
     """
-    survey = _lock_survey(session, survey_id)
+    survey = lock_survey(session, survey_id)
     if survey is None or survey.status is not SurveyStatus.ACTIVE:
         return []
     dedupe_key = f"survey:{survey.id}:reminder"
@@ -271,7 +269,7 @@ def send_reminder(session: Session, settings: Settings, survey_id: int, now: dat
         survey_id=survey.id,
         not_before=next_send_time(now, settings.send_window, settings.tz),
     )
-    _close_timers(session, survey.id, now, kinds=(TimerKind.REMINDER,))
+    close_timers(session, survey.id, now, kinds=(TimerKind.REMINDER,))
     session.flush()
     return [message.id]
 
@@ -279,24 +277,15 @@ def send_reminder(session: Session, settings: Settings, survey_id: int, now: dat
 def expire_survey(session: Session, survey_id: int, now: datetime) -> bool:
     """End a scheduled or active survey that ran out of time; answers given so far are kept.
     Returns whether it was expired now."""
-    survey = _lock_survey(session, survey_id)
+    survey = lock_survey(session, survey_id)
     if survey is None or survey.status not in _OPEN_STATUSES:
         return False
-    _finish(session, survey, SurveyStatus.EXPIRED, ConversationStatus.EXPIRED, now)
+    finish(session, survey, SurveyStatus.EXPIRED, ConversationStatus.EXPIRED, now)
     session.flush()
     return True
 
 
 # -- internals ---------------------------------------------------------------------------------
-
-
-def _lock_survey(session: Session, survey_id: int) -> Survey | None:
-    return session.get(Survey, survey_id, with_for_update=True, populate_existing=True)
-
-
-def _events(survey: Survey) -> list[int]:
-    raw = (survey.state or {}).get("events", [])
-    return [int(e) for e in raw] if isinstance(raw, list) else []
 
 
 def _current_state(storage: BaseStateStorage, key: StorageKey, survey: Survey) -> ConversationState | None:
@@ -305,22 +294,6 @@ def _current_state(storage: BaseStateStorage, key: StorageKey, survey: Survey) -
     if live is not None and live.version == survey.state_version:
         return live
     return ConversationState.from_dict(survey.state or {})
-
-
-def _store_state(
-    session: Session,
-    storage: BaseStateStorage,
-    settings: Settings,
-    survey: Survey,
-    state: ConversationState,
-    *,
-    events: list[int],
-) -> None:
-    data: dict[str, Any] = state.to_dict()
-    survey.state = {**data, "events": events}
-    survey.state_version = state.version
-    session.flush()
-    storage.set(StorageKey(survey.channel.value, survey.id), state.label, data)
 
 
 def _record(
@@ -347,35 +320,9 @@ def _record(
             )
         elif (existing.value, existing.text_value) != (answer.value, answer.text_value):
             # The first understood answer counts; a changed mind is kept for staff to read.
-            session.add(_comment(survey, answer.question_key, answer.raw_text, inbound_event_id, now))
+            session.add(new_comment(survey, answer.question_key, answer.raw_text, inbound_event_id, now))
     for comment in step.comments:
-        session.add(_comment(survey, comment.question_key, comment.text, inbound_event_id, now))
-
-
-def _comment(
-    survey: Survey, question_key: str | None, text: str, event_id: int | None, now: datetime
-) -> Comment:
-    return Comment(
-        survey_id=survey.id, question_key=question_key, text=text, inbound_event_id=event_id, created_at=now
-    )
-
-
-def _queue_replies(session: Session, survey: Survey, messages: Sequence[str], prefix: str) -> list[int]:
-    recipient, route = conversation_recipient(survey)
-    if recipient is None:
-        return []
-    return [
-        add_message(
-            session,
-            dedupe_key=f"{prefix}{n}",
-            channel=survey.channel,
-            route=route,
-            recipient_enc=recipient,
-            text=text,
-            survey_id=survey.id,
-        ).id
-        for n, text in enumerate(messages)
-    ]
+        session.add(new_comment(survey, comment.question_key, comment.text, inbound_event_id, now))
 
 
 def _queued_ids(session: Session, dedupe_prefix: str) -> list[int]:
@@ -391,35 +338,7 @@ def _queued_ids(session: Session, dedupe_prefix: str) -> list[int]:
     )
 
 
-def _finish_status(session: Session, survey: Survey, status: SurveyStatus, now: datetime) -> None:
-    survey.status = status
-    survey.finished_at = now
-    _close_timers(session, survey.id, now)
-
-
-def _finish(
-    session: Session, survey: Survey, status: SurveyStatus, conversation: ConversationStatus, now: datetime
-) -> None:
-    """End a survey outside a reply (refusal elsewhere, expiry, undeliverable): status, timers,
-    and a new state version, which also makes any Redis copy stale."""
-    _finish_status(session, survey, status, now)
-    state = dict(survey.state or {})
-    state.update(status=conversation.value, question=None, reprompts=0, version=survey.state_version + 1)
-    survey.state = state
-    survey.state_version += 1
-
-
 def _ensure_timer(session: Session, survey_id: int, kind: TimerKind, due_at: datetime) -> None:
     exists = session.scalar(select(Timer.id).where(Timer.survey_id == survey_id, Timer.kind == kind))
     if exists is None:
         session.add(Timer(survey_id=survey_id, kind=kind, due_at=due_at))
-
-
-def _close_timers(
-    session: Session, survey_id: int, now: datetime, kinds: Sequence[TimerKind] | None = None
-) -> None:
-    """Mark pending timers done so the sweep never fires them (done_at is what it checks)."""
-    query = update(Timer).where(Timer.survey_id == survey_id, Timer.done_at.is_(None))
-    if kinds is not None:
-        query = query.where(Timer.kind.in_(kinds))
-    session.execute(query.values(done_at=now).execution_options(synchronize_session=False))

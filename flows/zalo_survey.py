@@ -25,35 +25,23 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from flows.channel_policy import Fallback, load_rules, policy_for
-from flows.definition import Question, Text
+from flows.definition import Question
 from flows.engine import Conversation, ConversationState, ConversationStatus
-from flows.routes import conversation_recipient
 from flows.schedule import next_send_time
-from flows.survey import (
-    _events,
-    _finish,
-    _finish_status,
-    _lock_survey,
-    _store_state,
-    conversation_for,
-    flow_for,
-    handle_reply,
-    record_opt_out,
-)
+from flows.survey import conversation_for, flow_for, handle_reply, record_opt_out
+from flows.survey_rows import finish, finish_status, lock_survey, new_comment, queue_replies, store_state
 from flows.versions import live_version
 from storage.fsm import BaseStateStorage
 from storage.models import (
     Answer,
     Case,
     Channel,
-    Comment,
     OutboundMessage,
     OutboxStatus,
     Route,
     Survey,
     SurveyStatus,
 )
-from storage.outbox import add_message
 
 __all__ = [
     "OVERALL",
@@ -69,7 +57,6 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 OVERALL = "overall"  # the criterion a ZNS service rating answers (sipas-method.md)
-_OPEN = (SurveyStatus.SCHEDULED, SurveyStatus.ACTIVE)
 
 
 @dataclass(frozen=True)
@@ -149,7 +136,7 @@ def link_chat(
 ) -> list[int]:
     """A citizen sent the survey's start code from a Zalo chat: the survey continues there (on
     the Zalo flow), from the question it is at. Returns the outbox ids to send."""
-    locked = _lock_survey(session, survey.id)
+    locked = lock_survey(session, survey.id)
     if locked is None or locked.status is not SurveyStatus.ACTIVE:
         return []
     locked.zalo_chat_enc, locked.zalo_chat_hash = chat_enc, chat_hash
@@ -169,7 +156,7 @@ def fall_back_to_sms(
 ) -> list[int]:
     """Zalo cannot reach the citizen: continue the survey by SMS (or end it as failed when the
     agency's rule says `fallback: none` or the case has no phone). Returns the SMS outbox ids."""
-    survey = _lock_survey(session, survey_id)
+    survey = lock_survey(session, survey_id)
     if survey is None or survey.status is not SurveyStatus.ACTIVE or survey.channel is not Channel.ZALO:
         return []
     survey.fallback_reason = reason[:255]
@@ -177,7 +164,7 @@ def fall_back_to_sms(
     policy = policy_for(load_rules(settings.SIPAS_CHANNELS_FILE), survey.case.agency)
     if policy.fallback is Fallback.NONE or survey.case.phone_enc is None:
         log.warning("zalo survey failed without fallback", survey_id=survey.id, reason=reason)
-        _finish(session, survey, SurveyStatus.FAILED, ConversationStatus.EXPIRED, now)
+        finish(session, survey, SurveyStatus.FAILED, ConversationStatus.EXPIRED, now)
         session.flush()
         return []
     log.info("survey falls back to sms", survey_id=survey.id, reason=reason)
@@ -198,9 +185,9 @@ def _rated_survey(session: Session, rating: Rating) -> Survey | None:
             )
         )
         if survey_id is not None:
-            return _lock_survey(session, survey_id)
+            return lock_survey(session, survey_id)
     if rating.tracking_id and rating.tracking_id.isdigit():
-        return _lock_survey(session, int(rating.tracking_id))
+        return lock_survey(session, int(rating.tracking_id))
     return None
 
 
@@ -238,7 +225,7 @@ def record_rating(
     if existing is not None:
         if existing.value == rating.rate:
             return f"survey {survey.id}: rating already recorded"
-        session.add(_comment(survey, key, f"{raw} (đánh giá lại)", inbound_event_id, now))
+        session.add(new_comment(survey, key, f"{raw} (đánh giá lại)", inbound_event_id, now))
         return f"survey {survey.id}: different rating kept as comment"
     flow = flow_for(survey)
     session.add(
@@ -255,11 +242,11 @@ def record_rating(
         )
     )
     if rating.note:
-        session.add(_comment(survey, key, rating.note, inbound_event_id, now))
+        session.add(new_comment(survey, key, rating.note, inbound_event_id, now))
     if rating.feedbacks:
-        session.add(_comment(survey, key, "; ".join(rating.feedbacks), inbound_event_id, now))
+        session.add(new_comment(survey, key, "; ".join(rating.feedbacks), inbound_event_id, now))
     survey.last_activity_at = now
-    _advance_past(session, state_storage, settings, survey, key, rating.rate, now)
+    _advance_past(session, state_storage, survey, key, rating.rate, now)
     session.flush()
     return f"survey {survey.id}: rating {rating.rate} recorded"
 
@@ -267,7 +254,6 @@ def record_rating(
 def _advance_past(
     session: Session,
     state_storage: BaseStateStorage,
-    settings: Settings,
     survey: Survey,
     key: str,
     value: int,
@@ -283,13 +269,13 @@ def _advance_past(
     version = survey.state_version + 1
     if following is None:
         done = ConversationState(ConversationStatus.DONE, None, 0, version, answers, state.path)
-        _store_state(session, state_storage, settings, survey, done, events=_events(survey))
-        _finish_status(session, survey, SurveyStatus.COMPLETED, now)
+        store_state(session, state_storage, survey, done)
+        finish_status(session, survey, SurveyStatus.COMPLETED, now)
         return
     asking = ConversationState(
         ConversationStatus.ASKING, following.key, 0, version, answers, (*state.path, following.key)
     )
-    _store_state(session, state_storage, settings, survey, asking, events=_events(survey))
+    store_state(session, state_storage, survey, asking)
 
 
 # --- moving between channels -------------------------------------------------------------------
@@ -369,59 +355,16 @@ def _move_conversation(
     survey.last_activity_at = now
     if question is None:
         done = ConversationState(ConversationStatus.DONE, None, 0, version, answers, path)
-        _store_state(session, state_storage, settings, survey, done, events=_events(survey))
-        _finish_status(session, survey, SurveyStatus.COMPLETED, now)
+        store_state(session, state_storage, survey, done)
+        finish_status(session, survey, SurveyStatus.COMPLETED, now)
         session.flush()
         return []
     if not path or path[-1] != question.key:
         path = (*path, question.key)
     state = ConversationState(ConversationStatus.ASKING, question.key, 0, version, answers, path)
-    messages = _opening_and_question(conversation, state, question)
-    _store_state(session, state_storage, settings, survey, state, events=_events(survey))
-    recipient, message_route = conversation_recipient(survey)
-    if recipient is None:
-        return []
+    messages = conversation.ask_with_opening(question, state)
+    store_state(session, state_storage, survey, state)
     not_before = next_send_time(now, settings.send_window, settings.tz) if in_window else None
-    ids = [
-        add_message(
-            session,
-            dedupe_key=f"survey:{survey.id}:{label}:v{version}:{n}",
-            channel=channel,
-            route=message_route,
-            recipient_enc=recipient,
-            text=text,
-            survey_id=survey.id,
-            not_before=not_before,
-        ).id
-        for n, text in enumerate(messages)
-    ]
+    ids = queue_replies(session, survey, messages, f"survey:{survey.id}:{label}:v{version}:", not_before)
     session.flush()
     return ids
-
-
-def _opening_and_question(
-    conversation: Conversation, state: ConversationState, question: Question
-) -> tuple[str, str]:
-    """The flow's opening notice, then `question`, numbered as the citizen's path counts it."""
-    flow = conversation.flow
-    number = max(len(state.path), 1)
-    total = number + len(flow.ahead(question, state.answers))
-
-    def say(text: Text) -> str:
-        return flow.render(
-            text,
-            channel=conversation.channel,
-            language=conversation.language,
-            values=conversation.values,
-            question=question,
-            number=number,
-            total=total,
-        )
-
-    return say(flow.messages.opening), say(question.text)
-
-
-def _comment(survey: Survey, key: str | None, text: str, event_id: int | None, now: datetime) -> Comment:
-    return Comment(
-        survey_id=survey.id, question_key=key, text=text, inbound_event_id=event_id, created_at=now
-    )

@@ -1,0 +1,145 @@
+"""What both survey modules (flows.survey on SMS, flows.zalo_survey on Zalo and between channels)
+do to a survey's rows: lock it, store its conversation state, queue its messages, add comments,
+end it. One definition each, so a survey moved between channels is changed exactly as one that
+stays put. Nothing here commits; flows.survey's docstring explains why the state is written to
+the database and to Redis in the same step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from flows.engine import ConversationState, ConversationStatus
+from flows.routes import conversation_recipient
+from storage.fsm import BaseStateStorage, StorageKey
+from storage.models import Comment, Route, Survey, SurveyStatus, Timer, TimerKind
+from storage.outbox import add_message
+
+__all__ = [
+    "applied_events",
+    "close_timers",
+    "finish",
+    "finish_status",
+    "lock_survey",
+    "new_comment",
+    "queue_replies",
+    "queue_texts",
+    "store_state",
+]
+
+
+def lock_survey(session: Session, survey_id: int) -> Survey | None:
+    """The survey row, re-read and locked until the caller commits (`SELECT ... FOR UPDATE` on
+    PostgreSQL): two steps of one survey never read the same state."""
+    return session.get(Survey, survey_id, with_for_update=True, populate_existing=True)
+
+
+def applied_events(survey: Survey) -> list[int]:
+    """The ids of the inbound events already applied to the survey (kept in its state), so a
+    replayed event is recognised."""
+    raw = (survey.state or {}).get("events", [])
+    return [int(e) for e in raw] if isinstance(raw, list) else []
+
+
+def store_state(
+    session: Session,
+    storage: BaseStateStorage,
+    survey: Survey,
+    state: ConversationState,
+    *,
+    events: list[int] | None = None,
+) -> None:
+    """Write `state` to the survey row (the record) and to Redis (the live copy, same version).
+    `events` replaces the applied inbound event ids; None keeps those already recorded."""
+    if events is None:
+        events = applied_events(survey)
+    data: dict[str, Any] = state.to_dict()
+    survey.state = {**data, "events": events}
+    survey.state_version = state.version
+    session.flush()
+    storage.set(StorageKey(survey.channel.value, survey.id), state.label, data)
+
+
+def queue_texts(
+    session: Session,
+    survey: Survey,
+    texts: Sequence[str],
+    dedupe_prefix: str,
+    recipient_enc: str,
+    route: Route | None,
+    not_before: datetime | None = None,
+) -> list[int]:
+    """Store `texts` in the outbox for the survey's channel, keyed `<dedupe_prefix><n>`: a step
+    recomputed after a rollback finds its messages instead of adding twins."""
+    return [
+        add_message(
+            session,
+            dedupe_key=f"{dedupe_prefix}{n}",
+            channel=survey.channel,
+            route=route,
+            recipient_enc=recipient_enc,
+            text=text,
+            survey_id=survey.id,
+            not_before=not_before,
+        ).id
+        for n, text in enumerate(texts)
+    ]
+
+
+def queue_replies(
+    session: Session,
+    survey: Survey,
+    texts: Sequence[str],
+    dedupe_prefix: str,
+    not_before: datetime | None = None,
+) -> list[int]:
+    """queue_texts to where the conversation is now (flows.routes.conversation_recipient);
+    nothing when the survey has no one to write to there."""
+    recipient, route = conversation_recipient(survey)
+    if recipient is None:
+        return []
+    return queue_texts(session, survey, texts, dedupe_prefix, recipient, route, not_before)
+
+
+def new_comment(
+    survey: Survey, question_key: str | None, text: str, event_id: int | None, now: datetime
+) -> Comment:
+    """A citizen's words kept for staff to read (the caller adds it to the session)."""
+    return Comment(
+        survey_id=survey.id, question_key=question_key, text=text, inbound_event_id=event_id, created_at=now
+    )
+
+
+def close_timers(
+    session: Session, survey_id: int, now: datetime, kinds: Sequence[TimerKind] | None = None
+) -> None:
+    """Mark pending timers done so the sweep never fires them (done_at is what it checks)."""
+    query = update(Timer).where(Timer.survey_id == survey_id, Timer.done_at.is_(None))
+    if kinds is not None:
+        query = query.where(Timer.kind.in_(kinds))
+    session.execute(query.values(done_at=now).execution_options(synchronize_session=False))
+
+
+def finish_status(session: Session, survey: Survey, status: SurveyStatus, now: datetime) -> None:
+    """End the survey with `status` and close its timers; the conversation state is the caller's
+    (a reply step stores its own final state)."""
+    survey.status = status
+    survey.finished_at = now
+    close_timers(session, survey.id, now)
+
+
+def finish(
+    session: Session, survey: Survey, status: SurveyStatus, conversation: ConversationStatus, now: datetime
+) -> None:
+    """End a survey outside a reply (refusal elsewhere, expiry, undeliverable): status, timers,
+    and a new state version, which also makes any Redis copy stale."""
+    finish_status(session, survey, status, now)
+    state = dict(survey.state or {})
+    state.update(status=conversation.value, question=None, reprompts=0, version=survey.state_version + 1)
+    survey.state = state
+    survey.state_version += 1
