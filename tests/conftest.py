@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,12 +11,14 @@ from redis import Redis
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.context import JobDispatcher
 from config.settings import Settings
 from storage.crypto import PhoneVault
 from storage.db import session_factory
 from storage.migrate import upgrade
 from storage.models import Base
 from storage.redis import redis_for
+from tests.support.app import Client, RecordingDispatcher, app_client
 from tests.support.services import IN_CI, local_redis, postgres_database, require_or_skip
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
@@ -115,6 +117,25 @@ def sessions(db_url: str) -> sessionmaker[Session]:
 @pytest.fixture
 def vault() -> PhoneVault:
     return PhoneVault(SECRET_KEY)
+
+
+@pytest.fixture
+def dispatcher() -> RecordingDispatcher:
+    return RecordingDispatcher()
+
+
+@pytest.fixture
+async def client(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    vault: PhoneVault,
+    redis: Redis,
+    dispatcher: JobDispatcher,
+) -> AsyncIterator[Client]:
+    """The real app (create_app) on a test server, with the settings above and `dispatcher`
+    (a RecordingDispatcher unless a test module overrides that fixture)."""
+    async with app_client(settings, sessions, vault, redis, dispatcher) as test_client:
+        yield test_client
 
 
 @pytest.fixture

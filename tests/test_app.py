@@ -7,20 +7,14 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from redis import Redis
-from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import create_app
-from bot.context import AppContext
 from bot.intake import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from config.settings import Settings
 from storage.crypto import PhoneVault
 from storage.db import session_factory
 from tests.conftest import ONESTOP_SECRET
-
-Client = TestClient[web.Request, web.Application]
+from tests.support.app import Client, app_client
 
 
 class NoDispatch:
@@ -29,24 +23,16 @@ class NoDispatch:
 
 
 @pytest.fixture
-async def client(
-    settings: Settings, sessions: sessionmaker[Session], vault: PhoneVault, redis: Redis
-) -> AsyncIterator[Client]:
-    context = AppContext(
-        settings=settings, sessions=sessions, vault=vault, redis=redis, dispatcher=NoDispatch()
-    )
-    async with TestClient(TestServer(create_app(context))) as test_client:
-        yield test_client
+def dispatcher() -> NoDispatch:
+    """The shared `client` fixture (tests/conftest.py) runs with this one here."""
+    return NoDispatch()
 
 
 @pytest.fixture
 async def broken_db_client(settings: Settings, vault: PhoneVault, redis: Redis) -> AsyncIterator[Client]:
     """The app with a database that refuses connections (nothing listens on port 1)."""
     sessions = session_factory("postgresql://nobody@127.0.0.1:1/none")
-    context = AppContext(
-        settings=settings, sessions=sessions, vault=vault, redis=redis, dispatcher=NoDispatch()
-    )
-    async with TestClient(TestServer(create_app(context))) as test_client:
+    async with app_client(settings, sessions, vault, redis, NoDispatch()) as test_client:
         yield test_client
 
 

@@ -1,39 +1,21 @@
-"""Fixtures for the intake: a small registry, the real aiohttp app, signed requests."""
+"""Fixtures for the intake: a small registry, case bodies, signed requests (the app: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import create_app
-from bot.context import AppContext
 from bot.intake import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from config.settings import Settings
-from storage.crypto import PhoneVault
 from storage.models import Agency, AgencyLevel, Base, Case, Survey, Timer
 from tests.conftest import ONESTOP_SECRET
 
 PATH = "/api/v1/cases/closed"
-
-
-@dataclass
-class RecordingDispatcher:
-    """Stands in for the RQ dispatcher: the intake must not hand anything over (timers do)."""
-
-    calls: list[tuple[str, int]] = field(default_factory=list)
-
-    def inbound_received(self, event_id: int) -> None:
-        self.calls.append(("inbound_received", event_id))
 
 
 @pytest.fixture
@@ -82,24 +64,6 @@ def table_rows(sessions: sessionmaker[Session]) -> int:
             for table in Base.metadata.sorted_tables
             if table.name != "agencies"
         )
-
-
-@pytest.fixture
-def dispatcher() -> RecordingDispatcher:
-    return RecordingDispatcher()
-
-
-@pytest.fixture
-async def client(
-    settings: Settings,
-    sessions: sessionmaker[Session],
-    vault: PhoneVault,
-    redis: Redis,
-    dispatcher: RecordingDispatcher,
-) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(AppContext(settings, sessions, vault, redis, dispatcher))
-    async with TestClient(TestServer(app)) as test_client:
-        yield test_client
 
 
 def signed_headers(

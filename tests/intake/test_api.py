@@ -19,7 +19,8 @@ from config.settings import Settings
 from storage.crypto import PhoneVault
 from storage.models import Case, Survey
 from tests.conftest import ONESTOP_SECRET
-from tests.intake.conftest import PATH, RecordingDispatcher, body_of, case, counts, signed_headers, table_rows
+from tests.intake.conftest import PATH, body_of, case, counts, signed_headers, table_rows
+from tests.support.app import RecordingDispatcher
 
 Client = TestClient[Any, Any]
 NOTHING = {"cases": 0, "surveys": 0, "timers": 0}
@@ -49,7 +50,7 @@ async def test_single_case_is_scheduled(
     with sessions() as session:
         survey = session.get_one(Survey, result["survey_id"])
         assert survey.phone_hash == vault.lookup_hash("+84912345678")
-    assert dispatcher.calls == []  # the first message is the timer sweep's job
+    assert dispatcher.inbound == []  # the first message is the timer sweep's job
 
 
 async def test_batch_with_good_and_bad_cases(

@@ -1,56 +1,14 @@
-"""Fixtures for the SMS channel: the web app around a recording dispatcher, and a real Kannel."""
+"""Fixtures for the SMS channel: a real Kannel (the web app and its dispatcher: tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from redis import Redis
-from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import create_app
-from bot.context import AppContext
-from config.settings import Settings
-from storage.crypto import PhoneVault
 from tests.support.kannel import KannelBinaries, KannelHarness, ensure_kannel
 from tests.support.services import free_port, require_or_skip
-
-
-class RecordingDispatcher:
-    """The JobDispatcher seam of the web app: records what would be queued for the workers."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.inbound: list[int] = []
-        self.fail = fail
-
-    def inbound_received(self, event_id: int) -> None:
-        if self.fail:
-            raise ConnectionError("queue unavailable")
-        self.inbound.append(event_id)
-
-
-@pytest.fixture
-def dispatcher() -> RecordingDispatcher:
-    return RecordingDispatcher()
-
-
-@pytest.fixture
-async def client(
-    settings: Settings,
-    sessions: sessionmaker[Session],
-    vault: PhoneVault,
-    redis: Redis,
-    dispatcher: RecordingDispatcher,
-) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    """The real app (create_app) on a test server, with the conftest settings."""
-    context = AppContext(
-        settings=settings, sessions=sessions, vault=vault, redis=redis, dispatcher=dispatcher
-    )
-    async with TestClient(TestServer(create_app(context))) as test_client:
-        yield test_client
 
 
 @pytest.fixture(scope="session")

@@ -6,27 +6,22 @@ import json
 from urllib.parse import quote, urlencode
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import create_app
 from bot.channels.kannel import dlr_token
-from bot.context import AppContext
 from bot.webhooks.kannel import MAX_PARAMS_BYTES
 from config.settings import Settings
 from storage import outbox
 from storage.crypto import PhoneVault
 from storage.db import make_engine
 from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus
-from tests.kannel.conftest import RecordingDispatcher
+from tests.support.app import Client, RecordingDispatcher, app_client
 from tests.support.services import free_port
 
 MO = "/webhooks/sms/kannel"
 DLR = "/webhooks/sms/kannel/dlr"
-Client = TestClient[web.Request, web.Application]
 TOKEN = "mo-token-test"  # tests/conftest.py settings
 
 
@@ -135,8 +130,7 @@ async def test_unset_token_refuses_everything(
     dispatcher: RecordingDispatcher,
 ) -> None:
     unset = settings.model_copy(update={"KANNEL_MO_TOKEN": ""})
-    context = AppContext(settings=unset, sessions=sessions, vault=vault, redis=redis, dispatcher=dispatcher)
-    async with TestClient(TestServer(create_app(context))) as unset_client:
+    async with app_client(unset, sessions, vault, redis, dispatcher) as unset_client:
         response = await unset_client.get(MO, params=mo_params(token=""))
         assert response.status == 503
         assert (await response.json())["error"] == "not_configured"
@@ -350,8 +344,7 @@ async def test_database_down_answers_503_so_kannel_retries(
     engine = make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")  # nothing listens
     try:
         down = sessionmaker(bind=engine)
-        context = AppContext(settings, down, vault, redis, dispatcher)
-        async with TestClient(TestServer(create_app(context))) as down_client:
+        async with app_client(settings, down, vault, redis, dispatcher) as down_client:
             mo = await down_client.get(MO, params=mo_params())
             assert mo.status == 503
             assert (await mo.json())["error"] == "storage_unavailable"

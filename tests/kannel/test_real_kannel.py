@@ -26,7 +26,7 @@ from config.settings import Settings
 from storage import outbox
 from storage.crypto import PhoneVault
 from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus
-from tests.kannel.conftest import RecordingDispatcher
+from tests.support.app import RecordingDispatcher
 from tests.support.kannel import KannelHarness
 
 pytestmark = pytest.mark.kannel

@@ -60,21 +60,6 @@ def zalo_settings(settings: Settings, sim_config: SimConfig) -> Settings:
     )
 
 
-class RecordingDispatcher:
-    """The JobDispatcher seam of the web app, recording what would be queued for the workers."""
-
-    def __init__(self) -> None:
-        self.inbound: list[int] = []
-
-    def inbound_received(self, event_id: int) -> None:
-        self.inbound.append(event_id)
-
-
-@pytest.fixture
-def dispatcher() -> RecordingDispatcher:
-    return RecordingDispatcher()
-
-
 # --- the Zalo channel end to end inside one process (real database, Redis, simulator over HTTP) ---
 
 RATING_TEMPLATE = "tpl-rating-001"

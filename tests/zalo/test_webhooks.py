@@ -12,17 +12,16 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import create_app
-from bot.context import AppContext
 from bot.zalo.inbound import body_hash
 from config.settings import Settings
 from storage.crypto import PhoneVault
 from storage.models import InboundEvent
+from tests.support.app import RecordingDispatcher, app_client
 from tests.support.zalo_sim import ZaloSimulator
 from tests.support.zalo_sim.citizen import (
     BOT_UNSUPPORTED,
@@ -31,17 +30,10 @@ from tests.support.zalo_sim.citizen import (
     oa_follow_event,
     oa_text_event,
 )
-from tests.zalo.conftest import BOT_SECRET, RecordingDispatcher, load_fixture
+from tests.zalo.conftest import BOT_SECRET, load_fixture
 
 BOT_PATH = "/webhooks/zalo/bot"
 OA_PATH = "/webhooks/zalo/oa"
-
-
-def build_client(
-    settings: Settings, sessions: sessionmaker[Session], vault: PhoneVault, redis: Redis, dispatcher: Any
-) -> TestClient[Any, Any]:
-    ctx = AppContext(settings=settings, sessions=sessions, vault=vault, redis=redis, dispatcher=dispatcher)
-    return TestClient(TestServer(create_app(ctx)))
 
 
 @pytest.fixture
@@ -52,7 +44,7 @@ async def web(
     redis: Redis,
     dispatcher: RecordingDispatcher,
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    async with build_client(zalo_settings, sessions, vault, redis, dispatcher) as client:
+    async with app_client(zalo_settings, sessions, vault, redis, dispatcher) as client:
         yield client
 
 
@@ -203,7 +195,7 @@ async def test_bot_webhook_without_a_configured_secret_refuses_everything(
     redis: Redis,
     dispatcher: RecordingDispatcher,
 ) -> None:
-    async with build_client(settings, sessions, vault, redis, dispatcher) as client:
+    async with app_client(settings, sessions, vault, redis, dispatcher) as client:
         status, answer = await zalo_sim.post_raw(
             str(client.make_url(BOT_PATH)),
             json.dumps(bot_update("u", "1")).encode(),
@@ -223,11 +215,8 @@ async def test_a_failing_hand_over_still_acknowledges_the_stored_event(
 ) -> None:
     """The event is committed before the hand-over; the sweep of unprocessed events recovers it."""
 
-    class DownQueue:
-        def inbound_received(self, event_id: int) -> None:
-            raise ConnectionError("queue is down")
-
-    async with build_client(zalo_settings, sessions, vault, redis, DownQueue()) as client:
+    down_queue = RecordingDispatcher(fail=True)
+    async with app_client(zalo_settings, sessions, vault, redis, down_queue) as client:
         status, answer = await zalo_sim.deliver_bot_event(
             str(client.make_url(BOT_PATH)), bot_update("u", "3", message_id="m-down"), secret=BOT_SECRET
         )
@@ -392,7 +381,7 @@ async def test_the_signing_key_can_be_the_app_secret(
 ) -> None:
     c = zalo_sim.config
     settings = zalo_settings.model_copy(update={"ZALO_OA_SIGNATURE_KEY": "app_secret"})
-    async with build_client(settings, sessions, vault, redis, dispatcher) as client:
+    async with app_client(settings, sessions, vault, redis, dispatcher) as client:
         target = str(client.make_url(OA_PATH))
         with_oa_key = await zalo_sim.deliver_oa_event(target, oa_text_event(c.app_id, c.oa_id, "u", "a"))
         with_app_secret = await zalo_sim.deliver_oa_event(
