@@ -26,6 +26,7 @@ import structlog
 from aiohttp import hdrs, web
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.bodies import read_limited
 from bot.channels.kannel import KannelGateway, dlr_token
 from bot.channels.sms import DeliveryReport, InboundRequestError
 from bot.context import CONTEXT, AppContext
@@ -57,9 +58,7 @@ async def _read_params(request: web.Request) -> dict[str, str]:
         raise too_large
     sources = [raw_query]
     if request.method == "POST":
-        if request.content_length is not None and request.content_length > MAX_PARAMS_BYTES:
-            raise too_large
-        body = await _read_body(request, too_large)
+        body = await read_limited(request, MAX_PARAMS_BYTES, too_large)
         if body:
             if hdrs.CONTENT_TYPE in request.headers and request.content_type != _FORM:
                 raise RefusedError(
@@ -86,18 +85,6 @@ async def _read_params(request: web.Request) -> dict[str, str]:
     return params
 
 
-async def _read_body(request: web.Request, too_large: RefusedError) -> bytes:
-    """The body, refused as soon as it is known to exceed MAX_PARAMS_BYTES (without reading it all)."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(MAX_PARAMS_BYTES + 1 - size):
-        size += len(chunk)
-        if size > MAX_PARAMS_BYTES:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _check_token(given: str | None, expected: str) -> None:
     """Constant-time comparison; an unset secret refuses everything instead of accepting ''."""
     if not expected:
@@ -106,6 +93,12 @@ def _check_token(given: str | None, expected: str) -> None:
         raise RefusedError(401, "missing_token", "the token parameter is required")
     if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
         raise RefusedError(403, "bad_token", "the token is not valid")
+
+
+def _payload_enc(ctx: AppContext, params: dict[str, str]) -> str:
+    """The callback as stored: its parameters minus the token, encrypted (they hold a number)."""
+    payload = {key: value for key, value in params.items() if key != "token"}
+    return ctx.vault.encrypt(json.dumps(payload, ensure_ascii=False))
 
 
 def _storage_unavailable(exc: SQLAlchemyError) -> web.Response:
@@ -123,8 +116,7 @@ async def receive_mo(request: web.Request) -> web.StreamResponse:
         sms = KannelGateway.parse_inbound(params)
     except InboundRequestError as exc:
         return error_response(400, exc.error, exc.message)
-    payload = {key: value for key, value in params.items() if key != "token"}
-    payload_enc = ctx.vault.encrypt(json.dumps(payload, ensure_ascii=False))
+    payload_enc = _payload_enc(ctx, params)
     sender_hash = ctx.vault.lookup_hash(sms.sender)
     try:
         stored = await asyncio.to_thread(_store_mo, ctx, sms.provider_id, payload_enc, sender_hash)
@@ -165,8 +157,7 @@ async def receive_dlr(request: web.Request) -> web.StreamResponse:
     except InboundRequestError as exc:
         return error_response(400, exc.error, exc.message)
     provider_id = f"{report.ref}:{report.code}:{params.get('ts', '').strip()}"[:128]
-    payload = {key: value for key, value in params.items() if key != "token"}
-    payload_enc = ctx.vault.encrypt(json.dumps(payload, ensure_ascii=False))
+    payload_enc = _payload_enc(ctx, params)
     try:
         result = await asyncio.to_thread(_store_and_apply_dlr, ctx, report, provider_id, payload_enc)
     except SQLAlchemyError as exc:

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from bot.bodies import read_limited
 from bot.context import CONTEXT, AppContext
 from bot.errors import RefusedError, error_response
 from bot.zalo.inbound import (
@@ -44,19 +45,7 @@ OA_SIGNATURE_HEADER = "X-ZEvent-Signature"
 async def _read_limited(request: web.Request) -> bytes:
     """The body, or 413 as soon as it is known to exceed MAX_EVENT_BYTES (without reading it all)."""
     too_large = RefusedError(413, "payload_too_large", f"Zalo events are at most {MAX_EVENT_BYTES} bytes")
-    if request.content_length is not None and request.content_length > MAX_EVENT_BYTES:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(MAX_EVENT_BYTES + 1 - size)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > MAX_EVENT_BYTES:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_limited(request, MAX_EVENT_BYTES, too_large)
 
 
 def _decode(body: bytes) -> tuple[str, Any]:
