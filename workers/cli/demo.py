@@ -403,8 +403,9 @@ def demo(keep: bool, workdir: Path) -> None:
         finally:
             citizen.close()
         if keep:
-            _print_try_it(stage)
+            # Ctrl+C is the way to stop: it may come as soon as the instructions are printed.
             with contextlib.suppress(KeyboardInterrupt):
+                _print_try_it(stage)
                 while all(proc.poll() is None for proc in stage.procs):
                     time.sleep(1)
     click.echo("Demo finished; everything it started is stopped.")
