@@ -153,7 +153,6 @@ def start_survey(
 def handle_reply(
     session: Session,
     state_storage: BaseStateStorage,
-    settings: Settings,
     survey: Survey,
     text: str,
     inbound_event_id: int | None,

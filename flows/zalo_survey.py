@@ -109,7 +109,6 @@ def find_by_code(session: Session, codes: list[str]) -> Survey | None:
 def handle_zalo_reply(
     session: Session,
     state_storage: BaseStateStorage,
-    settings: Settings,
     survey: Survey,
     text: str,
     inbound_event_id: int,
@@ -117,7 +116,7 @@ def handle_zalo_reply(
 ) -> list[int]:
     """flows.survey.handle_reply, plus the Zalo identity of a refusal: a citizen known only by
     their OA user id (no phone) is never asked again either (intake checks both)."""
-    ids = handle_reply(session, state_storage, settings, survey, text, inbound_event_id, now)
+    ids = handle_reply(session, state_storage, survey, text, inbound_event_id, now)
     zalo_hash = survey.case.zalo_user_hash
     if survey.status is SurveyStatus.OPTED_OUT and zalo_hash is not None:
         record_opt_out(session, zalo_hash, "zalo", now)
@@ -202,7 +201,6 @@ def _overall_question(survey: Survey) -> tuple[str, str]:
 def record_rating(
     session: Session,
     state_storage: BaseStateStorage,
-    settings: Settings,
     rating: Rating,
     inbound_event_id: int,
     now: datetime,

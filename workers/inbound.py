@@ -56,7 +56,7 @@ def process(runtime: Runtime, event_id: int, now: datetime | None = None) -> tup
                 record_opt_out(session, event.sender_hash, "sms")
                 return _finish(event, now, "opt-out without active survey"), []
             return _finish(event, now, "no active survey for sender"), []
-        outbox_ids = handle_reply(session, states, runtime.settings, survey, sms.text, event.id, now)
+        outbox_ids = handle_reply(session, states, survey, sms.text, event.id, now)
         return _finish(event, now, f"survey {survey.id}"), outbox_ids
 
 

@@ -137,9 +137,7 @@ async def bot_text(update: BotUpdate, ctx: InboundContext) -> Handled:
     text, sender = update.text or "", ctx.event.sender_hash or ""
     survey = find_conversation(ctx.session, Route.ZALO_BOT, sender)
     if survey is not None and survey.status is SurveyStatus.ACTIVE:
-        ids = handle_zalo_reply(
-            ctx.session, ctx.states, ctx.runtime.settings, survey, text, ctx.event.id, ctx.now
-        )
+        ids = handle_zalo_reply(ctx.session, ctx.states, survey, text, ctx.event.id, ctx.now)
         return f"survey {survey.id}", ids
     codes = find_start_codes(text)
     if codes:
@@ -201,9 +199,7 @@ async def oa_text(event: OAEvent, ctx: InboundContext) -> Handled:
     text, sender = event.text or "", ctx.event.sender_hash or ""
     survey = find_conversation(ctx.session, Route.ZALO_OA, sender)
     if survey is not None and survey.status is SurveyStatus.ACTIVE:
-        ids = handle_zalo_reply(
-            ctx.session, ctx.states, ctx.runtime.settings, survey, text, ctx.event.id, ctx.now
-        )
+        ids = handle_zalo_reply(ctx.session, ctx.states, survey, text, ctx.event.id, ctx.now)
         return f"survey {survey.id}", ids
     codes = find_start_codes(text)
     found = find_by_code(ctx.session, codes) if codes and event.user_id else None
@@ -231,7 +227,7 @@ async def zns_rating(event: OAEvent, ctx: InboundContext) -> Handled:
         note=feedback.note,
         feedbacks=tuple(feedback.feedbacks),
     )
-    return record_rating(ctx.session, ctx.states, ctx.runtime.settings, rating, ctx.event.id, ctx.now), []
+    return record_rating(ctx.session, ctx.states, rating, ctx.event.id, ctx.now), []
 
 
 @router.oa_event(EventName(OAEventName.USER_RECEIVED_MESSAGE))

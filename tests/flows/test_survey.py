@@ -78,7 +78,7 @@ def _reply(
         survey = find_active_survey(session, Channel.SMS, vault.lookup_hash(PHONE))
         assert survey is not None
         assert survey.id == survey_id
-        return event_id, handle_reply(session, states, settings, survey, text, event_id, at)
+        return event_id, handle_reply(session, states, survey, text, event_id, at)
 
 
 def _texts(session: Session, ids: list[int]) -> list[str]:
@@ -246,7 +246,7 @@ def test_the_same_inbound_event_twice_changes_nothing(
     event_id, ids = _reply(any_db_url, states, settings, vault, survey_id, "5")
     with transaction(any_db_url) as session:
         survey = session.get_one(Survey, survey_id)
-        again = handle_reply(session, states, settings, survey, "5", event_id, NOW)
+        again = handle_reply(session, states, survey, "5", event_id, NOW)
     assert again == ids
     with transaction(any_db_url) as session:
         assert _count(session, Answer, survey_id) == 1
@@ -269,13 +269,13 @@ def test_a_rolled_back_step_is_recomputed_identically(
 
     with pytest.raises(WorkerDiedError), transaction(any_db_url) as session:
         survey = session.get_one(Survey, survey_id)
-        handle_reply(session, states, settings, survey, "5", event_id, NOW)
+        handle_reply(session, states, survey, "5", event_id, NOW)
         raise WorkerDiedError
     assert states.get_data(StorageKey("sms", survey_id))["version"] == 2  # Redis ran ahead
     with transaction(any_db_url) as session:
         assert session.get_one(Survey, survey_id).state_version == 1
         survey = session.get_one(Survey, survey_id)
-        ids = handle_reply(session, states, settings, survey, "5", event_id, NOW)
+        ids = handle_reply(session, states, survey, "5", event_id, NOW)
     with transaction(any_db_url) as session:
         assert _texts(session, ids)[0].startswith("Cau 2/3:")
         assert session.get_one(OutboundMessage, ids[0]).dedupe_key == f"survey:{survey_id}:in:{event_id}:0"
@@ -455,7 +455,7 @@ def test_expiry_keeps_partial_answers_and_ignores_later_replies(
         assert expire_survey(session, survey_id, NOW + timedelta(hours=73)) is False
         assert find_active_survey(session, Channel.SMS, vault.lookup_hash(PHONE)) is None
         # A reply racing the expiry (survey found just before) is not applied.
-        assert handle_reply(session, states, settings, survey, "5", None, NOW + timedelta(hours=73)) == []
+        assert handle_reply(session, states, survey, "5", None, NOW + timedelta(hours=73)) == []
         assert _count(session, Answer, survey_id) == 1
 
 

@@ -196,7 +196,7 @@ def _submit(url: str, vault: PhoneVault, settings: Settings, case_id: str, phone
 def _reply(url: str, states: RedisStateStorage, settings: Settings, survey_id: int, text: str) -> list[str]:
     with transaction(url) as session:
         survey = session.get_one(Survey, survey_id)
-        ids = handle_reply(session, states, settings, survey, text, None, NOW)
+        ids = handle_reply(session, states, survey, text, None, NOW)
         return [session.get_one(OutboundMessage, i).text for i in ids]
 
 
