@@ -87,6 +87,13 @@ class Settings(BaseSettings):
             raise ValueError("SIPAS_SEND_WINDOW must start before it ends, within one day")
         return value
 
+    @field_validator("SIPAS_SECRET_KEY")
+    @classmethod
+    def _check_secret(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("must be at least 16 characters (it keys the encryption of phone numbers)")
+        return value
+
     @field_validator("SIPAS_TIMEZONE")
     @classmethod
     def _check_timezone(cls, value: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from pydantic import ValidationError
 
 from config.settings import MissingSettingError
 
@@ -26,9 +27,14 @@ _register()
 
 
 def main() -> None:
-    """Console entry point: a missing setting stops the process with one clear line."""
+    """Console entry point: a missing or invalid setting stops the process with one clear line each."""
     try:
         cli.main(standalone_mode=True)
     except MissingSettingError as exc:
         click.echo(f"sipas: {exc}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            click.echo(f"sipas: setting {name} is invalid: {error['msg']}", err=True)
         sys.exit(2)
