@@ -1,0 +1,148 @@
+"""The timer jobs and the sweep, driven as `rq cron` and the worker drive them, on a real database
+and a real Redis: first message, reminder, expiry, quiet hours, and recovery of lost jobs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from redis import Redis
+from rq import Queue
+from sqlalchemy import select
+
+from config.settings import Settings
+from flows.intake import submit_cases
+from storage.inbound import store_event
+from storage.models import (
+    Agency,
+    AgencyLevel,
+    OutboundMessage,
+    OutboxStatus,
+    Survey,
+    SurveyStatus,
+    Timer,
+    TimerKind,
+)
+from workers.queues import DEFAULT_QUEUE
+from workers.runtime import Runtime
+from workers.timers import fire, sweep_once
+
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
+# 10:00 local: inside the 07:30-21:00 window.
+MORNING = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def runtime(settings: Settings, redis: Redis) -> Runtime:
+    windowed = settings.model_copy(update={"SIPAS_SEND_WINDOW": "07:30-21:00"})
+    built = Runtime.build(windowed)
+    with built.sessions() as session, session.begin():
+        session.add(Agency(code="W", name="UBND phường Hạ Đình", level=AgencyLevel.COMMUNE))
+    return built
+
+
+def _schedule(runtime: Runtime, closed_at: datetime, phone: str = "0912345678") -> int:
+    case = {"case_id": f"C-{phone}", "agency_code": "W", "procedure_code": "1.001612", "phone": phone,
+            "closed_at": closed_at.isoformat()}  # fmt: skip
+    with runtime.sessions() as session, session.begin():
+        [outcome] = submit_cases(session, runtime.vault, runtime.settings, [case], closed_at)
+    assert outcome.outcome.value == "scheduled"
+    assert outcome.survey_id is not None
+    return outcome.survey_id
+
+
+def _timer(runtime: Runtime, survey_id: int, kind: TimerKind) -> Timer:
+    with runtime.sessions() as session:
+        return session.scalars(select(Timer).where(Timer.survey_id == survey_id, Timer.kind == kind)).one()
+
+
+def _queued_job_ids(redis: Redis) -> set[str]:
+    return set(Queue(DEFAULT_QUEUE, connection=redis).job_ids)
+
+
+def test_first_message_reminder_and_expiry(runtime: Runtime, redis: Redis) -> None:
+    survey_id = _schedule(runtime, MORNING)
+    first = _timer(runtime, survey_id, TimerKind.FIRST_MESSAGE)
+
+    counts = sweep_once(runtime, MORNING + timedelta(seconds=1))
+    assert counts["timers"] == 1
+    assert f"timer-{first.id}" in _queued_job_ids(redis)
+    # A second sweep before the job ran does not fire the timer again.
+    assert sweep_once(runtime, MORNING + timedelta(seconds=2))["timers"] == 0
+
+    result, opening = fire(runtime, first.id, MORNING + timedelta(seconds=3))
+    assert result == "first_message done"
+    assert len(opening) == 2
+    assert fire(runtime, first.id, MORNING + timedelta(seconds=4)) == ("already done", [])
+
+    reminder = _timer(runtime, survey_id, TimerKind.REMINDER)
+    expire = _timer(runtime, survey_id, TimerKind.EXPIRE)
+    assert reminder.due_at == MORNING + timedelta(seconds=3, hours=24)
+    assert expire.due_at == MORNING + timedelta(seconds=3, hours=72)
+
+    day_later = reminder.due_at + timedelta(seconds=1)
+    assert sweep_once(runtime, day_later)["timers"] == 1
+    result, reminded = fire(runtime, reminder.id, day_later)
+    assert result == "reminder done"
+    assert len(reminded) == 1
+    with runtime.sessions() as session:
+        text = session.get(OutboundMessage, reminded[0]).text  # type: ignore[union-attr]
+    assert text.startswith("Nhac lai")
+
+    result, nothing = fire(runtime, expire.id, expire.due_at + timedelta(seconds=1))
+    assert (result, nothing) == ("expire done", [])
+    with runtime.sessions() as session:
+        assert session.get(Survey, survey_id).status is SurveyStatus.EXPIRED  # type: ignore[union-attr]
+
+
+def test_quiet_hours_defer_the_first_message(runtime: Runtime) -> None:
+    survey_id = _schedule(runtime, MORNING)
+    first = _timer(runtime, survey_id, TimerKind.FIRST_MESSAGE)
+    late = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)  # 22:30 local: quiet hours
+    assert fire(runtime, first.id, late) == ("deferred to send window", [])
+    moved = _timer(runtime, survey_id, TimerKind.FIRST_MESSAGE)
+    assert moved.due_at.astimezone(HCM) == datetime(2026, 11, 21, 7, 30, tzinfo=HCM)
+    assert moved.fired_at is None
+    assert moved.done_at is None
+    with runtime.sessions() as session:
+        assert session.scalars(select(OutboundMessage)).all() == []
+
+
+def test_sweep_recovers_lost_sends_and_events(runtime: Runtime, redis: Redis) -> None:
+    survey_id = _schedule(runtime, MORNING)
+    first = _timer(runtime, survey_id, TimerKind.FIRST_MESSAGE)
+    _result, opening = fire(runtime, first.id, MORNING)
+    with runtime.sessions() as session, session.begin():
+        stored = store_event(
+            session,
+            provider="kannel",
+            kind="mo",
+            provider_id="lost-1",
+            payload_enc=runtime.vault.encrypt(
+                json.dumps({"from": "84912345678", "text": "5", "id": "lost-1"})
+            ),
+            sender_hash=None,
+        )
+        # A worker claimed the first message and died: its claim is older than the lease.
+        claimed = session.get(OutboundMessage, opening[0])
+        assert claimed is not None
+        claimed.status = OutboxStatus.SENDING
+        claimed.claimed_at = MORNING
+    redis.flushdb()  # every queued job is gone, as after a Redis restart
+
+    # Nothing is recovered before the grace period: the jobs may still be on their way.
+    assert sweep_once(runtime, datetime.now(UTC) - timedelta(seconds=1))["events_recovered"] == 0
+    later = datetime.now(UTC) + timedelta(seconds=runtime.settings.SIPAS_SEND_LEASE + 60)
+    counts = sweep_once(runtime, later)
+    assert counts["sends_recovered"] == 2
+    assert counts["events_recovered"] == 1
+    assert {f"send-{opening[0]}", f"send-{opening[1]}", f"inbound-{stored.event_id}"} <= _queued_job_ids(
+        redis
+    )
+    with runtime.sessions() as session:
+        released = session.get(OutboundMessage, opening[0])
+        assert released is not None
+        assert released.status is OutboxStatus.QUEUED
+        assert released.claimed_at is None
