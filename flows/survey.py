@@ -40,6 +40,7 @@ from flows.engine import Conversation, ConversationState, ConversationStatus, St
 from flows.routes import conversation_recipient, first_contact, rating_request
 from flows.schedule import next_send_time
 from flows.survey_rows import (
+    AnswerWrite,
     applied_events,
     close_timers,
     finish,
@@ -48,6 +49,7 @@ from flows.survey_rows import (
     new_comment,
     queue_replies,
     queue_texts,
+    record_answer,
     store_state,
 )
 from flows.versions import load_version
@@ -299,25 +301,18 @@ def _record(
     session: Session, survey: Survey, step: Step, inbound_event_id: int | None, now: datetime
 ) -> None:
     for answer in step.answers:
-        existing = session.scalar(
-            select(Answer).where(Answer.survey_id == survey.id, Answer.question_key == answer.question_key)
+        written = record_answer(
+            session,
+            survey,
+            question_key=answer.question_key,
+            criterion=answer.criterion,
+            value=answer.value,
+            text_value=answer.text_value,
+            raw_text=answer.raw_text,
+            event_id=inbound_event_id,
+            now=now,
         )
-        if existing is None:
-            session.add(
-                Answer(
-                    survey_id=survey.id,
-                    flow_name=survey.flow_name,
-                    flow_version=survey.flow_version,
-                    question_key=answer.question_key,
-                    criterion_code=answer.criterion,
-                    value=answer.value,
-                    text_value=answer.text_value,
-                    raw_text=answer.raw_text,
-                    inbound_event_id=inbound_event_id,
-                    answered_at=now,
-                )
-            )
-        elif (existing.value, existing.text_value) != (answer.value, answer.text_value):
+        if written is AnswerWrite.CHANGED:
             # The first understood answer counts; a changed mind is kept for staff to read.
             session.add(new_comment(survey, answer.question_key, answer.raw_text, inbound_event_id, now))
     for comment in step.comments:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from flows.engine import ConversationState, ConversationStatus
 from flows.routes import conversation_recipient
 from storage.fsm import BaseStateStorage, StorageKey
-from storage.models import Comment, Route, Survey, SurveyStatus, Timer, TimerKind
+from storage.models import Answer, Comment, Route, Survey, SurveyStatus, Timer, TimerKind
 from storage.outbox import add_message
 
 __all__ = [
@@ -104,6 +105,51 @@ def queue_replies(
     if recipient is None:
         return []
     return queue_texts(session, survey, texts, dedupe_prefix, recipient, route, not_before)
+
+
+class AnswerWrite(StrEnum):
+    """What recording an answer did: the first understood answer per question is the one counted."""
+
+    RECORDED = "recorded"  # the question's first answer, now stored
+    SAME = "same"  # the question already had this very answer
+    CHANGED = "changed"  # the question already had another answer, which stands
+
+
+def record_answer(
+    session: Session,
+    survey: Survey,
+    *,
+    question_key: str,
+    criterion: str | None,
+    value: int | None,
+    text_value: str | None,
+    raw_text: str | None,
+    event_id: int | None,
+    now: datetime,
+) -> AnswerWrite:
+    """Store the question's answer unless it already has one (the caller decides what to keep of a
+    changed mind). Every channel records answers through here, so the rule is one rule."""
+    existing = session.scalar(
+        select(Answer).where(Answer.survey_id == survey.id, Answer.question_key == question_key)
+    )
+    if existing is not None:
+        same = (existing.value, existing.text_value) == (value, text_value)
+        return AnswerWrite.SAME if same else AnswerWrite.CHANGED
+    session.add(
+        Answer(
+            survey_id=survey.id,
+            flow_name=survey.flow_name,
+            flow_version=survey.flow_version,
+            question_key=question_key,
+            criterion_code=criterion,
+            value=value,
+            text_value=text_value,
+            raw_text=raw_text,
+            inbound_event_id=event_id,
+            answered_at=now,
+        )
+    )
+    return AnswerWrite.RECORDED
 
 
 def new_comment(

@@ -29,7 +29,16 @@ from flows.definition import Question
 from flows.engine import Conversation, ConversationState, ConversationStatus
 from flows.schedule import next_send_time
 from flows.survey import conversation_for, flow_for, handle_reply, record_opt_out
-from flows.survey_rows import finish, finish_status, lock_survey, new_comment, queue_replies, store_state
+from flows.survey_rows import (
+    AnswerWrite,
+    finish,
+    finish_status,
+    lock_survey,
+    new_comment,
+    queue_replies,
+    record_answer,
+    store_state,
+)
 from flows.versions import live_version
 from storage.fsm import BaseStateStorage
 from storage.models import (
@@ -218,27 +227,23 @@ def record_rating(
     if survey.status is SurveyStatus.OPTED_OUT:
         return f"survey {survey.id} refused: rating not stored"
     key, criterion = _overall_question(survey)
-    existing = session.scalar(select(Answer).where(Answer.survey_id == survey.id, Answer.question_key == key))
     raw = f"ZNS: {rating.rate}/5"
-    if existing is not None:
-        if existing.value == rating.rate:
-            return f"survey {survey.id}: rating already recorded"
+    written = record_answer(
+        session,
+        survey,
+        question_key=key,
+        criterion=criterion,
+        value=rating.rate,
+        text_value=None,
+        raw_text=raw,
+        event_id=inbound_event_id,
+        now=now,
+    )
+    if written is AnswerWrite.SAME:
+        return f"survey {survey.id}: rating already recorded"
+    if written is AnswerWrite.CHANGED:
         session.add(new_comment(survey, key, f"{raw} (đánh giá lại)", inbound_event_id, now))
         return f"survey {survey.id}: different rating kept as comment"
-    flow = flow_for(survey)
-    session.add(
-        Answer(
-            survey_id=survey.id,
-            flow_name=flow.id,
-            flow_version=survey.flow_version,
-            question_key=key,
-            criterion_code=criterion,
-            value=rating.rate,
-            raw_text=raw,
-            inbound_event_id=inbound_event_id,
-            answered_at=now,
-        )
-    )
     if rating.note:
         session.add(new_comment(survey, key, rating.note, inbound_event_id, now))
     if rating.feedbacks:
