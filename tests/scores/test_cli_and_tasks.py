@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from config.settings import Settings, get_settings
+from flows.scores.periods import yesterday
 from storage.db import session_factory
 from storage.models import DailyCount
 from tests.conftest import SECRET_KEY
 from tests.scores.test_report_db import seed_tree
 from workers.cli import cli
 from workers.runtime import get_runtime
-from workers.scores.periods import yesterday
 from workers.scores.tasks import compute_scores, nightly_lookback_days, nightly_scores
 
 

@@ -11,13 +11,13 @@ from click.testing import CliRunner
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import get_settings
+from flows.scores.comments import load_comments
+from flows.scores.periods import parse_period
 from storage.db import session_factory
 from storage.models import AgencyLevel, Answer, Comment, SurveyStatus
 from tests.conftest import SECRET_KEY
 from tests.scores.factories import make_agency, make_case, make_survey
 from workers.cli import cli
-from workers.scores.comments import load_comments
-from workers.scores.periods import parse_period
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -24,6 +24,8 @@ import pytest
 from sqlalchemy import select
 
 from config.settings import Settings
+from flows.scores.counts import compute_days
+from flows.scores.report import build_report
 from storage.db import session_factory, transaction
 from storage.models import (
     Agency,
@@ -36,8 +38,6 @@ from storage.models import (
     SurveyStatus,
 )
 from tests.scores.factories import add_answer, make_agency, make_case, surveyed_case
-from workers.scores.counts import compute_days
-from workers.scores.report import build_report
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 VN = timezone(timedelta(hours=7))

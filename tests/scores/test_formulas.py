@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.scores.formulas import (
+from flows.scores.formulas import (
     Tally,
     counts_as_k,
     criterion_index,
@@ -23,7 +23,7 @@ from workers.scores.formulas import (
     weighted_mean,
     wilson_interval,
 )
-from workers.scores.report import Figures, combine, own_figures
+from flows.scores.report import Figures, combine, own_figures
 
 
 def test_criterion_index_is_share_of_4_and_5() -> None:

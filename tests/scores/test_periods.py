@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from workers.scores.periods import PeriodError, parse_period, yesterday
+from flows.scores.periods import PeriodError, parse_period, yesterday
 
 
 @pytest.mark.parametrize(

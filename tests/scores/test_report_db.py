@@ -26,11 +26,11 @@ import pytest
 from sqlalchemy import update
 
 from config.settings import Settings
+from flows.scores.counts import compute_days
+from flows.scores.report import AgencyTreeError, UnknownAgencyError, build_report
 from storage.db import session_factory, transaction
 from storage.models import Agency, AgencyLevel
 from tests.scores.factories import make_agency, make_case, surveyed_case
-from workers.scores.counts import compute_days
-from workers.scores.report import AgencyTreeError, UnknownAgencyError, build_report
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 VN = timezone(timedelta(hours=7))

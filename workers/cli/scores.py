@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 import click
 
 from config.settings import get_settings
+from flows.scores.comments import load_comments
+from flows.scores.counts import compute_days
+from flows.scores.periods import FORMS, Period, PeriodError, day_period, parse_period, yesterday
+from flows.scores.render import to_csv, to_json, to_table
+from flows.scores.report import CHANNELS, AgencyTreeError, UnknownAgencyError, build_report
 from storage.db import session_factory
-from workers.scores.comments import load_comments
-from workers.scores.counts import compute_days
-from workers.scores.periods import FORMS, Period, PeriodError, day_period, parse_period, yesterday
-from workers.scores.render import to_csv, to_json, to_table
-from workers.scores.report import CHANNELS, AgencyTreeError, UnknownAgencyError, build_report
 
 _RENDERERS = {"table": to_table, "json": to_json, "csv": to_csv}
 

@@ -14,9 +14,9 @@ from typing import Any
 import structlog
 
 from config.settings import Settings
+from flows.scores.counts import compute_days
+from flows.scores.periods import yesterday
 from workers.runtime import get_runtime
-from workers.scores.counts import compute_days
-from workers.scores.periods import yesterday
 
 log = structlog.get_logger(__name__)
 

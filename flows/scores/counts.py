@@ -30,6 +30,7 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from flows.scores.formulas import LOW_VALUES, OVERALL, YES, counts_as_k, is_integrity, is_valid_value
 from storage.models import (
     Answer,
     Case,
@@ -41,7 +42,6 @@ from storage.models import (
     Survey,
     SurveyStatus,
 )
-from workers.scores.formulas import LOW_VALUES, OVERALL, YES, counts_as_k, is_integrity, is_valid_value
 
 ALL_CHANNELS = "all"
 CASE_COUNTERS = ("cases_closed", "cases_early", "cases_on_time", "cases_late", "cases_bad_766")

@@ -27,9 +27,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from storage.models import Agency, DailyCount
-from workers.scores.counts import ALL_CHANNELS, CASE_COUNTERS, COUNTERS
-from workers.scores.formulas import (
+from flows.scores.counts import ALL_CHANNELS, CASE_COUNTERS, COUNTERS
+from flows.scores.formulas import (
     ELEMENTS,
     OVERALL,
     Tally,
@@ -49,7 +48,8 @@ from workers.scores.formulas import (
     weighted_mean,
     wilson_interval,
 )
-from workers.scores.periods import Period, parse_period
+from flows.scores.periods import Period, parse_period
+from storage.models import Agency, DailyCount
 
 CHANNELS = ("all", "sms", "zalo")
 

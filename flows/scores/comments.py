@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from flows.scores.periods import Period
 from flows.understanding import mask_personal_data
 from storage.models import Agency, Answer, Case, Comment, Survey, SurveyStatus
-from workers.scores.periods import Period
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from workers.scores.formulas import ELEMENTS
-from workers.scores.report import Report
+from flows.scores.formulas import ELEMENTS
+from flows.scores.report import Report
 
 NONE = "—"
 CHANNEL_NAMES = {"all": "tất cả", "sms": "SMS", "zalo": "Zalo"}

@@ -1,0 +1,21 @@
+"""supervisors (issue 7: api tokens, digests, anomaly flags, agency validity)
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-30 16:00:00.000000
+"""
+
+from __future__ import annotations
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
