@@ -45,7 +45,7 @@ from workers.runtime import Runtime
 from workers.timers import fire
 
 SECRET = "bench-secret-key-0123456789abcdef"
-HOOK_SECRET = "bench-onestop"
+HOOK_SECRET = "bench-onestop-secret"
 
 
 class _NoDispatch:
@@ -202,7 +202,7 @@ def main() -> None:
             REDIS_URL=redis_url,
             SIPAS_SECRET_KEY=SECRET,
             ONESTOP_WEBHOOK_SECRET=HOOK_SECRET,
-            KANNEL_MO_TOKEN="bench",
+            KANNEL_MO_TOKEN="bench-mo-token-0123",
             SIPAS_SEND_WINDOW="00:00-24:00",
             SIPAS_FREQUENCY_CAP_DAYS=0,
         )

@@ -1,4 +1,10 @@
-"""Structured JSON logs (structlog) that never carry a phone number in clear."""
+"""Structured JSON logs (structlog) that never carry a phone number or a credential in clear.
+
+Masking is the last step before a line is written, after tracebacks are formatted, so it covers
+every field of every record that reaches our handler: our own events, libraries' log lines (httpx
+logs each request URL at INFO: Kannel's `password=`, a dlr-url's `token=`, a Zalo bot token in
+the path) and exception texts.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +20,55 @@ import structlog
 _PHONE = re.compile(r"(?<!\d)(?:\+?84|0)[\s.-]?\d{2,3}(?:[\s.-]?\d){6,7}(?!\d)")
 
 
+# A credential-bearing parameter, plain or percent-encoded inside another URL (a dlr-url inside
+# Kannel's sendsms query: `%26token%3D...`), or a JSON/Python mapping entry: the name is kept, the
+# value masked. Values end at a separator, or at an encoded `&` (%26).
+_SECRET_NAME = r"[A-Za-z0-9_.-]*(?:password|passwd|pwd|token|secret|api[_-]?key|signature)[A-Za-z0-9_-]*"  # noqa: S105 (a pattern of names)
+_SECRET_PARAM = re.compile(
+    rf"(?i)(?<![A-Za-z0-9])({_SECRET_NAME})(=|%3D)((?:%(?!26)[0-9A-Fa-f]{{2}}|[^&\s\"'#%,;<>)])*)"
+)
+_SECRET_ITEM = re.compile(rf"(?i)(['\"]{_SECRET_NAME}['\"]\s*:\s*['\"])([^'\"]*)")
+# user:password@ in any scheme://... (database, Redis, HTTP URLs); the user name is kept.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@")
+# The Zalo Bot Platform puts the bot token in the path: <base>/bot<TOKEN>/<method>.
+_BOT_PATH = re.compile(r"(?<![/:])/bot[^/\s?#]+/")
+MASK = "***"
+
+
 def mask_phones(text: str) -> str:
     """Replace every phone-like number with its last three digits only."""
     return _PHONE.sub(lambda m: "***" + re.sub(r"\D", "", m.group())[-3:], text)
 
 
+def mask_secrets(text: str) -> str:
+    """Replace credentials in URLs and key/value text (passwords, tokens, secrets, userinfo,
+    bot tokens in paths) by `***`; everything else is kept so the line still says what happened."""
+    text = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _SECRET_ITEM.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
+    return _BOT_PATH.sub(f"/bot{MASK}/", text)
+
+
+def mask(text: str) -> str:
+    """Everything a log line must not carry: credentials, then phone numbers."""
+    return mask_phones(mask_secrets(text))
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return mask(str(value))  # URLs, exceptions and other objects are rendered as their text
+
+
 def _redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
-        if isinstance(value, str):
-            event_dict[key] = mask_phones(value)
+        event_dict[key] = _masked(value)
     return event_dict
 
 
@@ -33,7 +79,6 @@ def configure_logging(level: str = "INFO") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _redact,
     ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -46,6 +91,7 @@ def configure_logging(level: str = "INFO") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _redact,  # last: tracebacks are text by now, so they are masked too
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
     )

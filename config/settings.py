@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +17,26 @@ VAR_DIR = PROJECT_ROOT / "var"
 DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'sipas.db'}"
 
 _WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+
+def parse_send_window(value: str) -> tuple[time, time | None]:
+    """A send window `HH:MM-HH:MM` as (start, end) local times; end None means midnight (24:00).
+    The one parser of SIPAS_SEND_WINDOW and of the per-agency rule (flows.rules)."""
+    match = _WINDOW.match(value)
+    if not match:
+        raise ValueError("a send window must look like 07:30-21:00")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if not (0 <= h1 <= 23 and 0 <= m1 <= 59 and 0 <= h2 <= 24 and 0 <= m2 <= 59):
+        raise ValueError("the send window has an impossible time")
+    if (h2, m2) > (24, 0) or (h1, m1) >= (h2, m2):
+        raise ValueError("the send window must start before it ends, within one day")
+    return time(h1, m1), None if (h2, m2) == (24, 0) else time(h2, m2)
+
+
+# Shared secrets that authenticate callers (webhooks): outside development each one that is set
+# must be at least this long, so that a guessable one-word secret stops the process at start.
+MIN_WEBHOOK_SECRET_LENGTH = 16
+WEBHOOK_SECRETS = ("ONESTOP_WEBHOOK_SECRET", "KANNEL_MO_TOKEN", "ZALO_BOT_SECRET_TOKEN")
 
 
 class MissingSettingError(RuntimeError):
@@ -28,9 +48,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
+    # `production` (default) enforces strong secrets; `development` (make run, demo) relaxes that.
+    SIPAS_ENV: Literal["production", "development"] = "production"
     DATABASE_URL: str = DEFAULT_DATABASE_URL
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     SIPAS_SECRET_KEY: str = ""
+    # Comma-separated previous SIPAS_SECRET_KEYs, still readable while `sipas keys rotate` runs.
+    SIPAS_OLD_SECRET_KEYS: str = ""
     ONESTOP_WEBHOOK_SECRET: str = ""
 
     KANNEL_SENDSMS_URL: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
@@ -73,18 +97,21 @@ class Settings(BaseSettings):
     PORT: int = 8080
     SIPAS_PUBLIC_URL: str = ""
     LOG_LEVEL: str = "INFO"
+    # /metrics answers only `Authorization: Bearer <token>`; empty: /metrics is not served on
+    # the web port (serve it on SIPAS_METRICS_PORT instead, or both).
+    SIPAS_METRICS_TOKEN: str = ""
+    # When set (non-zero), `sipas web` also serves /metrics, without a token, on this port of
+    # SIPAS_METRICS_HOST (a private interface, scraped by Prometheus).
+    SIPAS_METRICS_PORT: int = Field(default=0, ge=0, le=65535)
+    SIPAS_METRICS_HOST: str = "127.0.0.1"
+    # `make run` only: the stand-in SMS gateway's port and the embedded Redis server's port.
+    SIPAS_DEV_GATEWAY_PORT: int = Field(default=13013, ge=1, le=65535)
+    SIPAS_DEV_REDIS_PORT: int = Field(default=6390, ge=1, le=65535)
 
     @field_validator("SIPAS_SEND_WINDOW")
     @classmethod
     def _check_window(cls, value: str) -> str:
-        match = _WINDOW.match(value)
-        if not match:
-            raise ValueError("SIPAS_SEND_WINDOW must look like 07:30-21:00")
-        h1, m1, h2, m2 = (int(g) for g in match.groups())
-        if not (0 <= h1 <= 23 and 0 <= m1 <= 59 and 0 <= h2 <= 24 and 0 <= m2 <= 59):
-            raise ValueError("SIPAS_SEND_WINDOW has an impossible time")
-        if (h2, m2) > (24, 0) or (h1, m1) >= (h2, m2):
-            raise ValueError("SIPAS_SEND_WINDOW must start before it ends, within one day")
+        parse_send_window(value)
         return value
 
     @field_validator("SIPAS_SECRET_KEY")
@@ -93,6 +120,27 @@ class Settings(BaseSettings):
         if value and len(value) < 16:
             raise ValueError("must be at least 16 characters (it keys the encryption of phone numbers)")
         return value
+
+    @model_validator(mode="after")
+    def _check_strong_secrets(self) -> Settings:
+        """Outside development every webhook secret that is set must be hard to guess."""
+        if self.SIPAS_ENV == "development":
+            return self
+        weak = [n for n in WEBHOOK_SECRETS if 0 < len(getattr(self, n)) < MIN_WEBHOOK_SECRET_LENGTH]
+        if self.SIPAS_METRICS_TOKEN and len(self.SIPAS_METRICS_TOKEN) < MIN_WEBHOOK_SECRET_LENGTH:
+            weak.append("SIPAS_METRICS_TOKEN")
+        if weak:
+            raise ValueError(
+                f"{', '.join(weak)} must be at least {MIN_WEBHOOK_SECRET_LENGTH} characters "
+                "outside SIPAS_ENV=development (generate one: python3 -c "
+                "'import secrets; print(secrets.token_urlsafe(24))')"
+            )
+        return self
+
+    @property
+    def old_secret_keys(self) -> list[str]:
+        """SIPAS_OLD_SECRET_KEYS as a list (empty entries ignored)."""
+        return [key.strip() for key in self.SIPAS_OLD_SECRET_KEYS.split(",") if key.strip()]
 
     @field_validator("SIPAS_TIMEZONE")
     @classmethod
@@ -107,11 +155,7 @@ class Settings(BaseSettings):
     @property
     def send_window(self) -> tuple[time, time | None]:
         """(start, end) in local time; end None means midnight (a window ending at 24:00)."""
-        match = _WINDOW.match(self.SIPAS_SEND_WINDOW)
-        assert match is not None
-        h1, m1, h2, m2 = (int(g) for g in match.groups())
-        end = None if (h2, m2) == (24, 0) else time(h2, m2)
-        return time(h1, m1), end
+        return parse_send_window(self.SIPAS_SEND_WINDOW)
 
     @property
     def public_url(self) -> str:

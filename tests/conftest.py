@@ -101,7 +101,7 @@ def settings(db_url: str, redis_url: str) -> Settings:
         REDIS_URL=redis_url,
         SIPAS_SECRET_KEY=SECRET_KEY,
         ONESTOP_WEBHOOK_SECRET=ONESTOP_SECRET,
-        KANNEL_MO_TOKEN="mo-token-test",
+        KANNEL_MO_TOKEN="mo-token-test-0123",
         KANNEL_USERNAME="sipas",
         KANNEL_PASSWORD="kannel-pass",
         SIPAS_SEND_WINDOW="00:00-24:00",

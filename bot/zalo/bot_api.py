@@ -1,13 +1,11 @@
 """Async client for the Zalo Bot Platform API (`<base>/bot<TOKEN>/<method>`, POST JSON).
 
 The bot token is part of every URL, so it must never reach a log line: errors name the method,
-never the URL, and a filter on httpx's own request log masks the token.
+never the URL, and config/logging.py masks `/bot<TOKEN>/` in every logged line (httpx logs URLs).
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any
 
 import httpx
@@ -20,24 +18,6 @@ __all__ = ["DEFAULT_BOT_API_BASE", "MAX_TEXT_LENGTH", "ZaloBotClient", "check_te
 
 DEFAULT_BOT_API_BASE = "https://bot-api.zaloplatforms.com"
 MAX_TEXT_LENGTH = 2000
-_BOT_PATH = re.compile(r"/bot[^/\s]+/")
-
-
-class _MaskBotToken(logging.Filter):
-    """httpx logs every request URL at INFO; replace `/bot<TOKEN>/` by `/bot***/` in those lines."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(
-                _BOT_PATH.sub("/bot***/", str(arg)) if isinstance(arg, httpx.URL | str) else arg
-                for arg in record.args
-            )
-        return True
-
-
-_httpx_logger = logging.getLogger("httpx")
-if not any(isinstance(f, _MaskBotToken) for f in _httpx_logger.filters):
-    _httpx_logger.addFilter(_MaskBotToken())
 
 
 def check_text(text: str) -> str:

@@ -22,7 +22,7 @@ from tests.support.services import free_port
 
 MO = "/webhooks/sms/kannel"
 DLR = "/webhooks/sms/kannel/dlr"
-TOKEN = "mo-token-test"  # tests/conftest.py settings
+TOKEN = "mo-token-test-0123"  # tests/conftest.py settings
 
 
 def mo_params(**overrides: str) -> dict[str, str]:

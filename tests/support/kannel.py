@@ -281,7 +281,7 @@ class KannelHarness:
         workdir: Path,
         *,
         webhook_base: str,
-        mo_token: str = "kannel-mo-token",
+        mo_token: str = "kannel-mo-token-0123",
         username: str = "sipas",
         password: str = "sendsms-secret",
         sender: str = "8040",

@@ -16,9 +16,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from workers.cli import agencies, cases, db, demo, flows, processes, scores, zalo
+    from workers.cli import agencies, audit, cases, db, demo, flows, processes, scores, users, zalo
 
-    for module in (db, processes, scores, agencies, cases, zalo, flows, demo):
+    for module in (db, processes, scores, agencies, cases, zalo, flows, demo, users, audit):
         for command in module.COMMANDS:
             cli.add_command(command)
 
@@ -35,6 +35,6 @@ def main() -> None:
         sys.exit(2)
     except ValidationError as exc:
         for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"])
+            name = ".".join(str(part) for part in error["loc"]) or "settings"  # a cross-field check
             click.echo(f"sipas: setting {name} is invalid: {error['msg']}", err=True)
         sys.exit(2)
