@@ -119,6 +119,9 @@ class OutboxStatus(enum.StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
+    # The gateway may or may not have taken it (worker died mid-send, the answer was lost): never
+    # resent by itself; a delivery report or `sipas outbox resolve` settles it (storage.outbox).
+    UNKNOWN = "unknown"
 
 
 class TimerKind(enum.StrEnum):
@@ -138,8 +141,12 @@ class Agency(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Chance that one of its closed cases is surveyed (0 <= p <= 1; 0 pauses surveys); None = 1.0.
     sampling_probability: Mapped[float | None] = mapped_column(Float)
+    # Local days the unit exists (None: open-ended); a merged unit names the unit that took it over.
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    successor_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
 
-    parent: Mapped[Agency | None] = relationship(remote_side=[id])
+    parent: Mapped[Agency | None] = relationship(remote_side=[id], foreign_keys=[parent_id])
 
 
 class StaffPhone(Base):
@@ -251,6 +258,8 @@ class OutboundMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_at: Mapped[datetime | None]
+    # Who holds the current claim: a settlement from an older claim (a late worker) changes nothing.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
 
@@ -272,6 +281,10 @@ class InboundEvent(Base):
     processed_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[str | None] = mapped_column(String(255))
+    # Set when processing failed too often (storage.inbound.MAX_EVENT_ATTEMPTS): the event is set
+    # aside, never retried by itself (`sipas dead-letters list|retry|drop`).
+    dead_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class Answer(Base):
@@ -341,7 +354,62 @@ class DailyCount(Base):
     metric: Mapped[str] = mapped_column(String(64))
     n: Mapped[int] = mapped_column(Integer, default=0)
     k: Mapped[int] = mapped_column(Integer, default=0)
+    # Criterion rows: design weights (1/p) of the n answers, of the k answers, and their squares.
+    w: Mapped[float] = mapped_column(Float, default=0.0)
+    wk: Mapped[float] = mapped_column(Float, default=0.0)
+    w2: Mapped[float] = mapped_column(Float, default=0.0)
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AnomalyFlag(Base):
+    """Something odd in an agency's data of one local day, for supervisors to look at
+    (flows.scores.anomalies): recomputed with the day's counts, so rows of a day are replaced."""
+
+    __tablename__ = "anomaly_flags"
+    __table_args__ = (UniqueConstraint("agency_id", "day", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    day: Mapped[date] = mapped_column(Date, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token of the scores API, scoped to an agency's subtree; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Digest(Base):
+    """A supervisor's digest of one local day on one channel (email, zalo): the rendered message
+    is kept (the archive the pages list) and the row says whether and when it was sent."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("day", "username", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    channel: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, sent, failed
+    subject: Mapped[str] = mapped_column(String(255))
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
 
 
 class ZaloOAToken(Base):
@@ -399,4 +467,107 @@ class FlowAssignment(Base):
     assigned_by: Mapped[str | None] = mapped_column(String(128))
 
     flow_version: Mapped[FlowVersion] = relationship()
+    agency: Mapped[Agency | None] = relationship()
+
+
+class UserRole(enum.StrEnum):
+    """What an account may do within its agency's subtree (docs/pages.md)."""
+
+    ADMIN = "admin"  # everything, everywhere
+    STAFF = "staff"  # configure and read their subtree
+    SUPERVISOR = "supervisor"  # read their subtree
+
+
+class User(Base):
+    """A person who logs in to the pages (and receives digests): staff, supervisors, admins.
+
+    The password is kept only as an argon2 hash (storage.users). `failed_logins` counts wrong
+    passwords since the last good one; `locked_until` is set when they reach the lock-out limit.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[UserRole] = mapped_column(_enum(UserRole))
+    # The root of what the account sees; None only for an admin of the whole registry.
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    zalo_user_id: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8), default="vi")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    agency: Mapped[Agency | None] = relationship()
+
+
+class AuditEntry(Base):
+    """One change to configuration, in a hash chain (storage.audit): each row's `hash` covers its
+    content and the previous row's hash, so an edited, inserted or deleted row breaks the chain.
+    `prev_hash` is unique: two writers can never both extend the same row."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(255))
+    # The agency the change concerns (staff see the entries of their subtree); None = global.
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AgencyRule(Base):
+    """One survey rule set on one agency (flows.rules names them and resolves inheritance: a unit
+    without its own value takes its nearest ancestor's, then the service default)."""
+
+    __tablename__ = "agency_rules"
+    __table_args__ = (UniqueConstraint("agency_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    name: Mapped[str] = mapped_column(String(40))
+    # JSON so one table holds every kind of rule: a number, a string, a list of dates, a mapping.
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class InboxStatus(enum.StrEnum):
+    NEW = "new"
+    READ = "read"
+    HANDLED = "handled"
+    FORWARDED = "forwarded"
+
+
+class InboxMessage(Base):
+    """A citizen's message that arrived outside any survey: kept for the staff of the unit that
+    handled the phone's latest case (None: no case known for the number), sender encrypted."""
+
+    __tablename__ = "inbox_messages"
+    __table_args__ = (Index("ix_inbox_agency_status", "agency_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbound_event_id: Mapped[int] = mapped_column(ForeignKey("inbound_events.id"), unique=True)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    sender_enc: Mapped[str] = mapped_column(Text)
+    sender_hash: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[InboxStatus] = mapped_column(_enum(InboxStatus), default=InboxStatus.NEW)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The automatic "this number only collects survey answers" reply, when one was queued for it.
+    auto_reply_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_messages.id"))
+    handled_at: Mapped[datetime | None]
+    handled_by: Mapped[str | None] = mapped_column(String(128))
+    forwarded_to: Mapped[str | None] = mapped_column(String(255))
+
     agency: Mapped[Agency | None] = relationship()

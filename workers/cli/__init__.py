@@ -16,9 +16,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from workers.cli import agencies, audit, cases, db, demo, flows, processes, scores, users, zalo
+    from workers.cli import agencies, audit, cases, db, demo, flows, outbox, processes, scores, users, zalo
 
-    for module in (db, processes, scores, agencies, cases, zalo, flows, demo, users, audit):
+    for module in (db, processes, scores, agencies, cases, zalo, flows, demo, users, audit, outbox):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,32 @@
+"""`sipas audit verify`: check that no row of the audit log was edited, inserted or removed."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from config.settings import get_settings
+from storage.audit import verify as verify_chain
+from storage.db import session_factory
+
+
+@click.group()
+def audit() -> None:
+    """The audit log of configuration changes."""
+
+
+@audit.command("verify")
+def verify() -> None:
+    """Exit 0 when the hash chain is intact, 1 naming the first broken row."""
+    settings = get_settings()
+    with session_factory(settings.DATABASE_URL)() as session:
+        broken = verify_chain(session)
+    if broken is None:
+        click.echo("Nhật ký thay đổi nguyên vẹn (audit chain intact).")
+        return
+    click.echo(f"audit row {broken.id} is broken: {broken.reason}", err=True)
+    sys.exit(1)
+
+
+COMMANDS = [audit]
