@@ -26,7 +26,7 @@ import structlog
 from aiohttp import hdrs, web
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.bodies import read_limited
+from bot.bodies import has_unstorable, read_limited
 from bot.channels.kannel import KannelGateway, dlr_token
 from bot.channels.sms import DeliveryReport, InboundRequestError
 from bot.context import CONTEXT, AppContext
@@ -82,6 +82,10 @@ async def _read_params(request: web.Request) -> dict[str, str]:
             raise RefusedError(400, "too_many_fields", f"at most {MAX_FIELDS} parameters") from None
         for key, value in pairs:
             params.setdefault(key, value)
+    # NUL cannot be stored in PostgreSQL text (ids, timestamps); only the SMS text may carry one
+    # (GSM '@' mis-decoded) and parse_inbound strips it there.
+    if any(has_unstorable(key) or (key != "text" and has_unstorable(value)) for key, value in params.items()):
+        raise RefusedError(400, "bad_characters", "parameters other than text must not contain NUL")
     return params
 
 
