@@ -6,7 +6,8 @@ from aiohttp import web
 
 from bot import health, intake, metrics
 from bot.context import CONTEXT, AppContext
-from bot.errors import MAX_BODY_BYTES, json_errors
+from bot.errors import MAX_BODY_BYTES, json_errors, plain_server_header
+from bot.web import setup as setup_pages
 from bot.webhooks import kannel, zalo
 
 # Every module that serves routes; docs/openapi.yaml documents exactly these (tests/test_openapi.py).
@@ -19,4 +20,7 @@ def create_app(context: AppContext) -> web.Application:
     app[CONTEXT] = context
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)
+    setup_pages(app)  # HTML pages for staff and supervisors (bot/web), listed in docs/pages.md
+    metrics.serve_on_private_port(app, context.settings)
+    app.on_response_prepare.append(plain_server_header)
     return app

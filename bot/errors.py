@@ -38,6 +38,12 @@ def dumps(data: object) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
+async def plain_server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: aiohttp would send `Server: Python/3.x aiohttp/3.x`, and versions
+    help only an attacker."""
+    response.headers["Server"] = "sipas-bot"
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A RefusedError is answered with its response; aiohttp's plain-text errors (404, 405, 413)

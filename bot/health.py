@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from sqlalchemy import text
 
 from bot.context import CONTEXT, AppContext
+from storage.models import ReadinessProbe
 
 routes = web.RouteTableDef()
 
@@ -19,13 +19,19 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 def _check_database(ctx: AppContext) -> None:
+    """A write, rolled back: a database that answers reads but refuses writes (read-only, a
+    standby, a full disk) cannot store what the webhooks accept, so it is not ready."""
     with ctx.sessions() as session:
-        session.execute(text("SELECT 1"))
+        try:
+            session.add(ReadinessProbe())
+            session.flush()
+        finally:
+            session.rollback()
 
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready only when the database and Redis both answer: 503 names what is down."""
+    """Ready only when the database takes a write and Redis answers: 503 names what is down."""
     ctx = request.app[CONTEXT]
     checks: dict[str, str] = {}
     for name, probe in (("database", lambda: _check_database(ctx)), ("redis", ctx.redis.ping)):

@@ -571,3 +571,13 @@ class InboxMessage(Base):
     forwarded_to: Mapped[str | None] = mapped_column(String(255))
 
     agency: Mapped[Agency | None] = relationship()
+
+
+class ReadinessProbe(Base):
+    """Always empty: `/readyz` inserts a row here and rolls back, proving the database takes
+    writes (a read-only database or standby answers SELECT but refuses this)."""
+
+    __tablename__ = "readiness_probes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    probed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -79,9 +79,17 @@ async def test_unknown_route_and_method_are_json(client: Client) -> None:
     assert (await wrong.json())["error"] == "method_not_allowed"
 
 
+METRICS = {"Authorization": "Bearer metrics-token-0123456789"}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"SIPAS_METRICS_TOKEN": METRICS["Authorization"][7:]})
+
+
 async def test_metrics_count_requests_by_route(client: Client) -> None:
     await client.get("/healthz")
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await (await client.get("/metrics", headers=METRICS)).text()
     assert 'sipas_http_requests_total{route="/healthz",status="200"}' in metrics
 
 
@@ -89,5 +97,5 @@ async def test_a_refused_request_is_answered_and_counted_with_its_status(client:
     refused = await client.get("/webhooks/sms/kannel")  # no token: refused by a check deep inside
     assert refused.status == 401
     assert await refused.json() == {"error": "missing_token", "message": "the token parameter is required"}
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await (await client.get("/metrics", headers=METRICS)).text()
     assert 'sipas_http_requests_total{route="/webhooks/sms/kannel",status="401"}' in metrics
