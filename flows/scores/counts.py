@@ -13,8 +13,16 @@ Rows (storage.models.DailyCount):
   a counter of COUNTERS (n only). Counters that are zero are not written: absent means 0.
 
 Answers of surveys with status opted_out count nowhere (the survey still counts as sent and
-delivered, not as responded). Not yet applied: the rule that a phone on more than K cases
-of the same agency in a period counts once.
+delivered, not as responded).
+
+Design weights: each answer weighs w = 1/p, p its survey's inclusion probability; criterion rows
+carry Σw, Σw over the satisfied answers and Σw² besides n and k (docs/scores.md, "Weights").
+
+One phone counts once: within a calendar month, the answers of a phone (or Zalo user) about one
+agency count once, from the first of its surveys that has answers (by closing time); its later
+answered surveys that month still count in the response funnel but their answers are set aside
+and counted as `surveys_repeat_phone`. The calendar month is the window because a day's counts
+must not depend on days after it (docs/scores.md, "One phone counts once").
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -44,12 +52,18 @@ from storage.models import (
 )
 
 ALL_CHANNELS = "all"
+CHANNELS = (ALL_CHANNELS, "sms", "zalo")
 CASE_COUNTERS = ("cases_closed", "cases_early", "cases_on_time", "cases_late", "cases_bad_766")
 SURVEY_COUNTERS = (
+    "surveys",
     "surveys_sent",
     "surveys_delivered",
     "surveys_responded",
+    "surveys_completed",
     "surveys_opted_out",
+    "surveys_expired",
+    "surveys_undeliverable",
+    "surveys_repeat_phone",
     "overall_low",
 )
 COUNTERS = frozenset(CASE_COUNTERS + SURVEY_COUNTERS)
@@ -68,12 +82,16 @@ class Tallies:
     """The counts of one (agency, channel) for one day while they are being gathered."""
 
     counters: Counter[str] = field(default_factory=Counter)
-    criteria: dict[str, list[int]] = field(default_factory=dict)  # code -> [n, k]
+    criteria: dict[str, list[float]] = field(default_factory=dict)  # code -> [n, k, Σw, Σw·k, Σw²]
 
-    def answer(self, code: str, value: int) -> None:
-        cell = self.criteria.setdefault(code, [0, 0])
+    def answer(self, code: str, value: int, weight: float) -> None:
+        cell = self.criteria.setdefault(code, [0, 0, 0.0, 0.0, 0.0])
+        satisfied = counts_as_k(code, value)
         cell[0] += 1
-        cell[1] += int(counts_as_k(code, value))
+        cell[1] += int(satisfied)
+        cell[2] += weight
+        cell[3] += weight if satisfied else 0.0
+        cell[4] += weight * weight
 
 
 @dataclass(frozen=True)
@@ -155,11 +173,24 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]
 
     messages = _message_statuses(session, closed)
     answers = _valid_answers(session, closed)
-    for survey_id, case_pk, channel, status in session.execute(
-        select(Survey.id, Survey.case_pk, Survey.channel, Survey.status)
+    surveys = session.execute(
+        select(
+            Survey.id,
+            Survey.case_pk,
+            Survey.channel,
+            Survey.status,
+            Survey.inclusion_probability,
+            func.coalesce(Survey.phone_hash, Case.zalo_user_hash),
+        )
         .join(Case, Case.id == Survey.case_pk)
         .where(*closed)
-    ):
+        .order_by(Case.closed_at, Survey.id)
+    ).all()
+    answered_keys = {
+        key for survey_id, _, _, _, _, key in surveys if key is not None and survey_id in answers
+    }
+    seen = _phones_answered_earlier_in_month(session, day, tz, answered_keys, set(case_agency.values()))
+    for survey_id, case_pk, channel, status, probability, phone_key in surveys:
         agency_id = case_agency[case_pk]
         opted_out = status is SurveyStatus.OPTED_OUT
         valid = [] if opted_out else answers.get(survey_id, [])
@@ -172,18 +203,33 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]
             or (channel not in CHANNELS_WITH_DELIVERY_REPORTS and bool(statuses & _LEFT_US))
         )
         sent = delivered or bool(statuses & _LEFT_US)
-        low_overall = any(code == OVERALL and value in LOW_VALUES for code, value in valid)
-        complaint = any(is_integrity(code) and value == YES for code, value in valid)
+        undeliverable = not delivered and (
+            status is SurveyStatus.FAILED or (OutboxStatus.FAILED in statuses and not sent)
+        )
+        repeat = False
+        if valid and phone_key is not None:
+            repeat = (agency_id, phone_key) in seen
+            seen.add((agency_id, phone_key))
+        counted = [] if repeat else valid
+        low_overall = any(code == OVERALL and value in LOW_VALUES for code, value in counted)
+        complaint = any(is_integrity(code) and value == YES for code, value in counted)
         if low_overall or complaint:
             bad_cases.add(case_pk)
+        weight = 1.0 / probability if probability and probability > 0 else 1.0
         for target in (tallies[agency_id, channel.value], tallies[agency_id, ALL_CHANNELS]):
-            target.counters["surveys_sent"] += int(sent)
-            target.counters["surveys_delivered"] += int(delivered)
-            target.counters["surveys_responded"] += int(bool(valid))
-            target.counters["surveys_opted_out"] += int(opted_out)
-            target.counters["overall_low"] += int(low_overall)
-            for code, value in valid:
-                target.answer(code, value)
+            counters = target.counters
+            counters["surveys"] += 1
+            counters["surveys_sent"] += int(sent)
+            counters["surveys_delivered"] += int(delivered)
+            counters["surveys_responded"] += int(bool(valid))
+            counters["surveys_completed"] += int(status is SurveyStatus.COMPLETED)
+            counters["surveys_opted_out"] += int(opted_out)
+            counters["surveys_expired"] += int(status is SurveyStatus.EXPIRED)
+            counters["surveys_undeliverable"] += int(undeliverable)
+            counters["surveys_repeat_phone"] += int(repeat)
+            counters["overall_low"] += int(low_overall)
+            for code, value in counted:
+                target.answer(code, value, weight)
 
     for case_pk in bad_cases:
         tallies[case_agency[case_pk], ALL_CHANNELS].counters["cases_bad_766"] += 1
@@ -193,10 +239,60 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]
         base = {"agency_id": agency_id, "day": day, "channel": channel_name}
         for metric, n in sorted(tally.counters.items()):
             if n:
-                rows.append({**base, "metric": metric, "n": n, "k": 0})
-        for code, (n, k) in sorted(tally.criteria.items()):
-            rows.append({**base, "metric": code, "n": n, "k": k})
+                rows.append({**base, "metric": metric, "n": n, "k": 0, "w": 0.0, "wk": 0.0, "w2": 0.0})
+        for code, cell in sorted(tally.criteria.items()):
+            n_answers, k_answers, w, wk, w2 = cell
+            rows.append(
+                {**base, "metric": code, "n": int(n_answers), "k": int(k_answers), "w": w, "wk": wk, "w2": w2}
+            )
     return rows
+
+
+_IN_CHUNK = 1000  # bound parameters per IN (...) look-up
+
+
+def _phones_answered_earlier_in_month(
+    session: Session,
+    day: date,
+    tz: ZoneInfo,
+    phone_keys: set[str],
+    agencies: set[int],
+) -> set[tuple[int, str]]:
+    """(agency, phone key) pairs whose phone already answered a survey of that agency on a case
+    closed earlier in the same calendar month (before `day`): their answers today are repeats."""
+    if day.day == 1:
+        return set()
+    keys = sorted(phone_keys)
+    month_start, _ = local_day_bounds(day.replace(day=1), tz)
+    day_start, _ = local_day_bounds(day, tz)
+    key_column = func.coalesce(Survey.phone_hash, Case.zalo_user_hash)
+    answered = (
+        select(Answer.id)
+        .where(
+            Answer.survey_id == Survey.id,
+            Answer.criterion_code.is_not(None),
+            Answer.value.is_not(None),
+        )
+        .exists()
+    )
+    seen: set[tuple[int, str]] = set()
+    for offset in range(0, len(keys), _IN_CHUNK):
+        chunk = keys[offset : offset + _IN_CHUNK]
+        for agency_id, key in session.execute(
+            select(Survey.agency_id, key_column)
+            .join(Case, Case.id == Survey.case_pk)
+            .where(
+                Case.closed_at >= month_start,
+                Case.closed_at < day_start,
+                Survey.status != SurveyStatus.OPTED_OUT,
+                or_(Survey.phone_hash.in_(chunk), Case.zalo_user_hash.in_(chunk)),
+                answered,
+            )
+            .distinct()
+        ):
+            if agency_id in agencies and key is not None:
+                seen.add((agency_id, key))
+    return seen
 
 
 def _message_statuses(

@@ -25,13 +25,95 @@ SAMPLE_MARGIN = 0.05  # e in n = N / (1 + N·e²)
 
 @dataclass(frozen=True)
 class Tally:
-    """Counts of one criterion: n valid answers, k of them satisfied (for integrity questions: yes)."""
+    """Counts of one criterion: n valid answers, k of them satisfied (for integrity questions: yes),
+    and their design weights (w = 1/p of each answer's survey): Σw, Σw over the k, and Σw².
+
+    A tally without weights (w = 0: rows counted before weights were stored, hand-made tallies)
+    weighs every answer 1, which is what equal inclusion probabilities give anyway.
+    """
 
     n: int = 0
     k: int = 0
+    w: float = 0.0
+    wk: float = 0.0
+    w2: float = 0.0
 
     def __add__(self, other: Tally) -> Tally:
-        return Tally(self.n + other.n, self.k + other.k)
+        a, b = self.weights, other.weights
+        return Tally(self.n + other.n, self.k + other.k, a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+    @property
+    def weights(self) -> tuple[float, float, float]:
+        """(Σw, Σw·satisfied, Σw²), falling back to weight 1 per answer when none are stored."""
+        if self.w > 0:
+            return self.w, self.wk, self.w2
+        return float(self.n), float(self.k), float(self.n)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A percentage with what its interval needs: `n` valid answers behind it and the effective
+    sample size `n_eff` (Kish) that its Wilson interval is computed at."""
+
+    value: float | None
+    n: int = 0
+    n_eff: float = 0.0
+
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        if self.value is None or self.n_eff <= 0:
+            return None
+        return wilson_interval(self.value / 100.0 * self.n_eff, self.n_eff)
+
+
+NO_ESTIMATE = Estimate(None)
+
+
+def tally_estimate(tally: Tally) -> Estimate:
+    """C = 100 × Σw·satisfied / Σw; n_eff = (Σw)² / Σw² (Kish). Equal weights give k/n and n."""
+    w, wk, w2 = tally.weights
+    if w <= 0:
+        return Estimate(None, tally.n, 0.0)
+    return Estimate(100.0 * wk / w, tally.n, w * w / w2 if w2 > 0 else 0.0)
+
+
+def mean_estimate(parts: Iterable[Estimate]) -> Estimate:
+    """The plain mean of estimates (an element from its criteria, the index from its elements).
+
+    Its interval uses the smallest n_eff of the parts: the questions are answered by the same
+    citizens, so their errors are correlated in unknown ways, and Wilson at (mean, min n_eff) is
+    never narrower than the truth whatever that correlation (docs/scores.md, "Intervals").
+    """
+    present = [part for part in parts if part.value is not None]
+    if not present:
+        return NO_ESTIMATE
+    value = sum(part.value for part in present if part.value is not None) / len(present)
+    return Estimate(value, max(part.n for part in present), min(part.n_eff for part in present))
+
+
+def combine_estimates(pairs: Iterable[tuple[Estimate, float]]) -> Estimate:
+    """A roll-up of independent units' estimates weighted by their closed cases: the weighted
+    mean, its answers summed, and Kish's effective n of the weighted combination."""
+    given = list(pairs)
+    parts = [(estimate, weight) for estimate, weight in given if estimate.value is not None and weight > 0]
+    n = sum(estimate.n for estimate, _ in given)
+    value = weighted_mean((estimate.value, weight) for estimate, weight in parts)
+    if value is None:
+        return Estimate(None, n, 0.0)
+    return Estimate(value, n, effective_sample_size((weight, estimate.n_eff) for estimate, weight in parts))
+
+
+def rank_ranges(intervals: Mapping[int, tuple[float, float]]) -> dict[int, tuple[int, int]]:
+    """Rank ranges among siblings from their 95 % intervals (sipas-method.md): best = 1 + the
+    number of siblings whose interval lies wholly above this one's, worst = the number of
+    siblings minus those whose interval lies wholly below. Overlapping units share ranks."""
+    total = len(intervals)
+    ranges: dict[int, tuple[int, int]] = {}
+    for key, (low, high) in intervals.items():
+        above = sum(1 for other, (o_low, _) in intervals.items() if other != key and o_low > high)
+        below = sum(1 for other, (_, o_high) in intervals.items() if other != key and o_high < low)
+        ranges[key] = (1 + above, total - below)
+    return ranges
 
 
 def element_of(code: str) -> str | None:
@@ -72,27 +154,37 @@ def percent(numerator: float, denominator: float) -> float | None:
 
 
 def criterion_index(tally: Tally) -> float | None:
-    """C = 100 × satisfied / valid answers."""
-    return percent(tally.k, tally.n)
+    """C = 100 × Σw·satisfied / Σw over valid answers (= 100 × k / n with equal weights)."""
+    return tally_estimate(tally).value
 
 
-def element_index(element: str, indices: Mapping[str, float | None]) -> float | None:
-    """E for one element, from criterion indices keyed by criterion code.
+def element_estimate(element: str, criteria: Mapping[str, Estimate]) -> Estimate:
+    """E for one element, from criterion estimates keyed by criterion code.
 
     The element's general question (`<element>.chung`) wins when it has answers, as in the
     published national figures; otherwise E is the plain mean of the element's criteria that
     have answers (`cong_chuc` alone counts as one of them).
     """
-    general = indices.get(f"{element}.{GENERAL_QUESTION}")
-    if general is not None:
+    general = criteria.get(f"{element}.{GENERAL_QUESTION}")
+    if general is not None and general.value is not None:
         return general
-    return plain_mean(value for code, value in indices.items() if element_of(code) == element)
+    return mean_estimate(estimate for code, estimate in criteria.items() if element_of(code) == element)
+
+
+def element_estimates(criteria: Mapping[str, Tally]) -> dict[str, Estimate]:
+    """All five element estimates (value None where the element has no answers)."""
+    estimates = {code: tally_estimate(tally) for code, tally in criteria.items()}
+    return {element: element_estimate(element, estimates) for element in ELEMENTS}
 
 
 def element_indices(criteria: Mapping[str, Tally]) -> dict[str, float | None]:
-    """All five element indices (None where the element has no answers) from criterion tallies."""
-    indices = {code: criterion_index(tally) for code, tally in criteria.items()}
-    return {element: element_index(element, indices) for element in ELEMENTS}
+    """The element indices alone (see element_estimates)."""
+    return {code: estimate.value for code, estimate in element_estimates(criteria).items()}
+
+
+def sipas_estimate(elements: Mapping[str, Estimate]) -> Estimate:
+    """Equal-weight mean of the element indices present (`overall` is not an element)."""
+    return mean_estimate(elements.get(element, NO_ESTIMATE) for element in ELEMENTS)
 
 
 def sipas_index(elements: Mapping[str, float | None]) -> float | None:

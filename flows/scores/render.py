@@ -11,10 +11,12 @@ import csv
 import io
 import json
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from flows.scores.counts import CHANNELS
+from flows.scores.flags import FLAG_NAMES
 from flows.scores.formulas import ELEMENTS
 from flows.scores.report import Report
 
@@ -34,8 +36,29 @@ def to_json(report: Report) -> str:
     return json.dumps(report.as_json(), ensure_ascii=False, indent=2)
 
 
+BOM = "\ufeff"  # Excel on Windows reads a CSV as UTF-8 only when it starts with this mark
+FUNNEL_NAMES = {
+    "sent": "Đã gửi",
+    "delivered": "Đã nhận",
+    "started": "Bắt đầu trả lời",
+    "completed": "Hoàn thành",
+    "opted_out": "Từ chối",
+    "expired": "Hết hạn",
+    "undeliverable": "Không gửi được",
+}
+
+
+def rank_text(rank_range: tuple[int, int] | list[int] | None) -> str:
+    """ "3–5" when the intervals leave the rank open, "4" when they fix it, "—" unranked."""
+    if rank_range is None:
+        return NONE
+    best, worst = rank_range
+    return str(best) if best == worst else f"{best}–{worst}"
+
+
 def to_csv(report: Report) -> str:
-    """One line per unit; criteria and integrity questions become columns named after their code."""
+    """One line per unit; criteria and integrity questions become columns named after their code.
+    Starts with a UTF-8 byte-order mark so that Excel opens the Vietnamese text correctly."""
     rows = report.as_json()
     criteria = sorted({code for row in rows for code in row["criteria"]})
     integrity = sorted({code for row in rows for code in row["integrity"]})
@@ -59,31 +82,62 @@ def to_csv(report: Report) -> str:
         "overall_ci95_low",
         "overall_ci95_high",
         "n_overall",
+        "n_effective",
+        "n_repeat_phone",
+        "sipas_ci95_low",
+        "sipas_ci95_high",
         "rate_766",
         "on_time_rate",
         "suppressed",
         "rank",
+        "rank_best",
+        "rank_worst",
         *(f"element.{code}" for code in ELEMENTS),
-        *(f"criterion.{code}.{part}" for code in criteria for part in ("index", "n")),
-        *(f"{code}.{part}" for code in integrity for part in ("rate", "n")),
+        *(f"element.{code}.ci95_{end}" for code in ELEMENTS for end in ("low", "high")),
+        *(f"criterion.{code}.{part}" for code in criteria for part in _CI_PARTS["index"]),
+        *(f"{code}.{part}" for code in integrity for part in _CI_PARTS["rate"]),
+        *(f"funnel.{channel}.{name}" for channel in CHANNELS for name in FUNNEL_NAMES),
+        "anomalies",
     ]
     buffer = io.StringIO()
+    buffer.write(BOM)
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
         ci = row["overall_ci95"] or [None, None]
+        sipas_ci = row["sipas_ci95"] or [None, None]
+        ranks = row["rank_range"] or [None, None]
         flat: dict[str, Any] = {
             **{key: row[key] for key in header if key in row},
             "overall_ci95_low": ci[0],
             "overall_ci95_high": ci[1],
+            "sipas_ci95_low": sipas_ci[0],
+            "sipas_ci95_high": sipas_ci[1],
+            "rank_best": ranks[0],
+            "rank_worst": ranks[1],
             **{f"element.{code}": row["elements"][code] for code in ELEMENTS},
+            "anomalies": "; ".join(f"{flag['day']} {flag['kind']}" for flag in row["anomalies"]),
         }
-        for code, cell in row["criteria"].items():
-            flat[f"criterion.{code}.index"], flat[f"criterion.{code}.n"] = cell["index"], cell["n"]
-        for code, cell in row["integrity"].items():
-            flat[f"{code}.rate"], flat[f"{code}.n"] = cell["rate"], cell["n"]
+        for code in ELEMENTS:
+            low, high = row["elements_ci95"][code] or [None, None]
+            flat[f"element.{code}.ci95_low"], flat[f"element.{code}.ci95_high"] = low, high
+        for prefix, table, key in (("criterion.", "criteria", "index"), ("", "integrity", "rate")):
+            for code, cell in row[table].items():
+                low, high = cell["ci95"] or [None, None]
+                values = (cell[key], cell["n"], low, high)
+                for part, value in zip(_CI_PARTS[key], values, strict=True):
+                    flat[f"{prefix}{code}.{part}"] = value
+        for channel, counts in row["funnel"].items():
+            for name, value in counts.items():
+                flat[f"funnel.{channel}.{name}"] = value
         writer.writerow([_csv_cell(flat.get(key)) for key in header])
     return buffer.getvalue()
+
+
+_CI_PARTS = {
+    "index": ("index", "n", "ci95_low", "ci95_high"),
+    "rate": ("rate", "n", "ci95_low", "ci95_high"),
+}
 
 
 def _csv_cell(value: Any) -> str:
@@ -110,6 +164,8 @@ def to_table(report: Report) -> str:
     top = min(row.unit.depth for row in report.rows)
     main: list[list[str]] = []
     elements: list[list[str]] = []
+    funnel: list[list[str]] = []
+    flags: list[str] = []
     for row in report.rows:
         f = row.figures
         name = "  " * (row.unit.depth - top) + unicodedata.normalize("NFC", row.unit.name)
@@ -128,10 +184,13 @@ def to_table(report: Report) -> str:
                 NONE if ci is None else f"{_num(ci[0])}–{_num(ci[1])}",
                 _pct(f.rate_766),
                 _pct(f.on_time_rate),
-                NONE if row.rank is None else str(row.rank),
+                rank_text(row.rank_range),
             ]
         )
-        elements.append([row.unit.code, name, *(_pct(f.elements.get(code)) for code in ELEMENTS)])
+        elements.append([row.unit.code, name, *(_pct(f.elements[code].value) for code in ELEMENTS)])
+        funnel.append([row.unit.code, name, *(str(f.funnel["all"][key]) for key in FUNNEL_NAMES)])
+        for flag in row.anomalies:
+            flags.append(f"  {row.unit.code} {_vn_date(date.fromisoformat(flag['day']))}: {flag_text(flag)}")
     lines.append("")
     lines.extend(
         _grid(
@@ -169,7 +228,31 @@ def to_table(report: Report) -> str:
         "HL 766 = tỷ lệ hài lòng theo QĐ 766/QĐ-TTg;"
     )
     lines.append("  TB đơn vị = trung bình cộng chỉ số SIPAS của các đơn vị trực thuộc.")
+    lines.append("  Hạng: khoảng hạng theo khoảng tin cậy (3–5 = có thể từ hạng 3 đến hạng 5).")
+    lines.append("")
+    lines.append("Phiếu khảo sát theo trạng thái (mọi kênh):")
+    lines.extend(_grid(["Mã", "Đơn vị", *FUNNEL_NAMES.values()], funnel))
+    if flags:
+        lines.append("")
+        lines.append("Dấu hiệu bất thường:")
+        lines.extend(flags)
     return "\n".join(lines) + "\n"
+
+
+def flag_text(flag: Mapping[str, Any]) -> str:
+    """One anomaly flag in a Vietnamese sentence, for the table, the digest and the workbook."""
+    kind = flag["kind"]
+    name = FLAG_NAMES.get(kind, kind)
+    if kind == "fast_answers":
+        return f"{name}: {flag['surveys']}/{flag['answered']} phiếu trả lời trong {flag['seconds']:.0f} giây"
+    if kind == "identical_answers":
+        return f"{name}: {flag['surveys']} phiếu giống nhau ({flag['answers']}) từ {flag['phones']} số"
+    if kind == "index_jump":
+        verb = "tăng từ {} lên {}" if flag["direction"] == "up" else "giảm từ {} xuống {}"
+        return f"{name}: " + verb.format(_num(flag["baseline"]), _num(flag["index"]))
+    if kind == "repeat_phone":
+        return f"{name}: {flag['surveys']} phiếu không tính lại"
+    return str(name)
 
 
 def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -21,37 +21,37 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from flows.scores.counts import ALL_CHANNELS, CASE_COUNTERS, COUNTERS
+from flows.scores.counts import ALL_CHANNELS, CASE_COUNTERS, CHANNELS, COUNTERS
+from flows.scores.flags import load_flags
 from flows.scores.formulas import (
     ELEMENTS,
+    NO_ESTIMATE,
     OVERALL,
+    Estimate,
     Tally,
-    criterion_index,
-    effective_sample_size,
-    element_indices,
+    combine_estimates,
+    element_estimates,
     is_integrity,
     is_scored,
     is_suppressed,
     on_time_rate,
-    percent,
     plain_mean,
+    rank_ranges,
     rate_766,
     response_rate,
     round2,
-    sipas_index,
-    weighted_mean,
-    wilson_interval,
+    sipas_estimate,
+    tally_estimate,
 )
 from flows.scores.periods import Period, parse_period
 from storage.models import Agency, DailyCount
-
-CHANNELS = ("all", "sms", "zalo")
 
 
 class UnknownAgencyError(LookupError):
@@ -60,6 +60,18 @@ class UnknownAgencyError(LookupError):
 
 class AgencyTreeError(ValueError):
     """The parent links of the registry loop, so there is no tree to roll up along."""
+
+
+FUNNEL = (
+    ("sent", "surveys_sent"),
+    ("delivered", "surveys_delivered"),
+    ("started", "surveys_responded"),
+    ("completed", "surveys_completed"),
+    ("opted_out", "surveys_opted_out"),
+    ("expired", "surveys_expired"),
+    ("undeliverable", "surveys_undeliverable"),
+)
+Funnel = Mapping[str, Mapping[str, int]]  # channel -> disposition -> surveys
 
 
 @dataclass(frozen=True)
@@ -74,13 +86,30 @@ class Figures:
     n_surveys_sent: int
     n_surveys_delivered: int
     n_responses: int
-    n_overall: int  # valid answers to `overall`: what suppression looks at
-    overall_n_eff: float  # sample size behind overall_satisfaction's interval
-    sipas_index: float | None
-    overall_satisfaction: float | None
-    elements: Mapping[str, float | None]
-    criteria: Mapping[str, tuple[float | None, int]]  # code -> (index, valid answers)
-    integrity: Mapping[str, tuple[float | None, int]]  # code -> (% yes, valid answers)
+    n_repeat_phone: int  # answered surveys set aside: their phone already counted this month
+    sipas: Estimate
+    overall: Estimate
+    elements: Mapping[str, Estimate]
+    criteria: Mapping[str, Estimate]
+    integrity: Mapping[str, Estimate]  # value = % "yes"
+    funnel: Funnel
+
+    @property
+    def sipas_index(self) -> float | None:
+        return self.sipas.value
+
+    @property
+    def overall_satisfaction(self) -> float | None:
+        return self.overall.value
+
+    @property
+    def n_overall(self) -> int:
+        """Valid `overall` answers: what suppression looks at."""
+        return self.overall.n
+
+    @property
+    def overall_ci95(self) -> tuple[float, float] | None:
+        return self.overall.ci95
 
     @property
     def response_rate(self) -> float | None:
@@ -94,46 +123,59 @@ class Figures:
     def on_time_rate(self) -> float | None:
         return on_time_rate(self.n_cases_early, self.n_cases_on_time, self.n_cases_late, self.n_cases_closed)
 
-    @property
-    def overall_ci95(self) -> tuple[float, float] | None:
-        if self.overall_satisfaction is None:
-            return None
-        return wilson_interval(self.overall_satisfaction / 100.0 * self.overall_n_eff, self.overall_n_eff)
-
     def as_json(self, minimum: int) -> dict[str, Any]:
-        ci = self.overall_ci95
         return {
             "n_cases_closed": self.n_cases_closed,
             "n_surveys_sent": self.n_surveys_sent,
             "n_surveys_delivered": self.n_surveys_delivered,
             "n_responses": self.n_responses,
+            "n_repeat_phone": self.n_repeat_phone,
             "response_rate": round2(self.response_rate),
             "sipas_index": round2(self.sipas_index),
+            "sipas_ci95": _ci_json(self.sipas),
             "overall_satisfaction": round2(self.overall_satisfaction),
-            "overall_ci95": None if ci is None else [round2(ci[0]), round2(ci[1])],
+            "overall_ci95": _ci_json(self.overall),
             "n_overall": self.n_overall,
-            "elements": {code: round2(self.elements.get(code)) for code in ELEMENTS},
-            "criteria": {
-                code: {"index": round2(index), "n": n} for code, (index, n) in sorted(self.criteria.items())
-            },
-            "integrity": {
-                code: {"rate": round2(rate), "n": n} for code, (rate, n) in sorted(self.integrity.items())
-            },
+            "n_effective": round2(self.overall.n_eff),
+            "elements": {code: round2(self.elements[code].value) for code in ELEMENTS},
+            "elements_ci95": {code: _ci_json(self.elements[code]) for code in ELEMENTS},
+            "criteria": {code: _estimate_json(e, "index") for code, e in sorted(self.criteria.items())},
+            "integrity": {code: _estimate_json(e, "rate") for code, e in sorted(self.integrity.items())},
             "rate_766": round2(self.rate_766),
             "on_time_rate": round2(self.on_time_rate),
+            "funnel": {channel: dict(counts) for channel, counts in self.funnel.items()},
             "suppressed": is_suppressed(self.n_overall, minimum),
         }
+
+
+def _ci_json(estimate: Estimate) -> list[float | None] | None:
+    ci = estimate.ci95
+    return None if ci is None else [round2(ci[0]), round2(ci[1])]
+
+
+def _estimate_json(estimate: Estimate, key: str) -> dict[str, Any]:
+    return {key: round2(estimate.value), "n": estimate.n, "ci95": _ci_json(estimate)}
 
 
 EMPTY_COUNTS: Mapping[str, int] = {}
 
 
+def funnel_of(counters: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """The response funnel per channel ("all", "sms", "zalo") from per-channel counters."""
+    return {
+        channel: {name: counters.get(channel, EMPTY_COUNTS).get(metric, 0) for name, metric in FUNNEL}
+        for channel in CHANNELS
+    }
+
+
 def own_figures(
-    counters: Mapping[str, int], criteria: Mapping[str, Tally], integrity: Mapping[str, Tally]
+    counters: Mapping[str, int],
+    criteria: Mapping[str, Tally],
+    integrity: Mapping[str, Tally],
+    funnel: Funnel | None = None,
 ) -> Figures:
     """Figures of one unit straight from its summed counts."""
-    elements = element_indices(criteria)
-    overall = criteria.get(OVERALL, Tally())
+    elements = element_estimates(criteria)
     return Figures(
         n_cases_closed=counters.get("cases_closed", 0),
         n_cases_early=counters.get("cases_early", 0),
@@ -143,36 +185,30 @@ def own_figures(
         n_surveys_sent=counters.get("surveys_sent", 0),
         n_surveys_delivered=counters.get("surveys_delivered", 0),
         n_responses=counters.get("surveys_responded", 0),
-        n_overall=overall.n,
-        overall_n_eff=float(overall.n),
-        sipas_index=sipas_index(elements),
-        overall_satisfaction=criterion_index(overall),
+        n_repeat_phone=counters.get("surveys_repeat_phone", 0),
+        sipas=sipas_estimate(elements),
+        overall=tally_estimate(criteria.get(OVERALL, Tally())),
         elements=elements,
-        criteria={code: (criterion_index(t), t.n) for code, t in criteria.items()},
-        integrity={code: (percent(t.k, t.n), t.n) for code, t in integrity.items()},
+        criteria={code: tally_estimate(t) for code, t in criteria.items()},
+        integrity={code: tally_estimate(t) for code, t in integrity.items()},
+        funnel=funnel if funnel is not None else funnel_of({}),
     )
 
 
 def combine(parts: Sequence[Figures]) -> Figures:
-    """A roll-up: indices weighted by each part's closed cases, counts summed."""
+    """A roll-up: indices weighted by each part's closed cases (Kish n_eff), counts summed."""
+    cases = [p.n_cases_closed for p in parts]
 
-    def weighted(values: Sequence[float | None]) -> float | None:
-        return weighted_mean(zip(values, (p.n_cases_closed for p in parts), strict=True))
+    def weighted(estimates: Sequence[Estimate]) -> Estimate:
+        return combine_estimates(zip(estimates, cases, strict=True))
 
-    def by_code(field: str) -> dict[str, tuple[float | None, int]]:
-        tables: list[Mapping[str, tuple[float | None, int]]] = [getattr(p, field) for p in parts]
+    def by_code(field: str) -> dict[str, Estimate]:
+        tables: list[Mapping[str, Estimate]] = [getattr(p, field) for p in parts]
         codes = sorted({code for table in tables for code in table})
-        return {
-            code: (
-                weighted([table.get(code, (None, 0))[0] for table in tables]),
-                sum(table.get(code, (None, 0))[1] for table in tables),
-            )
-            for code in codes
-        }
+        return {code: weighted([table.get(code, NO_ESTIMATE) for table in tables]) for code in codes}
 
-    overall = weighted([p.overall_satisfaction for p in parts])
     return Figures(
-        n_cases_closed=sum(p.n_cases_closed for p in parts),
+        n_cases_closed=sum(cases),
         n_cases_early=sum(p.n_cases_early for p in parts),
         n_cases_on_time=sum(p.n_cases_on_time for p in parts),
         n_cases_late=sum(p.n_cases_late for p in parts),
@@ -180,15 +216,16 @@ def combine(parts: Sequence[Figures]) -> Figures:
         n_surveys_sent=sum(p.n_surveys_sent for p in parts),
         n_surveys_delivered=sum(p.n_surveys_delivered for p in parts),
         n_responses=sum(p.n_responses for p in parts),
-        n_overall=sum(p.n_overall for p in parts),
-        overall_n_eff=effective_sample_size(
-            (p.n_cases_closed, p.overall_n_eff) for p in parts if p.overall_satisfaction is not None
-        ),
-        sipas_index=weighted([p.sipas_index for p in parts]),
-        overall_satisfaction=overall,
-        elements={code: weighted([p.elements.get(code) for p in parts]) for code in ELEMENTS},
+        n_repeat_phone=sum(p.n_repeat_phone for p in parts),
+        sipas=weighted([p.sipas for p in parts]),
+        overall=weighted([p.overall for p in parts]),
+        elements={code: weighted([p.elements.get(code, NO_ESTIMATE) for p in parts]) for code in ELEMENTS},
         criteria=by_code("criteria"),
         integrity=by_code("integrity"),
+        funnel={
+            channel: {name: sum(p.funnel[channel][name] for p in parts) for name, _ in FUNNEL}
+            for channel in CHANNELS
+        },
     )
 
 
@@ -201,6 +238,9 @@ class Unit:
     parent_id: int | None
     parent_code: str | None
     depth: int
+    valid_from: date | None = None
+    valid_to: date | None = None
+    successor_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +251,8 @@ class UnitScores:
     unit_mean: float | None
     suppressed: bool
     rank: int | None
+    rank_range: tuple[int, int] | None
+    anomalies: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -239,6 +281,11 @@ class Report:
                     **row.figures.as_json(self.minimum),
                     "unit_mean": round2(row.unit_mean),
                     "rank": row.rank,
+                    "rank_range": None if row.rank_range is None else list(row.rank_range),
+                    "anomalies": [dict(flag) for flag in row.anomalies],
+                    "valid_from": None if unit.valid_from is None else unit.valid_from.isoformat(),
+                    "valid_to": None if unit.valid_to is None else unit.valid_to.isoformat(),
+                    "successor_code": unit.successor_code,
                     "own": own,
                 }
             )
@@ -295,8 +342,15 @@ def build_report(
         return is_suppressed(rolled[unit.id].n_overall, minimum)
 
     ranks: dict[int, int | None] = {}
+    ranges: dict[int, tuple[int, int]] = {}
     for siblings in children.values():
-        ranks.update(_rank([u for u in siblings if has_data(u)], rolled, suppressed))
+        present = [u for u in siblings if has_data(u)]
+        ranks.update(_rank(present, rolled, suppressed))
+        intervals = {
+            u.id: ci for u in present if not suppressed(u) and (ci := rolled[u.id].sipas.ci95) is not None
+        }
+        ranges.update(rank_ranges(intervals))
+    flags = load_flags(session, period)
 
     if agency_code is None:
         starts = children.get(None, [])
@@ -323,6 +377,8 @@ def build_report(
                     else None,
                     suppressed=suppressed(unit),
                     rank=ranks.get(unit.id),
+                    rank_range=ranges.get(unit.id),
+                    anomalies=flags.get(unit.id, ()),
                 )
             )
     return Report(period=period, channel=channel, minimum=minimum, rows=rows)
@@ -357,7 +413,18 @@ def _rank(
 
 
 def _load_units(session: Session) -> dict[int, Unit]:
-    rows = session.execute(select(Agency.id, Agency.code, Agency.name, Agency.level, Agency.parent_id)).all()
+    rows = session.execute(
+        select(
+            Agency.id,
+            Agency.code,
+            Agency.name,
+            Agency.level,
+            Agency.parent_id,
+            Agency.valid_from,
+            Agency.valid_to,
+            Agency.successor_id,
+        )
+    ).all()
     codes = {row.id: row.code for row in rows}
     parents = {row.id: row.parent_id for row in rows}
 
@@ -380,6 +447,9 @@ def _load_units(session: Session) -> dict[int, Unit]:
             parent_id=row.parent_id,
             parent_code=codes.get(row.parent_id) if row.parent_id is not None else None,
             depth=depth(row.id),
+            valid_from=row.valid_from,
+            valid_to=row.valid_to,
+            successor_code=codes.get(row.successor_id) if row.successor_id is not None else None,
         )
         for row in rows
     }
@@ -387,8 +457,9 @@ def _load_units(session: Session) -> dict[int, Unit]:
 
 def _load_own_figures(session: Session, period: Period, channel: str) -> dict[int, Figures]:
     """Each agency's own figures: the period's daily counts summed. Case counters always come from
-    the "all" rows (a case has no channel); survey counters and answers from `channel`."""
-    counters: defaultdict[int, dict[str, int]] = defaultdict(dict)
+    the "all" rows (a case has no channel); survey counters and answers from `channel`; the
+    response funnel from every channel's survey counters."""
+    counters: defaultdict[int, defaultdict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     criteria: defaultdict[int, dict[str, Tally]] = defaultdict(dict)
     integrity: defaultdict[int, dict[str, Tally]] = defaultdict(dict)
     result = session.execute(
@@ -398,26 +469,31 @@ def _load_own_figures(session: Session, period: Period, channel: str) -> dict[in
             DailyCount.metric,
             func.sum(DailyCount.n),
             func.sum(DailyCount.k),
+            func.sum(DailyCount.w),
+            func.sum(DailyCount.wk),
+            func.sum(DailyCount.w2),
         )
-        .where(
-            DailyCount.day >= period.start,
-            DailyCount.day <= period.end,
-            DailyCount.channel.in_({channel, ALL_CHANNELS}),
-        )
+        .where(DailyCount.day >= period.start, DailyCount.day <= period.end)
         .group_by(DailyCount.agency_id, DailyCount.channel, DailyCount.metric)
     )
-    for agency_id, row_channel, metric, n_sum, k_sum in result:
+    for agency_id, row_channel, metric, n_sum, k_sum, w_sum, wk_sum, w2_sum in result:
         n, k = int(n_sum or 0), int(k_sum or 0)
         if metric in COUNTERS:
-            wanted = ALL_CHANNELS if metric in CASE_COUNTERS else channel
-            if row_channel == wanted:
-                counters[agency_id][metric] = n
+            counters[agency_id][row_channel][metric] = n
         elif row_channel == channel:
+            tally = Tally(n, k, float(w_sum or 0.0), float(wk_sum or 0.0), float(w2_sum or 0.0))
             if is_integrity(metric):
-                integrity[agency_id][metric] = Tally(n, k)
+                integrity[agency_id][metric] = tally
             elif is_scored(metric):
-                criteria[agency_id][metric] = Tally(n, k)
-    return {
-        agency_id: own_figures(counters[agency_id], criteria[agency_id], integrity[agency_id])
-        for agency_id in set(counters) | set(criteria) | set(integrity)
-    }
+                criteria[agency_id][metric] = tally
+    figures: dict[int, Figures] = {}
+    for agency_id in set(counters) | set(criteria) | set(integrity):
+        by_channel = counters[agency_id]
+        chosen = {
+            **{m: n for m, n in by_channel.get(channel, {}).items() if m not in CASE_COUNTERS},
+            **{m: n for m, n in by_channel.get(ALL_CHANNELS, {}).items() if m in CASE_COUNTERS},
+        }
+        figures[agency_id] = own_figures(
+            chosen, criteria[agency_id], integrity[agency_id], funnel_of(by_channel)
+        )
+    return figures

@@ -105,7 +105,8 @@ def test_show_table_and_csv(env: str) -> None:
     args = ["scores", "show", "--period", "2026-W47", "--agency", "D", "--format", "csv"]
     exported = runner.invoke(cli, args)
     assert exported.exit_code == 0, exported.output
-    records = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert exported.stdout.startswith("\ufeffagency_code,")  # BOM: Excel reads it as UTF-8
+    records = list(csv.DictReader(io.StringIO(exported.stdout.removeprefix("\ufeff"))))
     assert [r["agency_code"] for r in records] == ["D", "W1", "W2"]
     assert records[0]["sipas_index"] == "43.75"
     assert records[0]["overall_ci95_low"] == "18.55"
@@ -159,9 +160,16 @@ def test_compute_defaults_to_yesterday(env: str) -> None:
 def test_jobs_recompute_through_the_runtime(env: str) -> None:
     _seed_without_counts(env)
     summary = compute_scores("2026-11-20", "2026-11-20")
-    # W1: 8 "all" rows (cases_closed, cases_bad_766, 4 survey counters, overall, cong_chuc) and
-    # 6 "sms" rows (the 4 survey counters and 2 criteria); W2: cases_closed only
-    assert summary == {"start": "2026-11-20", "end": "2026-11-20", "days": 1, "agencies": 2, "rows": 15}
+    # W1: 10 "all" rows (cases_closed, cases_bad_766, 6 survey counters, overall, cong_chuc) and
+    # 8 "sms" rows (the 6 survey counters and 2 criteria); W2: cases_closed only
+    assert summary == {
+        "start": "2026-11-20",
+        "end": "2026-11-20",
+        "days": 1,
+        "agencies": 2,
+        "rows": 19,
+        "anomaly_flags": 0,
+    }
     # At 01:00 on the 23rd the nightly job redoes the 18th..22nd (5 days with the default window)
     nightly = nightly_scores("2026-11-23T01:00:00+07:00")
     assert (nightly["start"], nightly["end"], nightly["days"]) == ("2026-11-18", "2026-11-22", 5)

@@ -95,6 +95,9 @@ EXPECTED_ALL = {
     ("W", "all", "cases_on_time"): (1, 0),
     ("W", "all", "cases_late"): (1, 0),
     ("W", "all", "cases_bad_766"): (2, 0),  # c2 (late, rated 2), c3 (complaint)
+    ("W", "all", "surveys"): (7, 0),  # every survey: c1 c2 c3 c5 c6 c7 c9
+    ("W", "all", "surveys_completed"): (4, 0),  # c1 c2 c3 c9
+    ("W", "all", "surveys_undeliverable"): (1, 0),  # c7: failed, nothing left us
     ("W", "all", "surveys_sent"): (6, 0),  # c1 c2 c3 c5 c6 c9 (c7 failed before sending)
     ("W", "all", "surveys_delivered"): (5, 0),  # c1 c2 c5 by DLR, c3 on Zalo, c9 by its reply
     ("W", "all", "surveys_responded"): (4, 0),  # c1 c2 c3 c9
@@ -106,6 +109,9 @@ EXPECTED_ALL = {
     ("W", "all", "integrity.tien"): (1, 1),  # one "yes"
 }
 EXPECTED_SMS = {
+    ("W", "sms", "surveys"): (6, 0),
+    ("W", "sms", "surveys_completed"): (3, 0),
+    ("W", "sms", "surveys_undeliverable"): (1, 0),
     ("W", "sms", "surveys_sent"): (5, 0),
     ("W", "sms", "surveys_delivered"): (4, 0),
     ("W", "sms", "surveys_responded"): (3, 0),
@@ -116,6 +122,8 @@ EXPECTED_SMS = {
     ("W", "sms", "ket_qua"): (2, 1),
 }
 EXPECTED_ZALO = {
+    ("W", "zalo", "surveys"): (1, 0),
+    ("W", "zalo", "surveys_completed"): (1, 0),
     ("W", "zalo", "surveys_sent"): (1, 0),
     ("W", "zalo", "surveys_delivered"): (1, 0),
     ("W", "zalo", "surveys_responded"): (1, 0),
@@ -129,7 +137,7 @@ def test_daily_counts_of_one_day(any_db_url: str) -> None:
     summary = compute(any_db_url)
     assert counts(any_db_url) == EXPECTED_ALL | EXPECTED_SMS | EXPECTED_ZALO
     # the province has no cases of its own: no rows; the next day holds c8 only
-    assert (summary.days, summary.agencies, summary.rows) == (1, 1, 27)
+    assert (summary.days, summary.agencies, summary.rows) == (1, 1, 35)
     assert counts(any_db_url, date(2026, 11, 21)) == {}  # not computed yet
 
 
@@ -177,12 +185,50 @@ def test_report_of_the_day(any_db_url: str, settings: Settings) -> None:
         "n_overall": 4,
         "sipas_index": 50.0,  # cong_chuc 1/2 = 50, ket_qua 1/2 = 50
         "elements": {"tiep_can": None, "thu_tuc": None, "cong_chuc": 50.0, "ket_qua": 50.0, "phan_anh": None},
-        "criteria": {
-            "cong_chuc": {"index": 50.0, "n": 2},
-            "ket_qua": {"index": 50.0, "n": 2},
-            "overall": {"index": 75.0, "n": 4},
+        "criteria": {  # Wilson intervals: k = 1, n = 2 -> [9.45, 90.55]; k = 3, n = 4 as above
+            "cong_chuc": {"index": 50.0, "n": 2, "ci95": [9.45, 90.55]},
+            "ket_qua": {"index": 50.0, "n": 2, "ci95": [9.45, 90.55]},
+            "overall": {"index": 75.0, "n": 4, "ci95": [30.06, 95.44]},
         },
-        "integrity": {"integrity.tien": {"rate": 100.0, "n": 1}},
+        # element = mean of its criteria, interval at the smallest n_eff: here one criterion each
+        "elements_ci95": {
+            "tiep_can": None,
+            "thu_tuc": None,
+            "cong_chuc": [9.45, 90.55],
+            "ket_qua": [9.45, 90.55],
+            "phan_anh": None,
+        },
+        "sipas_ci95": [9.45, 90.55],  # mean 50 at min n_eff 2
+        "integrity": {"integrity.tien": {"rate": 100.0, "n": 1, "ci95": [20.65, 100.0]}},
+        "funnel": {
+            "all": {
+                "sent": 6,
+                "delivered": 5,
+                "started": 4,
+                "completed": 4,
+                "opted_out": 1,
+                "expired": 0,
+                "undeliverable": 1,
+            },
+            "sms": {
+                "sent": 5,
+                "delivered": 4,
+                "started": 3,
+                "completed": 3,
+                "opted_out": 1,
+                "expired": 0,
+                "undeliverable": 1,
+            },
+            "zalo": {
+                "sent": 1,
+                "delivered": 1,
+                "started": 1,
+                "completed": 1,
+                "opted_out": 0,
+                "expired": 0,
+                "undeliverable": 0,
+            },
+        },
         "rate_766": 75.0,  # (8 - 2) / 8
         "on_time_rate": 25.0,  # (1 early + 1 on time) / 8: unknown timing stays in the denominator
         "suppressed": True,  # 4 overall answers < 30
@@ -209,7 +255,8 @@ def test_report_by_channel(any_db_url: str, settings: Settings) -> None:
     assert (sms["n_surveys_sent"], sms["n_responses"], sms["response_rate"]) == (5, 3, 75.0)
     assert sms["overall_satisfaction"] == 66.67  # 2 of 3
     assert sms["integrity"] == {}
-    assert zalo["criteria"] == {"overall": {"index": 100.0, "n": 1}}
+    assert zalo["criteria"] == {"overall": {"index": 100.0, "n": 1, "ci95": [20.65, 100.0]}}
+    assert sms["funnel"] == zalo["funnel"]  # the funnel always shows every channel
     # case figures have no channel: the same in every channel's report
     assert sms["rate_766"] == zalo["rate_766"] == 75.0
     assert sms["n_cases_closed"] == zalo["n_cases_closed"] == 8
@@ -222,6 +269,8 @@ def test_opted_out_answers_do_not_count_anywhere(any_db_url: str, settings: Sett
     compute(any_db_url)
     assert counts(any_db_url) == {
         ("W", "all", "cases_closed"): (1, 0),
+        ("W", "all", "surveys"): (1, 0),
+        ("W", "sms", "surveys"): (1, 0),
         ("W", "all", "surveys_sent"): (1, 0),
         ("W", "all", "surveys_delivered"): (1, 0),
         ("W", "all", "surveys_opted_out"): (1, 0),

@@ -180,10 +180,10 @@ def test_roll_up_weights_by_closed_cases_not_responses_over_three_levels() -> No
     p = combine([own_figures({}, {}, {}), d, s])
     assert d.sipas_index == pytest.approx(43.75)
     assert d.overall_satisfaction == pytest.approx(43.75)
-    assert d.elements["cong_chuc"] == pytest.approx(43.75)
+    assert d.elements["cong_chuc"].value == pytest.approx(43.75)
     assert round2(p.sipas_index) == 51.39
     assert round2(p.overall_satisfaction) == 51.39
-    assert p.criteria["overall"][1] == 19  # n is summed
+    assert p.criteria["overall"].n == 19  # n is summed
     assert (p.n_cases_closed, p.n_overall) == (60, 19)
     # The plain mean of the child units (published-average convention): (43.75 + 66.667) / 2
     assert round2(plain_mean([d.sipas_index, s.sipas_index])) == 55.21
@@ -195,7 +195,7 @@ def test_roll_up_interval_uses_kish_effective_sample_size() -> None:
     w1 = _unit(10, Tally(4, 3), Tally(4, 3))
     w2 = _unit(30, Tally(6, 2), Tally(6, 2))
     d = combine([w1, w2])
-    assert d.overall_n_eff == pytest.approx(9.142857, rel=1e-6)
+    assert d.overall.n_eff == pytest.approx(9.142857, rel=1e-6)
     assert d.overall_ci95 is not None
     assert (round2(d.overall_ci95[0]), round2(d.overall_ci95[1])) == (18.55, 72.65)
     # proportional allocation (weights ∝ n) gives back the pooled n

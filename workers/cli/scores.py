@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 import click
 
 from config.settings import get_settings
+from flows.scores.anomalies import detect_days
 from flows.scores.comments import load_comments
-from flows.scores.counts import compute_days
+from flows.scores.counts import CHANNELS, compute_days
 from flows.scores.periods import FORMS, Period, PeriodError, day_period, parse_period, yesterday
 from flows.scores.render import to_csv, to_json, to_table
-from flows.scores.report import CHANNELS, AgencyTreeError, UnknownAgencyError, build_report
+from flows.scores.report import AgencyTreeError, UnknownAgencyError, build_report
 from storage.db import session_factory
 
 _RENDERERS = {"table": to_table, "json": to_json, "csv": to_csv}
@@ -58,10 +59,11 @@ def compute(day: datetime | None, start: datetime | None, end: datetime | None) 
 
         with sessions() as session, session.begin():
             summary = compute_days(session, first, last, settings.tz, on_day=advance)
+            flags = detect_days(session, first, last, settings)
     span = first.isoformat() if total == 1 else f"{first.isoformat()}..{last.isoformat()}"
     click.echo(
         f"Đã tính {span}: {summary.days} ngày, {summary.agencies} đơn vị có dữ liệu, "
-        f"{summary.rows} dòng số liệu (daily_counts)."
+        f"{summary.rows} dòng số liệu (daily_counts), {flags} dấu hiệu bất thường."
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from config.settings import Settings
+from flows.scores.anomalies import detect_days
 from flows.scores.counts import compute_days
 from flows.scores.periods import yesterday
 from workers.runtime import get_runtime
@@ -30,8 +31,9 @@ def compute_scores(start_iso: str, end_iso: str) -> dict[str, Any]:
     start, end = date.fromisoformat(start_iso), date.fromisoformat(end_iso)
     with runtime.sessions() as session, session.begin():
         summary = compute_days(session, start, end, runtime.settings.tz)
-    log.info("scores_computed", **summary.as_dict())
-    return summary.as_dict()
+        flags = detect_days(session, start, end, runtime.settings)
+    log.info("scores_computed", **summary.as_dict(), anomaly_flags=flags)
+    return {**summary.as_dict(), "anomaly_flags": flags}
 
 
 def nightly_scores(now_iso: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,167 @@
+"""Anomaly flags per agency and local day, for supervisors to look at (sipas-method.md, Integrity).
+
+Computed after a day's counts, over the same cases (those closed that local day), and replaced
+as a whole each time the day is recomputed. A flag is a prompt to look, never a correction: the
+figures are not changed by it. Kinds (thresholds in docs/scores.md, "Anomaly flags"):
+
+- `fast_answers`: answers arriving within FAST_SECONDS of the survey's first message, more
+  than a person reading an SMS can manage, in at least FAST_MIN_SURVEYS surveys and
+  FAST_MIN_SHARE of the day's answered surveys;
+- `identical_answers`: at least IDENTICAL_MIN_SURVEYS answered surveys with exactly the same
+  answers that come from at most IDENTICAL_MAX_PHONES phones;
+- `index_jump`: the day's SIPAS index interval and that of the JUMP_BASELINE_DAYS before it do
+  not overlap (each unit with its roll-up, so a province's jump shows too);
+- `repeat_phone`: answered surveys set aside because their phone already answered that agency
+  this month (flows.scores.counts, "one phone counts once").
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from flows.scores.counts import ALL_CHANNELS, local_day_bounds
+from flows.scores.formulas import is_valid_value, round2
+from flows.scores.periods import Period, day_period
+from flows.scores.report import build_report
+from storage.models import AnomalyFlag, Answer, Case, DailyCount, OutboundMessage, Survey, SurveyStatus
+
+FAST_SECONDS = 10.0
+FAST_MIN_SURVEYS = 3
+FAST_MIN_SHARE = 0.2
+IDENTICAL_MIN_SURVEYS = 5
+IDENTICAL_MAX_PHONES = 2
+JUMP_BASELINE_DAYS = 28
+
+
+def detect_days(session: Session, start: date, end: date, settings: Settings) -> int:
+    """Replace the anomaly flags of local days start..end; returns how many flags were stored."""
+    session.execute(delete(AnomalyFlag).where(AnomalyFlag.day >= start, AnomalyFlag.day <= end))
+    stored = 0
+    day = start
+    while day <= end:
+        rows = [
+            *_answer_flags(session, day, settings.tz),
+            *_repeat_phone_flags(session, day),
+            *_jump_flags(session, day, settings),
+        ]
+        if rows:
+            session.execute(insert(AnomalyFlag), rows)
+        stored += len(rows)
+        day += timedelta(days=1)
+    return stored
+
+
+def _answer_flags(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """fast_answers and identical_answers of the surveys of cases closed on `day`."""
+    low, high = local_day_bounds(day, tz)
+    first_sent = dict(
+        session.execute(
+            select(OutboundMessage.survey_id, func.min(OutboundMessage.sent_at))
+            .join(Survey, Survey.id == OutboundMessage.survey_id)
+            .join(Case, Case.id == Survey.case_pk)
+            .where(Case.closed_at >= low, Case.closed_at < high, OutboundMessage.sent_at.is_not(None))
+            .group_by(OutboundMessage.survey_id)
+        ).all()
+    )
+    surveys: dict[int, tuple[int, str | None]] = {}  # survey -> (agency, phone key)
+    answers: defaultdict[int, list[tuple[str, int]]] = defaultdict(list)
+    first_answer: dict[int, datetime] = {}
+    for survey_id, agency_id, phone_key, code, value, answered_at in session.execute(
+        select(
+            Survey.id,
+            Survey.agency_id,
+            func.coalesce(Survey.phone_hash, Case.zalo_user_hash),
+            Answer.criterion_code,
+            Answer.value,
+            Answer.answered_at,
+        )
+        .join(Case, Case.id == Survey.case_pk)
+        .join(Answer, Answer.survey_id == Survey.id)
+        .where(Case.closed_at >= low, Case.closed_at < high, Survey.status != SurveyStatus.OPTED_OUT)
+    ):
+        if code is None or value is None or not is_valid_value(code, value):
+            continue
+        surveys[survey_id] = (agency_id, phone_key)
+        answers[survey_id].append((code, value))
+        if survey_id not in first_answer or answered_at < first_answer[survey_id]:
+            first_answer[survey_id] = answered_at
+
+    answered: Counter[int] = Counter()
+    fast: Counter[int] = Counter()
+    patterns: defaultdict[tuple[int, tuple[tuple[str, int], ...]], list[str | None]] = defaultdict(list)
+    for survey_id, (agency_id, key) in surveys.items():
+        answered[agency_id] += 1
+        sent = first_sent.get(survey_id)
+        if sent is not None and (first_answer[survey_id] - sent).total_seconds() < FAST_SECONDS:
+            fast[agency_id] += 1
+        patterns[agency_id, tuple(sorted(answers[survey_id]))].append(key)
+
+    rows: list[dict[str, Any]] = []
+    for agency_id, count in sorted(fast.items()):
+        share = count / answered[agency_id]
+        if count >= FAST_MIN_SURVEYS and share >= FAST_MIN_SHARE:
+            detail = {"surveys": count, "answered": answered[agency_id], "seconds": FAST_SECONDS}
+            rows.append(_flag(agency_id, day, "fast_answers", detail))
+    identical: dict[int, dict[str, Any]] = {}
+    for (agency_id, pattern), phones in sorted(patterns.items()):
+        distinct = len(set(phones))
+        if len(phones) >= IDENTICAL_MIN_SURVEYS and distinct <= IDENTICAL_MAX_PHONES:
+            worst = identical.get(agency_id)
+            if worst is None or len(phones) > worst["surveys"]:
+                answers_text = ", ".join(f"{code}={value}" for code, value in pattern)
+                identical[agency_id] = {"surveys": len(phones), "phones": distinct, "answers": answers_text}
+    rows.extend(_flag(agency_id, day, "identical_answers", detail) for agency_id, detail in identical.items())
+    return rows
+
+
+def _repeat_phone_flags(session: Session, day: date) -> list[dict[str, Any]]:
+    return [
+        _flag(agency_id, day, "repeat_phone", {"surveys": n})
+        for agency_id, n in session.execute(
+            select(DailyCount.agency_id, DailyCount.n).where(
+                DailyCount.day == day,
+                DailyCount.channel == ALL_CHANNELS,
+                DailyCount.metric == "surveys_repeat_phone",
+                DailyCount.n > 0,
+            )
+        )
+    ]
+
+
+def _jump_flags(session: Session, day: date, settings: Settings) -> list[dict[str, Any]]:
+    today = build_report(session, day_period(day), settings=settings)
+    if not today.rows:
+        return []
+    baseline_period = Period(
+        f"{day - timedelta(days=JUMP_BASELINE_DAYS)}..{day - timedelta(days=1)}",
+        day - timedelta(days=JUMP_BASELINE_DAYS),
+        day - timedelta(days=1),
+    )
+    baseline = {row.unit.id: row for row in build_report(session, baseline_period, settings=settings).rows}
+    rows: list[dict[str, Any]] = []
+    for row in today.rows:
+        before = baseline.get(row.unit.id)
+        now_ci = row.figures.sipas.ci95
+        if before is None or now_ci is None or (before_ci := before.figures.sipas.ci95) is None:
+            continue
+        if now_ci[0] > before_ci[1] or now_ci[1] < before_ci[0]:
+            detail = {
+                "index": round2(row.figures.sipas_index),
+                "ci95": [round2(now_ci[0]), round2(now_ci[1])],
+                "baseline": round2(before.figures.sipas_index),
+                "baseline_ci95": [round2(before_ci[0]), round2(before_ci[1])],
+                "direction": "up" if now_ci[0] > before_ci[1] else "down",
+            }
+            rows.append(_flag(row.unit.id, day, "index_jump", detail))
+    return rows
+
+
+def _flag(agency_id: int, day: date, kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {"agency_id": agency_id, "day": day, "kind": kind, "detail": detail}
