@@ -259,6 +259,11 @@ KEYWORDS: dict[Keyword, list[str]] = {
         "~lại", "làm lại", "bắt đầu", "bắt đầu lại", "làm lại từ đầu", "lại từ đầu", "từ đầu", "restart",
         "reset", "start again",
     ],
+    Keyword.OPT_IN: [
+        "dk", "đk", "đăng ký", "đăng kí", "dangky", "đăng ký lại", "đăng kí lại", "dk lại", "đk lại",
+        "đăng ký nhận tin", "nhận lại tin", "nhận tin lại", "nhận lại tin nhắn", "cho nhận lại tin",
+        "start", "subscribe", "unstop", "opt in", "resume",
+    ],
 }  # fmt: skip
 # Opt-out words that also stop the survey when a longer message starts with them ("TC, dung nhan").
 OPT_OUT_LEADS = ["tc", "stop", "từ chối", "tuchoi", "~dừng", "dừng lại", "huỷ", "hủy"]
@@ -420,3 +425,22 @@ KEYWORD_LEXICON = Lexicon(
     + [(FILLER, KEYWORD_FILLERS)]
 )
 OPT_OUT_LEAD_LEXICON = Lexicon([(Meaning(Sense.KEYWORD, keyword=Keyword.OPT_OUT), OPT_OUT_LEADS)])
+
+
+def _plain_words(tables: Iterable[Iterable[str]]) -> frozenset[str]:
+    return frozenset(plain for spellings in tables for s in spellings for plain in _words(s.lstrip("~!"))[1])
+
+
+_NUMBER_PLAINS = _plain_words(NUMBER_WORDS.values())
+# The words a slipped key may be corrected to (flows.understanding.typing): words of answers,
+# never number words (a slip must not make a number) nor keywords (nor invent an opt-out).
+ANSWER_WORDS = _plain_words([*SCALE_LABELS.values(), *YESNO_WORDS.values()]) - _NUMBER_PLAINS
+# Words run together ("tamduoc", "namsao") are cut into these: spaces were only forgotten.
+RUN_TOGETHER_WORDS = ANSWER_WORDS | _NUMBER_PLAINS
+# Every word the lexicon knows: such a word is never "corrected".
+KNOWN_WORDS = _plain_words(
+    [
+        *SCALE_LABELS.values(), *NUMBER_WORDS.values(), *YESNO_WORDS.values(), *KEYWORDS.values(),
+        UNCERTAIN, FILLERS, STARTERS, UNITS, NEGATIVE_WORDS, POSITIVE_WORDS, KEYWORD_FILLERS,
+    ]
+)  # fmt: skip

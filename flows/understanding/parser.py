@@ -24,10 +24,13 @@ from enum import Enum
 
 from flows.understanding.lexicon import (
     ANSWER_LEXICONS,
+    ANSWER_WORDS,
     KEYWORD_LEXICON,
+    KNOWN_WORDS,
     OPT_OUT_LEAD_LEXICON,
     QUESTION_LETTERS,
     QUESTION_WORDS,
+    RUN_TOGETHER_WORDS,
     Lexicon,
     Meaning,
     Sense,
@@ -35,13 +38,14 @@ from flows.understanding.lexicon import (
 )
 from flows.understanding.normalize import Token, TokenType, nfc, tokenize
 from flows.understanding.reply import Keyword, ParsedReply, Reason, ReplyKind
+from flows.understanding.typing import has_diacritics, readings, slip_readings
 
 # No real answer is this long; longer text is kept as a comment by the engine, not parsed.
 MAX_ANSWER_CHARS = 1000
 _HOLLOW_STAR = "☆"
 _RANGE_MARKS = frozenset("-~/–—⁄")
 _DECIMAL_MARKS = frozenset(".,")
-_KEYWORD_PRIORITY = (Keyword.OPT_OUT, Keyword.RESTART, Keyword.HELP)
+_KEYWORD_PRIORITY = (Keyword.OPT_OUT, Keyword.RESTART, Keyword.HELP, Keyword.OPT_IN)
 
 
 class Part(Enum):
@@ -100,7 +104,85 @@ def parse_reply(
     the good answer (True: "was the result on time?") or the bad one (False: "were you asked for
     money?"); a yes/no reply with an approving or complaining comment is only taken when the
     comment agrees with the answer, and never when this is not known (None).
+
+    An unaccented reply is also read as Telex and VNI typing, and, when nothing is understood,
+    with phone-keyboard slips corrected (flows.understanding.typing); see `_typed`.
     """
+    question = _Question(kind, max(1, max_answers), question_number, yes_is_good)
+    literal = _parse_text(text, question, options, yes_digit)
+    if literal.keyword is not None or literal.reason in (Reason.EMPTY, Reason.TOO_LONG):
+        return literal
+    return _typed(text, literal, question, options, yes_digit)
+
+
+def _typed(
+    text: str, literal: ParsedReply, question: _Question, options: Sequence[str], yes_digit: int
+) -> ParsedReply:
+    """The reply as it was typed, all readings considered; never guess between them.
+
+    Readings: VNI (when its digits make syllables, the literal reading is dropped: those digits
+    are marks, not values), Telex, and the literal one, which counts only when every word Telex
+    changed is also a word as typed ("poor": bad, or Telex "pổ"?); "hair" is no word, so
+    "rats hair long" is Telex only. Every reading that is understood must
+    mean the same (values, keyword), else the reply is ambiguous. When none is understood, the
+    same rule applies to the readings with slips corrected; a slip never makes a keyword. On a
+    free-text question only a keyword is looked for in the decoded readings.
+    """
+    found = readings(text)
+    decoded = [reading for reading in (found.vni, found.telex) if reading is not None]
+    if not decoded and (literal.understood or has_diacritics(text)):
+        return literal
+    parsed = [_parse_text(reading, question, options, yes_digit) for reading in decoded]
+    if question.kind is ReplyKind.TEXT:
+        keywords = {reply.keyword for reply in parsed if reply.keyword is not None}
+        return _keyword_reply(literal.text, keywords.pop()) if len(keywords) == 1 else literal
+    if found.vni is None and all(_plain(word) in KNOWN_WORDS for word in found.telex_words):
+        parsed.append(literal)
+    chosen = _agreed(parsed, literal.text)
+    if chosen is not None:
+        return chosen
+    fallback = parsed[0]
+    bases = [*decoded, text] if found.vni is None else decoded
+    slipped = [
+        reply
+        for reply in (
+            _parse_text(t, question, options, yes_digit)
+            for t in slip_readings(bases, ANSWER_WORDS, RUN_TOGETHER_WORDS, KNOWN_WORDS)
+        )
+        if reply.keyword is None
+    ]
+    return _agreed(slipped, literal.text) or _refused(
+        literal.text, Reason(fallback.reason or Reason.NO_ANSWER)
+    )
+
+
+def _plain(word: str) -> str:
+    tokens = tokenize(word)
+    return tokens[0].plain if len(tokens) == 1 else word
+
+
+def _agreed(replies: Sequence[ParsedReply], shown: str) -> ParsedReply | None:
+    """The understood reading when all understood readings mean the same; an ambiguous refusal
+    when they differ; None when no reading is understood."""
+    understood = [reply for reply in replies if reply.understood]
+    if not understood:
+        return None
+    if len({(reply.values, reply.keyword) for reply in understood}) > 1:
+        return _refused(shown, Reason.AMBIGUOUS)
+    first = understood[0]
+    if first.keyword is not None:
+        return _keyword_reply(shown, first.keyword)
+    comment = shown if first.comment is not None else None
+    return replace(first, text=shown, comment=comment)
+
+
+def _keyword_reply(shown: str, keyword: Keyword) -> ParsedReply:
+    return ParsedReply(shown, True, None, (), keyword, None, None)
+
+
+def _parse_text(text: str, question: _Question, options: Sequence[str], yes_digit: int) -> ParsedReply:
+    """One reading of a reply, by the rules of the module docstring."""
+    kind = question.kind
     shown = nfc(text)
     tokens = tokenize(text)
     if all(token.type is TokenType.NEWLINE for token in tokens):
@@ -109,11 +191,11 @@ def parse_reply(
         return _refused(shown, Reason.TOO_LONG)
     keyword = _keyword(tokens)
     if keyword is not None:
-        return ParsedReply(shown, True, None, (), keyword, None, None)
+        return _keyword_reply(shown, keyword)
     if kind is ReplyKind.TEXT:
         return ParsedReply(shown, True, None, (), None, None, " ".join(shown.split()))
     items = _read(tokens, kind, options, yes_digit)
-    outcome = _decide(items, _Question(kind, max(1, max_answers), question_number, yes_is_good))
+    outcome = _decide(items, question)
     if isinstance(outcome, Reason):
         return _refused(shown, outcome)
     values, has_comment = outcome

@@ -25,6 +25,9 @@ class Keyword(StrEnum):
     OPT_OUT = "opt_out"
     HELP = "help"
     RESTART = "restart"
+    # "DK", "dang ky", "START": an opted-out number asks to be surveyed again (flows.opt_in);
+    # inside a survey it is no answer.
+    OPT_IN = "opt_in"
 
 
 class Reason(StrEnum):
