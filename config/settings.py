@@ -92,6 +92,22 @@ class Settings(BaseSettings):
     SIPAS_RECOVERY_GRACE: int = Field(default=30, ge=1)
     # A send claimed this long ago without a result belongs to a dead worker (> HTTP timeout).
     SIPAS_SEND_LEASE: int = Field(default=120, ge=5)
+    # Seconds a gateway may take to answer one send (the HTTP timeout); the lease must be longer.
+    SIPAS_SEND_TIMEOUT: int = Field(default=15, ge=1)
+    # Cost caps (workers.caps): messages sent per survey and per phone in an hour, and inbound
+    # events acted on per sender in a minute (the rest are stored, not acted on).
+    SIPAS_MAX_SENDS_PER_SURVEY_HOUR: int = Field(default=12, ge=1)
+    SIPAS_MAX_SENDS_PER_PHONE_HOUR: int = Field(default=12, ge=1)
+    SIPAS_MAX_INBOUND_PER_SENDER_MINUTE: int = Field(default=10, ge=1)
+    # An inbound event whose processing failed this often is set aside (`sipas dead-letters`).
+    SIPAS_MAX_EVENT_ATTEMPTS: int = Field(default=5, ge=1)
+    # Drain jobs (workers.drain): rows per transaction, and messages per second per provider.
+    SIPAS_BATCH_SIZE: int = Field(default=200, ge=1, le=5000)
+    SIPAS_SMS_RATE: float = Field(default=200.0, gt=0)
+    SIPAS_ZALO_RATE: float = Field(default=50.0, gt=0)
+    # Leak guard of `sipas worker`: a clean restart after this many jobs or this much RSS (MB).
+    SIPAS_WORKER_MAX_JOBS: int = Field(default=2000, ge=1)
+    SIPAS_WORKER_MAX_MEMORY_MB: int = Field(default=250, ge=50)
 
     HOST: str = "127.0.0.1"
     PORT: int = 8080
@@ -120,6 +136,16 @@ class Settings(BaseSettings):
         if value and len(value) < 16:
             raise ValueError("must be at least 16 characters (it keys the encryption of phone numbers)")
         return value
+
+    @model_validator(mode="after")
+    def _check_send_lease(self) -> Settings:
+        """A claim must outlive the longest send, or a slow answer would look like a dead worker."""
+        if self.SIPAS_SEND_LEASE <= self.SIPAS_SEND_TIMEOUT:
+            raise ValueError(
+                f"SIPAS_SEND_LEASE ({self.SIPAS_SEND_LEASE}) must be longer than "
+                f"SIPAS_SEND_TIMEOUT ({self.SIPAS_SEND_TIMEOUT})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_strong_secrets(self) -> Settings:

@@ -13,12 +13,15 @@ integrators):
 3. the phone is a staff number of the agency -> `staff_number`
 4. closed more than MAX_CASE_AGE ago      -> `not_sampled`, reason `closed_too_long_ago`
 5. the deterministic sampling draw fails  -> `not_sampled`, reason `sample_draw`
-6. the same citizen has a survey under way or created within SIPAS_FREQUENCY_CAP_DAYS
+6. the same citizen has a survey under way or created within the agency's frequency cap
                                           -> `frequency_capped`
 7. otherwise                              -> `scheduled`: Survey + first-message Timer
 
 Every case except rejected ones and duplicates is stored, because scores count closed cases
 (on-time rate, rate_766) whether or not their citizen is asked.
+
+Sampling, the frequency cap, the channel, the first-message delay, the send window and holidays
+are the agency's rules (flows.rules), read once per agency per batch.
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from flows.channel_policy import choose_start, load_rules, policy_for
+from flows.channel_policy import choose_start
 from flows.phones import InvalidPhoneError, normalize_phone
-from flows.schedule import next_send_time
+from flows.rules import RuleBook
 from flows.versions import live_version
 from storage.agencies import get_by_code, is_staff_phone
 from storage.crypto import PhoneVault
@@ -301,6 +304,7 @@ class _Batch:
     vault: PhoneVault
     settings: Settings
     now: datetime
+    rules: RuleBook
     agencies: dict[str, Agency | None] = field(default_factory=dict)
 
     def agency(self, code: str) -> Agency | None:
@@ -316,7 +320,13 @@ def submit_cases(
     Runs inside the caller's transaction: nothing is committed here."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    batch = _Batch(session=session, vault=vault, settings=settings, now=now.astimezone(UTC))
+    batch = _Batch(
+        session=session,
+        vault=vault,
+        settings=settings,
+        now=now.astimezone(UTC),
+        rules=RuleBook(session, settings),
+    )
     return [_submit_one(batch, raw) for raw in cases]
 
 
@@ -356,7 +366,7 @@ def _channel(batch: _Batch, agency: Agency, case: ValidCase) -> tuple[Channel, R
     """(channel, Zalo route, flow name) by the agency's channel rule (flows.channel_policy): Zalo
     only where we can reach the citizen there (their OA user id, or a ZNS template by phone for
     `zalo_first` agencies); everyone else is asked by SMS."""
-    policy = policy_for(load_rules(batch.settings.SIPAS_CHANNELS_FILE), agency)
+    policy = batch.rules.for_agency(agency).channel
     channel, route = choose_start(
         policy,
         has_phone=case.phone is not None,
@@ -372,7 +382,7 @@ def _decide(
 ) -> tuple[OutcomeKind, str | None, float]:
     """(outcome, not-sampled reason, inclusion probability) for a new case."""
     session, data = batch.session, case.data
-    probability = 1.0 if agency.sampling_probability is None else agency.sampling_probability
+    probability = batch.rules.sampling_probability(agency, batch.now)
     identities = [h for h in (phone_hash, zalo_hash) if h is not None]
     opted_out = select(OptOut.phone_hash).where(OptOut.phone_hash.in_(identities)).limit(1)
     if session.scalar(opted_out) is not None:
@@ -383,20 +393,20 @@ def _decide(
         return OutcomeKind.NOT_SAMPLED, NotSampledReason.CLOSED_TOO_LONG_AGO, probability
     if not is_sampled(batch.settings.SIPAS_SECRET_KEY, data.case_id, probability):
         return OutcomeKind.NOT_SAMPLED, NotSampledReason.SAMPLE_DRAW, probability
-    if _recently_surveyed(batch, phone_hash, zalo_hash):
+    if _recently_surveyed(batch, agency, phone_hash, zalo_hash):
         return OutcomeKind.FREQUENCY_CAPPED, None, probability
     return OutcomeKind.SCHEDULED, None, probability
 
 
-def _recently_surveyed(batch: _Batch, phone_hash: str | None, zalo_hash: str | None) -> bool:
+def _recently_surveyed(batch: _Batch, agency: Agency, phone_hash: str | None, zalo_hash: str | None) -> bool:
     """The same citizen (by phone or Zalo id, any agency) has a survey still under way, or one
-    created within the frequency cap: nobody is asked twice in a short time."""
+    created within the frequency cap of this case's agency: nobody is asked twice in a short time."""
     same_person = []
     if phone_hash is not None:
         same_person.append(Case.phone_hash == phone_hash)
     if zalo_hash is not None:
         same_person.append(Case.zalo_user_hash == zalo_hash)
-    since = batch.now - timedelta(days=batch.settings.SIPAS_FREQUENCY_CAP_DAYS)
+    since = batch.now - timedelta(days=batch.rules.for_agency(agency).frequency_cap_days)
     found = batch.session.scalar(
         select(Survey.id)
         .join(Case, Survey.case_pk == Case.id)
@@ -460,15 +470,20 @@ def _store(batch: _Batch, case: ValidCase, agency: Agency) -> Outcome:
     batch.session.add(survey)
     batch.session.flush()
     batch.session.add(
-        Timer(survey_id=survey.id, kind=TimerKind.FIRST_MESSAGE, due_at=_first_message_at(batch, data))
+        Timer(
+            survey_id=survey.id,
+            kind=TimerKind.FIRST_MESSAGE,
+            due_at=_first_message_at(batch, agency, data),
+        )
     )
     batch.session.flush()
     return Outcome(data.case_id, OutcomeKind.SCHEDULED, survey_id=survey.id)
 
 
-def _first_message_at(batch: _Batch, data: CaseIn) -> datetime:
-    """closed_at + delay, but never in the past (a late-arriving case is asked now), moved to the
-    next opening of the send window when it falls in the citizen's quiet hours."""
-    settings = batch.settings
-    wanted = max(data.closed_at + timedelta(seconds=settings.SIPAS_FIRST_MESSAGE_DELAY), batch.now)
-    return next_send_time(wanted.astimezone(UTC), settings.send_window, settings.tz)
+def _first_message_at(batch: _Batch, agency: Agency, data: CaseIn) -> datetime:
+    """closed_at + the agency's delay, but never in the past (a late-arriving case is asked now),
+    moved to the next opening of its send window when it falls in the citizen's quiet hours or
+    on one of its holidays."""
+    rules = batch.rules.for_agency(agency)
+    wanted = max(data.closed_at + rules.first_message_delay, batch.now)
+    return rules.next_send_time(wanted.astimezone(UTC))

@@ -28,7 +28,7 @@ messages already stored instead of applying the reply again.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -38,7 +38,7 @@ from config.settings import Settings
 from flows.definition import Flow
 from flows.engine import Conversation, ConversationState, ConversationStatus, Step
 from flows.routes import conversation_recipient, first_contact, rating_request
-from flows.schedule import next_send_time
+from flows.rules import RuleBook
 from flows.survey_rows import (
     AnswerWrite,
     applied_events,
@@ -102,8 +102,9 @@ def start_survey(
 ) -> list[int]:
     """Send the opening notice and the first question (two SMS) of a scheduled survey.
 
-    Sets it active, stores its first state, and sets the REMINDER (first send + SIPAS_REMINDER_AFTER,
-    moved into the send window) and EXPIRE (first send + SIPAS_SURVEY_TTL) timers. Returns the
+    Sets it active, stores its first state, and sets the REMINDER (first send + the agency's
+    reminder delay, moved into its send window) and EXPIRE (first send + its expiry) timers
+    (flows.rules: the agency's rules, read once for the whole step). Returns the
     outbox ids to send. A survey that is no longer scheduled is left alone; if it is active its
     still-queued opening messages are returned again (enqueueing twice is harmless, the outbox
     claim is conditional), so a job retried after committing still gets them sent.
@@ -126,7 +127,8 @@ def start_survey(
         finish(session, survey, SurveyStatus.FAILED, ConversationStatus.EXPIRED, now)
         return []
     step = conversation_for(survey).open()
-    send_at = next_send_time(now, settings.send_window, settings.tz)
+    rules = RuleBook(session, settings).for_agency_id(survey.agency_id)
+    send_at = rules.next_send_time(now)
     if route is Route.ZNS:
         # First contact by phone on Zalo: the rating template stands for the opening and the
         # first question (the rating answers it); see flows.routes.
@@ -140,13 +142,9 @@ def start_survey(
     survey.last_activity_at = now
     first_state = replace(step.state, version=survey.state_version + 1)
     store_state(session, state_storage, survey, first_state, events=[])
-    reminder_at = next_send_time(
-        send_at + timedelta(seconds=settings.SIPAS_REMINDER_AFTER), settings.send_window, settings.tz
-    )
+    reminder_at = rules.next_send_time(send_at + rules.reminder_after)
     _ensure_timer(session, survey.id, TimerKind.REMINDER, reminder_at)
-    _ensure_timer(
-        session, survey.id, TimerKind.EXPIRE, send_at + timedelta(seconds=settings.SIPAS_SURVEY_TTL)
-    )
+    _ensure_timer(session, survey.id, TimerKind.EXPIRE, send_at + rules.expiry)
     close_timers(session, survey.id, now, kinds=(TimerKind.FIRST_MESSAGE,))
     session.flush()
     return ids
@@ -242,7 +240,7 @@ def send_reminder(session: Session, settings: Settings, survey_id: int, now: dat
     """The one reminder: only while the survey is active and its current question unanswered.
 
     Reads the database state (always current: it is written with every step). Sent no earlier
-    than the next send-window opening. Returns the outbox ids to send.
+    than the next opening of the agency's send window. Returns the outbox ids to send.
     """
     survey = lock_survey(session, survey_id)
     if survey is None or survey.status is not SurveyStatus.ACTIVE:
@@ -268,7 +266,7 @@ def send_reminder(session: Session, settings: Settings, survey_id: int, now: dat
         recipient_enc=recipient,
         text=text,
         survey_id=survey.id,
-        not_before=next_send_time(now, settings.send_window, settings.tz),
+        not_before=RuleBook(session, settings).for_agency_id(survey.agency_id).next_send_time(now),
     )
     close_timers(session, survey.id, now, kinds=(TimerKind.REMINDER,))
     session.flush()

@@ -24,10 +24,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from flows.channel_policy import Fallback, load_rules, policy_for
+from flows.channel_policy import Fallback
 from flows.definition import Question
 from flows.engine import Conversation, ConversationState, ConversationStatus
-from flows.schedule import next_send_time
+from flows.rules import RuleBook
 from flows.survey import conversation_for, flow_for, handle_reply, record_opt_out
 from flows.survey_rows import (
     AnswerWrite,
@@ -169,7 +169,7 @@ def fall_back_to_sms(
         return []
     survey.fallback_reason = reason[:255]
     _cancel_queued(session, survey.id, Channel.ZALO, now)
-    policy = policy_for(load_rules(settings.SIPAS_CHANNELS_FILE), survey.case.agency)
+    policy = RuleBook(session, settings).for_agency_id(survey.agency_id).channel
     if policy.fallback is Fallback.NONE or survey.case.phone_enc is None:
         log.warning("zalo survey failed without fallback", survey_id=survey.id, reason=reason)
         finish(session, survey, SurveyStatus.FAILED, ConversationStatus.EXPIRED, now)
@@ -348,7 +348,7 @@ def _move_conversation(
     if channel not in flow_for(survey).runs_on:
         # The survey's flow has no texts for the new channel: take the one live there for new
         # surveys of this agency (recorded answers keep the flow version they were given in).
-        policy = policy_for(load_rules(settings.SIPAS_CHANNELS_FILE), survey.case.agency)
+        policy = RuleBook(session, settings).for_agency_id(survey.agency_id).channel
         live = live_version(session, survey.agency_id, channel, now, configured_name=policy.flow_for(channel))
         survey.flow_name, survey.flow_version = live.name, live.version
     conversation = conversation_for(survey)
@@ -367,7 +367,8 @@ def _move_conversation(
     state = ConversationState(ConversationStatus.ASKING, question.key, 0, version, answers, path)
     messages = conversation.ask_with_opening(question, state)
     store_state(session, state_storage, survey, state)
-    not_before = next_send_time(now, settings.send_window, settings.tz) if in_window else None
+    rules = RuleBook(session, settings).for_agency_id(survey.agency_id)
+    not_before = rules.next_send_time(now) if in_window else None
     ids = queue_replies(session, survey, messages, f"survey:{survey.id}:{label}:v{version}:", not_before)
     session.flush()
     return ids

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy import select, update
 
-from flows.schedule import in_send_window, next_send_time
+from flows.rules import RuleBook
 from flows.survey import expire_survey, send_reminder, start_survey
 from storage import outbox
 from storage.fsm import RedisStateStorage
 from storage.inbound import unprocessed
-from storage.models import Timer, TimerKind
+from storage.models import Survey, Timer, TimerKind
 from workers.queues import RQDispatcher, queue
 from workers.runtime import Runtime, get_runtime
 from workers.sending import enqueue_sends
@@ -47,9 +47,8 @@ def sweep_once(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
         if due:
             session.execute(update(Timer).where(Timer.id.in_(due)).values(fired_at=now))
         grace = timedelta(seconds=runtime.settings.SIPAS_RECOVERY_GRACE)
-        lost_sends = outbox.recoverable(
-            session, now, grace, timedelta(seconds=runtime.settings.SIPAS_SEND_LEASE)
-        )
+        unknown = outbox.expire_claims(session, now, timedelta(seconds=runtime.settings.SIPAS_SEND_LEASE))
+        lost_sends = outbox.overdue(session, now, grace)
         lost_events = unprocessed(session, now, grace)
     for timer_id in due:
         q.enqueue(run_timer, timer_id, job_id=f"timer-{timer_id}")
@@ -57,7 +56,14 @@ def sweep_once(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
     dispatcher = RQDispatcher(runtime.redis)
     for event_id in lost_events:
         dispatcher.inbound_received(event_id)
-    counts = {"timers": len(due), "sends_recovered": len(lost_sends), "events_recovered": len(lost_events)}
+    counts = {
+        "timers": len(due),
+        "sends_recovered": len(lost_sends),
+        "sends_unknown": len(unknown),
+        "events_recovered": len(lost_events),
+    }
+    if unknown:
+        log.warning("sends of stopped workers set aside as unknown", message_ids=unknown[:50])
     if lost_sends or lost_events:
         log.warning("sweep recovered lost work", **counts)
     return counts
@@ -78,13 +84,15 @@ def fire(runtime: Runtime, timer_id: int, now: datetime | None = None) -> tuple[
         timer = session.get(Timer, timer_id, with_for_update=True, populate_existing=True)
         if timer is None or timer.done_at is not None:
             return "already done", []
-        if timer.kind in (TimerKind.FIRST_MESSAGE, TimerKind.REMINDER) and not in_send_window(
-            now, settings.send_window, settings.tz
-        ):
-            # Quiet hours began after the timer was set: wait for the window to open.
-            timer.due_at = next_send_time(now, settings.send_window, settings.tz)
-            timer.fired_at = None
-            return "deferred to send window", []
+        if timer.kind in (TimerKind.FIRST_MESSAGE, TimerKind.REMINDER):
+            survey = session.get(Survey, timer.survey_id)
+            rules = RuleBook(session, settings).for_agency_id(survey.agency_id) if survey else None
+            if rules is not None and not rules.in_send_window(now):
+                # Quiet hours or a holiday (the agency's rules may have changed since the timer
+                # was set): wait for the window to open on the next working day.
+                timer.due_at = rules.next_send_time(now)
+                timer.fired_at = None
+                return "deferred to send window", []
         states = RedisStateStorage(runtime.redis)
         if timer.kind is TimerKind.FIRST_MESSAGE:
             outbox_ids = start_survey(session, states, runtime.settings, timer.survey_id, now)

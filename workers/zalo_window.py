@@ -18,7 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.zalo.inbound import PROVIDER_OA
-from flows.channel_policy import load_rules, policy_for
+from flows.rules import RuleBook
 from storage.models import InboundEvent, OutboundMessage, Survey
 from workers.runtime import Runtime
 
@@ -52,9 +52,7 @@ def oa_window_refusal(
     hours = 7 * 24
     survey = session.get(Survey, message.survey_id) if message.survey_id is not None else None
     if survey is not None:
-        hours = policy_for(
-            load_rules(runtime.settings.SIPAS_CHANNELS_FILE), survey.case.agency
-        ).oa_window_hours
+        hours = RuleBook(session, runtime.settings).for_agency_id(survey.agency_id).channel.oa_window_hours
     quiet = now - last
     if quiet > timedelta(hours=hours):
         return f"outside the OA interaction window: last interaction {quiet} ago, window {hours} h"
