@@ -168,6 +168,9 @@ class OptOut(Base):
     phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     source: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the citizen asked to opt back in (DK); the refusal is lifted only when they confirm
+    # within flows.opt_in.CONFIRM_WITHIN (a second DK, or CO).
+    rejoin_requested_at: Mapped[datetime | None]
 
 
 class Case(Base):

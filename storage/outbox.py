@@ -1,17 +1,29 @@
 """The outbox: every message is stored before it is sent, then claimed, sent and settled.
 
-A message moves queued → sending → sent → delivered, or ends failed. `claim` is a conditional
-update, so two workers (or a job that runs twice) never send the same row twice; a claim that
-is never settled (worker killed mid-send) goes back to queued after the lease expires.
+A message moves queued → sending → sent → delivered, or ends failed. Three rules keep a citizen
+from ever getting the same message twice (and the agency from paying twice):
+
+- Attempts are capped everywhere: a row is claimed only while `attempts < MAX_ATTEMPTS`, whoever
+  claims it (a drain job, a recovered claim, an operator's resend).
+- A claim whose outcome is unknown is never sent again by itself. A worker that dies between the
+  gateway taking the message and the commit that marks it sent leaves the row `sending`; after
+  the lease (SIPAS_SEND_LEASE, longer than the HTTP timeout) the sweep moves it to `unknown`, as
+  does a send whose answer was lost (read timeout, connection dropped after the request went
+  out). An `unknown` row is settled by the gateway's delivery report (the report names the row)
+  or by an operator (`sipas outbox resolve ID --sent|--resend`).
+- Every settlement is conditional on the claim token: a late worker's `mark_sent` never
+  overwrites a newer claim, and never downgrades a delivery report that arrived first.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +32,7 @@ from storage.models import Channel, OutboundMessage, OutboxStatus, Route
 MAX_ATTEMPTS = 3
 # Kannel delivery-report codes (%d) and what they mean for the row.
 DLR_DELIVERED, DLR_FAILED, DLR_BUFFERED, DLR_SMSC_ACCEPTED, DLR_SMSC_REJECTED = 1, 2, 4, 8, 16
+_IN_FLIGHT = (OutboxStatus.SENDING, OutboxStatus.UNKNOWN)
 
 
 def add_message(
@@ -59,50 +72,139 @@ def add_message(
     return message
 
 
-def claim(session: Session, message_id: int, now: datetime) -> OutboundMessage | None:
-    """Take a due message for sending (attempts + 1), or None if it is not ours to send."""
-    result = session.execute(
-        update(OutboundMessage)
+@dataclass(frozen=True)
+class Claim:
+    """A claimed row as the sender needs it, detached from the session that claimed it."""
+
+    id: int
+    token: str
+    attempts: int
+    survey_id: int | None
+    channel: Channel
+    route: Route | None
+    recipient_enc: str
+    text: str
+    payload: dict[str, Any] | None
+
+
+def claim_due(session: Session, now: datetime, limit: int, ids: Sequence[int] | None = None) -> list[Claim]:
+    """Take up to `limit` due messages for sending (attempts + 1), oldest first; `ids` restricts
+    the choice. Rows another transaction is claiming are skipped (`FOR UPDATE SKIP LOCKED` on
+    PostgreSQL), so competing workers split the work instead of waiting for each other."""
+    token = uuid.uuid4().hex
+    due = (
+        select(OutboundMessage.id)
         .where(
-            OutboundMessage.id == message_id,
             OutboundMessage.status == OutboxStatus.QUEUED,
             OutboundMessage.next_attempt_at <= now,
+            OutboundMessage.attempts < MAX_ATTEMPTS,
         )
+        .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if ids is not None:
+        due = due.where(OutboundMessage.id.in_(list(ids)))
+    session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id.in_(due.scalar_subquery()), OutboundMessage.status == OutboxStatus.QUEUED)
         .values(
             status=OutboxStatus.SENDING,
             attempts=OutboundMessage.attempts + 1,
             claimed_at=now,
+            claim_token=token,
         )
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    return session.get(OutboundMessage, message_id, populate_existing=True)
+    rows = session.execute(
+        select(
+            OutboundMessage.id,
+            OutboundMessage.attempts,
+            OutboundMessage.survey_id,
+            OutboundMessage.channel,
+            OutboundMessage.route,
+            OutboundMessage.recipient_enc,
+            OutboundMessage.text,
+            OutboundMessage.payload,
+        )
+        .where(OutboundMessage.claim_token == token, OutboundMessage.status == OutboxStatus.SENDING)
+        .order_by(OutboundMessage.id)
+    ).all()
+    return [Claim(r[0], token, r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
 
 def mark_sent(
-    session: Session, message: OutboundMessage, *, provider_id: str, segments: int, coding: str, now: datetime
-) -> None:
-    message.status = OutboxStatus.SENT
-    message.provider_id = provider_id
-    message.segments = segments
-    message.coding = coding
-    message.sent_at = now
-    message.last_error = None
+    session: Session,
+    message_id: int,
+    token: str,
+    *,
+    provider_id: str,
+    segments: int,
+    coding: str,
+    now: datetime,
+) -> bool:
+    """The gateway took the message under claim `token`. Changes nothing when the claim is no
+    longer ours (an operator resent it); never downgrades a delivery report that came first.
+    Returns whether the row was ours."""
+    result = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == message_id, OutboundMessage.claim_token == token)
+        .values(
+            status=case(
+                (OutboundMessage.status.in_(_IN_FLIGHT), OutboxStatus.SENT.value),
+                else_=OutboundMessage.status,
+            ),
+            provider_id=provider_id,
+            segments=segments,
+            coding=coding,
+            sent_at=now,
+            last_error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What the outbox did with a failed attempt."""
+
+    outcome: str  # "retry", "failed", "unknown", or "stale" (the claim was no longer ours)
+    attempts: int
+    retry_at: datetime | None = None
 
 
 def mark_attempt_failed(
-    session: Session, message: OutboundMessage, *, error: str, retryable: bool, now: datetime
-) -> datetime | None:
-    """Record a failed attempt. Returns when to try again, or None when the message is given up."""
+    session: Session,
+    message_id: int,
+    token: str,
+    *,
+    error: str,
+    retryable: bool,
+    now: datetime,
+    ambiguous: bool = False,
+    retry_after: float | None = None,
+) -> Failure:
+    """Record a failed attempt under claim `token`: retried later (capped, backed off, never
+    sooner than the provider's Retry-After), given up, or, when the gateway may have taken it
+    (`ambiguous`), set aside as `unknown` for a delivery report or an operator to settle."""
+    message = session.get(OutboundMessage, message_id, with_for_update=True, populate_existing=True)
+    if message is None or message.claim_token != token or message.status is not OutboxStatus.SENDING:
+        return Failure("stale", message.attempts if message else 0)
     message.last_error = error[:2000]
+    if ambiguous:
+        message.status = OutboxStatus.UNKNOWN
+        return Failure("unknown", message.attempts)
     if retryable and message.attempts < MAX_ATTEMPTS:
         retry_at = now + backoff(message.attempts)
+        if retry_after is not None:
+            retry_at = max(retry_at, now + timedelta(seconds=retry_after))
         message.status = OutboxStatus.QUEUED
         message.next_attempt_at = retry_at
-        return retry_at
+        message.claim_token = None
+        return Failure("retry", message.attempts, retry_at)
     message.status = OutboxStatus.FAILED
-    return None
+    return Failure("failed", message.attempts)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -112,8 +214,9 @@ def backoff(attempts: int) -> timedelta:
 
 def apply_delivery_report(session: Session, message_id: int, code: int, now: datetime) -> bool:
     """Apply a Kannel DLR. Reports arrive out of order: `delivered` is final and never undone,
-    intermediate codes (buffered, SMSC-accepted) never downgrade a final state. Returns whether
-    the message exists."""
+    intermediate codes (buffered, SMSC-accepted) never downgrade a final state, and any report
+    settles a row whose outcome was unknown (the gateway did take it). Returns whether the
+    message exists."""
     message = session.get(OutboundMessage, message_id, with_for_update=True)
     if message is None:
         return False
@@ -124,21 +227,73 @@ def apply_delivery_report(session: Session, message_id: int, code: int, now: dat
     elif code in (DLR_FAILED, DLR_SMSC_REJECTED) and message.status != OutboxStatus.DELIVERED:
         message.status = OutboxStatus.FAILED
         message.last_error = f"delivery report {code}"
+    elif message.status is OutboxStatus.UNKNOWN:
+        message.status = OutboxStatus.SENT
+        message.sent_at = message.sent_at or now
     return True
 
 
-def recoverable(session: Session, now: datetime, grace: timedelta, lease: timedelta) -> Sequence[int]:
-    """Ids of messages that should be in a queue but may not be: queued and due for longer than
-    `grace`, or claimed longer than `lease` ago by a worker that died. Lost claims are released."""
-    session.execute(
-        update(OutboundMessage)
-        .where(OutboundMessage.status == OutboxStatus.SENDING, OutboundMessage.claimed_at < now - lease)
-        .values(status=OutboxStatus.QUEUED, next_attempt_at=now - grace, claimed_at=None)
-        .execution_options(synchronize_session=False)
+def expire_claims(session: Session, now: datetime, lease: timedelta) -> list[int]:
+    """Claims older than `lease` belong to a worker that died, possibly after the gateway took
+    the message: they become `unknown` (never queued again by themselves). Returns their ids."""
+    expired = list(
+        session.scalars(
+            update(OutboundMessage)
+            .where(OutboundMessage.status == OutboxStatus.SENDING, OutboundMessage.claimed_at < now - lease)
+            .values(
+                status=OutboxStatus.UNKNOWN,
+                last_error="claim expired: the worker stopped during the send, outcome unknown",
+            )
+            .returning(OutboundMessage.id)
+        ).all()
     )
+    return expired
+
+
+def overdue(session: Session, now: datetime, grace: timedelta, limit: int = 500) -> Sequence[int]:
+    """Ids of messages due for longer than `grace` with attempts left (their job was lost)."""
     return session.scalars(
-        select(OutboundMessage.id).where(
+        select(OutboundMessage.id)
+        .where(
             OutboundMessage.status == OutboxStatus.QUEUED,
             OutboundMessage.next_attempt_at <= now - grace,
+            OutboundMessage.attempts < MAX_ATTEMPTS,
         )
+        .order_by(OutboundMessage.id)
+        .limit(limit)
     ).all()
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the next queued message becomes due (a drain job schedules itself for then)."""
+    return session.scalar(
+        select(OutboundMessage.next_attempt_at)
+        .where(OutboundMessage.status == OutboxStatus.QUEUED, OutboundMessage.attempts < MAX_ATTEMPTS)
+        .order_by(OutboundMessage.next_attempt_at)
+        .limit(1)
+    )
+
+
+class NotResolvableError(ValueError):
+    """The operator asked to resolve a message that is not waiting for a decision."""
+
+
+def resolve(session: Session, message_id: int, *, sent: bool, now: datetime) -> OutboundMessage:
+    """An operator's decision on an `unknown` message: it was sent (checked at the gateway or with
+    the citizen), or it must be sent again: then once more only (attempts stay capped)."""
+    message = session.get(OutboundMessage, message_id, with_for_update=True)
+    if message is None:
+        raise NotResolvableError(f"no message {message_id}")
+    if message.status is not OutboxStatus.UNKNOWN:
+        raise NotResolvableError(f"message {message_id} is {message.status.value}, not unknown")
+    message.claim_token = None
+    if sent:
+        message.status = OutboxStatus.SENT
+        message.sent_at = message.sent_at or now
+        message.last_error = None
+    else:
+        message.status = OutboxStatus.QUEUED
+        message.attempts = min(message.attempts, MAX_ATTEMPTS - 1)
+        message.next_attempt_at = now
+        message.last_error = "resent by an operator"
+    return message

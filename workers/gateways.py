@@ -10,7 +10,8 @@ Every failure becomes a SendError that says what the outbox should do with the r
 
 | failure                                                  | retryable | unreachable |
 |----------------------------------------------------------|-----------|-------------|
-| Kannel timeout, 5xx, connection refused                  | yes       |             |
+| Kannel 5xx, connection refused                           | yes       |             |
+| Kannel read timeout, connection dropped after the request | (ambiguous: kept `unknown`) |  |
 | Zalo 5xx, timeout, unreadable answer, -32 / 429          | yes       |             |
 | Zalo token refused again after the client's one refresh  | no        |             |
 | Zalo "cannot reach this person" (-108 -118 -114 -119 -139 -141 -213 -230, bot 403) | no | yes |
@@ -87,9 +88,11 @@ class SendError(Exception):
         unreachable: bool = False,
         retry_after: float | None = None,
         code: int | None = None,
+        ambiguous: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.ambiguous = ambiguous  # the API may have taken it: never resent by itself
         self.unreachable = unreachable
         self.retry_after = retry_after
         self.code = code
@@ -128,7 +131,7 @@ class SmsRoute(Closing):
         try:
             result = self._kannel.send(sms)
         except SmsSendError as exc:
-            raise SendError(str(exc), retryable=exc.retryable) from exc
+            raise SendError(str(exc), retryable=exc.retryable, ambiguous=exc.ambiguous) from exc
         return Sent(result.provider_id or str(message.message_id), result.segments, result.coding)
 
 

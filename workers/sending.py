@@ -2,7 +2,7 @@
 
 The database, not Redis, decides what still has to be sent: a job that runs twice finds the row
 already claimed or sent and does nothing; a job that dies mid-send leaves a claim that the sweep
-releases after the lease, so the message is retried rather than lost.
+sets aside as `unknown` after the lease (storage.outbox says why it is never resent by itself).
 
 A Zalo message that can never arrive (the citizen is unreachable on Zalo, outside the OA window,
 or the retries ran out) moves its survey to SMS in the same transaction that settles the row
@@ -12,9 +12,10 @@ or the retries ran out) moves its survey to SMS in the same transaction that set
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy.orm import Session
 
 from flows.zalo_survey import fall_back_to_sms
 from storage import outbox
@@ -48,22 +49,23 @@ def deliver(
     now: datetime | None = None,
     gateways: GatewayFactory = gateway_for,
 ) -> str:
-    """Send one message if it is due and unclaimed. Returns what happened, for logs and tests."""
+    """Send one message if it is due, unclaimed and has attempts left. Returns what happened."""
     now = now or datetime.now(UTC)
     with runtime.sessions() as session, session.begin():
-        message = outbox.claim(session, message_id, now)
-        if message is None:
+        claims = outbox.claim_due(session, now, 1, ids=[message_id])
+        if not claims:
             return "skipped"
+        [claim] = claims
         outgoing = Outgoing(
-            message_id=message.id,
-            survey_id=message.survey_id,
-            route=route_of(message.channel, message.route),
-            to=runtime.vault.decrypt(message.recipient_enc),
-            text=message.text,
-            payload=message.payload,
+            message_id=claim.id,
+            survey_id=claim.survey_id,
+            route=route_of(claim.channel, claim.route),
+            to=runtime.vault.decrypt(claim.recipient_enc),
+            text=claim.text,
+            payload=claim.payload,
         )
         refusal = (
-            oa_window_refusal(session, runtime, message, outgoing.to, now)
+            oa_window_refusal(session, runtime, _row(session, claim.id), outgoing.to, now)
             if outgoing.route is Route.ZALO_OA
             else None
         )
@@ -73,13 +75,12 @@ def deliver(
         with gateways(runtime, outgoing.route) as gateway:
             result = gateway.send(outgoing)
     except SendError as exc:
-        return _settle_failure(runtime, message_id, exc)
+        return _settle_failure(runtime, claim.id, claim.token, exc)
     with runtime.sessions() as session, session.begin():
-        row = session.get(OutboundMessage, message_id, with_for_update=True)
-        assert row is not None
-        outbox.mark_sent(
+        ours = outbox.mark_sent(
             session,
-            row,
+            claim.id,
+            claim.token,
             provider_id=result.provider_id,
             segments=result.segments,
             coding=result.coding,
@@ -91,46 +92,64 @@ def deliver(
         route=outgoing.route.value,
         segments=result.segments,
         coding=result.coding,
+        claim_current=ours,
     )
     return "sent"
 
 
-def _settle_failure(runtime: Runtime, message_id: int, exc: SendError) -> str:
-    """Record the failed attempt; a retry is scheduled, or the row is given up, and a given-up
-    Zalo survey message moves its survey to SMS (once: the survey is no longer on Zalo after)."""
+def _row(session: Session, message_id: int) -> OutboundMessage:
+    row = session.get(OutboundMessage, message_id)
+    assert row is not None
+    return row
+
+
+def _settle_failure(runtime: Runtime, message_id: int, token: str, exc: SendError) -> str:
+    """Record the failed attempt; a retry is scheduled, the row is set aside as unknown (the
+    gateway may have it) or given up, and a given-up Zalo survey message moves its survey to
+    SMS (once: the survey is no longer on Zalo after)."""
     now = datetime.now(UTC)
     fallback_ids: list[int] = []
     with runtime.sessions() as session, session.begin():
-        row = session.get(OutboundMessage, message_id, with_for_update=True)
-        assert row is not None
-        retry_at = outbox.mark_attempt_failed(
-            session, row, error=str(exc), retryable=exc.retryable and not exc.unreachable, now=now
+        failure = outbox.mark_attempt_failed(
+            session,
+            message_id,
+            token,
+            error=str(exc),
+            retryable=exc.retryable and not exc.unreachable,
+            ambiguous=exc.ambiguous,
+            retry_after=exc.retry_after,
+            now=now,
         )
-        if retry_at is not None and exc.retry_after is not None:
-            # The provider said how long to wait (HTTP Retry-After): never come back sooner.
-            retry_at = max(retry_at, now + timedelta(seconds=exc.retry_after))
-            row.next_attempt_at = retry_at
-        attempts, survey_id, channel = row.attempts, row.survey_id, row.channel
-        if retry_at is None and channel is Channel.ZALO and survey_id is not None:
+        row = _row(session, message_id)
+        survey_id, channel = row.survey_id, row.channel
+        if failure.outcome == "failed" and channel is Channel.ZALO and survey_id is not None:
             reason = f"zalo {'unreachable' if exc.unreachable else 'failed'}: {exc}"
             fallback_ids = fall_back_to_sms(
                 session, RedisStateStorage(runtime.redis), runtime.settings, survey_id, reason, now
             )
-    if retry_at is None:
+    if failure.outcome == "unknown":
+        log.warning(
+            "message outcome unknown", message_id=message_id, attempts=failure.attempts, error=str(exc)
+        )
+        return "unknown"
+    if failure.retry_at is None:
         log.warning(
             "message failed",
             message_id=message_id,
-            attempts=attempts,
+            attempts=failure.attempts,
             error=str(exc),
             unreachable=exc.unreachable,
             fallback_messages=len(fallback_ids),
         )
         enqueue_sends(runtime, fallback_ids)
-        return "fallback" if fallback_ids else "failed"
+        return "fallback" if fallback_ids else failure.outcome
     queue(runtime.redis).enqueue_at(
-        retry_at, send_message, message_id, job_id=f"send-{message_id}-{attempts}"
+        failure.retry_at, send_message, message_id, job_id=f"send-{message_id}-{failure.attempts}"
     )
     log.info(
-        "message will be retried", message_id=message_id, attempts=attempts, retry_at=retry_at.isoformat()
+        "message will be retried",
+        message_id=message_id,
+        attempts=failure.attempts,
+        retry_at=failure.retry_at.isoformat(),
     )
     return "retry"

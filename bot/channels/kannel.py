@@ -12,8 +12,9 @@ Choices worth knowing (see docs/kannel.md):
   token, HMAC(KANNEL_MO_TOKEN, ref), so that a leaked callback URL can touch one message only.
 - Response mapping: 2xx accepted ("0: Accepted for delivery", "3: Queued for later delivery");
   403 (bad credentials) and other 4xx are permanent; 5xx, 408, 429, timeouts and connection
-  errors are retryable. A read timeout after Kannel took the request can, on retry, send the
-  message twice: SMS gateways offer no idempotency key, and losing a survey message is worse.
+  errors are retryable. A read timeout or a dropped connection after the request went out is
+  `ambiguous` (Kannel may have taken it; SMS gateways offer no idempotency key): the outbox
+  keeps such a message as `unknown` until its delivery report or an operator settles it.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class KannelGateway(Closing):
     """One Kannel smsbox reached over HTTP. Use as a context manager (or call `close()`): it owns
     an httpx.Client whose connections must be released when the job ends."""
 
-    def __init__(self, settings: Settings, *, timeout: float = 15.0) -> None:
+    def __init__(self, settings: Settings, *, timeout: float | None = None) -> None:
         settings.require("KANNEL_SENDSMS_URL", "KANNEL_USERNAME", "KANNEL_PASSWORD", "KANNEL_MO_TOKEN")
         public_url = settings.public_url
         if any(ch in public_url for ch in "%?#") or not public_url.isascii():
@@ -83,6 +84,8 @@ class KannelGateway(Closing):
         self._settings = settings
         self._dlr_base = f"{public_url}{DLR_PATH}"
         # Connect quickly (a dead smsbox is a retry, not a hung worker); allow Kannel time to answer.
+        # SIPAS_SEND_TIMEOUT by default: shorter than the send lease (config.settings checks).
+        timeout = timeout or float(settings.SIPAS_SEND_TIMEOUT)
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
 
     def close(self) -> None:
@@ -116,10 +119,13 @@ class KannelGateway(Closing):
         }
         try:
             response = self._client.get(self._settings.KANNEL_SENDSMS_URL, params=params)
-        except httpx.TimeoutException as exc:
-            raise SmsSendError(f"Kannel did not answer: {type(exc).__name__}", retryable=True) from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise SmsSendError(f"cannot reach Kannel: {type(exc).__name__}", retryable=True) from exc
         except httpx.TransportError as exc:
-            raise SmsSendError(f"cannot reach Kannel: {type(exc).__name__}: {exc}", retryable=True) from exc
+            # The request may have reached Kannel: the outbox must not send it again by itself.
+            raise SmsSendError(
+                f"Kannel's answer was lost: {type(exc).__name__}", retryable=True, ambiguous=True
+            ) from exc
         _raise_for_refusal(response)
         return SendResult(provider_id=attempt_id, segments=count_segments(text), coding=coding)
 

@@ -65,11 +65,14 @@ class SendResult:
 
 class SmsSendError(Exception):
     """The gateway did not take the message. `retryable` says whether trying again later can
-    help (timeouts, 5xx, connection refused) or not (bad credentials, a request it refuses)."""
+    help (timeouts, 5xx, connection refused) or not (bad credentials, a request it refuses).
+    `ambiguous`: the request went out but its answer was lost (read timeout, dropped
+    connection), so the gateway may have taken it: sending again could send it twice."""
 
-    def __init__(self, message: str, retryable: bool) -> None:
+    def __init__(self, message: str, retryable: bool, *, ambiguous: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.ambiguous = ambiguous
 
 
 class InboundRequestError(ValueError):

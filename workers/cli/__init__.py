@@ -16,9 +16,37 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from workers.cli import agencies, audit, cases, db, demo, flows, outbox, processes, scores, users, zalo
+    from workers.cli import (
+        agencies,
+        audit,
+        cases,
+        db,
+        demo,
+        export,
+        flows,
+        outbox,
+        processes,
+        rules,
+        scores,
+        users,
+        zalo,
+    )
 
-    for module in (db, processes, scores, agencies, cases, zalo, flows, demo, users, audit, outbox):
+    for module in (
+        db,
+        processes,
+        scores,
+        agencies,
+        cases,
+        zalo,
+        flows,
+        demo,
+        users,
+        audit,
+        outbox,
+        export,
+        rules,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 
