@@ -24,6 +24,7 @@ def _register() -> None:
         demo,
         export,
         flows,
+        opt_outs,
         outbox,
         processes,
         rules,
@@ -46,6 +47,7 @@ def _register() -> None:
         outbox,
         export,
         rules,
+        opt_outs,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

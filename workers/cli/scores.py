@@ -22,7 +22,7 @@ from storage.db import session_factory
 _RENDERERS = {"table": to_table, "json": to_json, "csv": to_csv}
 
 
-class _PeriodParam(click.ParamType):  # type: ignore[type-arg]
+class PeriodParam(click.ParamType):  # type: ignore[type-arg]
     name = "period"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Period:
@@ -87,7 +87,7 @@ def _days(
 
 @scores.command("show")
 @click.option("--agency", "agency_code", help="Agency code: that unit and the units under it.")
-@click.option("--period", type=_PeriodParam(), help=f"Period (default: yesterday). Forms: {FORMS}.")
+@click.option("--period", type=PeriodParam(), help=f"Period (default: yesterday). Forms: {FORMS}.")
 @click.option(
     "--format",
     "fmt",
@@ -120,7 +120,7 @@ def show(agency_code: str | None, period: Period | None, fmt: str, channel: str)
 
 @scores.command("comments")
 @click.option("--agency", "agency_code", help="An agency and everything under it (default: all).")
-@click.option("--period", type=_PeriodParam(), help=f"Period (default: yesterday). Forms: {FORMS}.")
+@click.option("--period", type=PeriodParam(), help=f"Period (default: yesterday). Forms: {FORMS}.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def comments(agency_code: str | None, period: Period | None, fmt: str) -> None:
     """What citizens wrote in their own words, with phone and ID numbers masked."""

@@ -1,0 +1,277 @@
+"""The monthly report workbook (`sipas export xlsx`, and the dashboard's download link).
+
+Built from the same Report as `scores show`, so every figure in it equals the JSON. Vietnamese
+headers, numbers stored as numbers (2-decimal format for percentages), frozen header rows,
+column widths fitted to their content, and every text cell that a spreadsheet would read as a
+formula (starting with =, +, - or @) neutralised with a leading apostrophe: comments are the
+citizens' own words and must never run as formulas on a supervisor's machine.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from flows.scores.comments import load_comments
+from flows.scores.counts import CHANNELS
+from flows.scores.formulas import ELEMENTS
+from flows.scores.periods import Period, day_period
+from flows.scores.render import ELEMENT_NAMES, FUNNEL_NAMES, flag_text, rank_text
+from flows.scores.report import Report, build_report
+
+PERCENT_FORMAT = "0.00"
+COUNT_FORMAT = "0"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+DAILY_TREND_MAX_DAYS = 62  # longer periods trend by month
+_MAX_WIDTH = 60
+_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+_CHANNEL_NAMES = {"all": "Tất cả", "sms": "SMS", "zalo": "Zalo"}
+
+Cell = str | int | float | bool | None
+
+
+def neutralise(value: Cell) -> Cell:
+    """Text that a spreadsheet would evaluate becomes plain text (OWASP "CSV injection")."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def build_workbook(
+    session: Session,
+    period: Period,
+    agency_code: str | None,
+    *,
+    settings: Settings,
+    channel: str = "all",
+) -> Workbook:
+    """Every sheet of the report for a period (and an agency's subtree, when given)."""
+    report = build_report(session, period, agency_code, settings=settings, channel=channel)
+    rows = report.as_json()
+    book = Workbook()
+    units = book.active
+    assert units is not None  # a new workbook always has its first sheet
+    units.title = "Đơn vị"
+    _fill(units, UNIT_HEADERS, (unit_row(row) for row in rows), percent_columns=UNIT_PERCENT_COLUMNS)
+    _fill(
+        book.create_sheet("Tiêu chí"),
+        ["Mã đơn vị", "Đơn vị", "Mã tiêu chí", "Chỉ số (%)", "Số trả lời", "KTC 95% thấp", "KTC 95% cao"],
+        criterion_rows(rows),
+        percent_columns={4, 6, 7},
+    )
+    _fill(
+        book.create_sheet("Yếu tố"),
+        ["Mã đơn vị", "Đơn vị", "Mã yếu tố", "Yếu tố", "Chỉ số (%)", "KTC 95% thấp", "KTC 95% cao"],
+        element_rows(rows),
+        percent_columns={5, 6, 7},
+    )
+    _fill(
+        book.create_sheet("Xu hướng"),
+        ["Kỳ", "Mã đơn vị", "Đơn vị", "Chỉ số SIPAS (%)", "Hài lòng chung (%)", "Số trả lời"],
+        trend_rows(session, report, agency_code, settings, channel),
+        percent_columns={4, 5},
+    )
+    _fill(
+        book.create_sheet("Phễu phản hồi"),
+        ["Mã đơn vị", "Đơn vị", "Kênh", *FUNNEL_NAMES.values()],
+        funnel_rows(rows),
+        percent_columns=set(),
+    )
+    _fill(
+        book.create_sheet("Bất thường"),
+        ["Ngày", "Mã đơn vị", "Đơn vị", "Loại", "Mô tả"],
+        (
+            [flag["day"], row["agency_code"], row["agency_name"], flag["kind"], flag_text(flag)]
+            for row in rows
+            for flag in row["anomalies"]
+        ),
+        percent_columns=set(),
+    )
+    _fill(
+        book.create_sheet("Ý kiến"),
+        ["Thời gian", "Mã đơn vị", "Đơn vị", "Kênh", "Câu hỏi", "Ý kiến (đã che thông tin cá nhân)"],
+        comment_rows(session, period, settings.tz, agency_code),
+        percent_columns=set(),
+    )
+    return book
+
+
+def workbook_bytes(book: Workbook) -> bytes:
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+UNIT_HEADERS = [
+    "Mã đơn vị",
+    "Đơn vị",
+    "Cấp",
+    "Đơn vị cấp trên",
+    "Kỳ",
+    "Hồ sơ đã giải quyết",
+    "Phiếu đã gửi",
+    "Phiếu đã nhận",
+    "Phiếu có trả lời",
+    "Tỷ lệ trả lời (%)",
+    "Chỉ số SIPAS (%)",
+    "SIPAS KTC 95% thấp",
+    "SIPAS KTC 95% cao",
+    "TB đơn vị trực thuộc (%)",
+    "Hài lòng chung (%)",
+    "KTC 95% thấp",
+    "KTC 95% cao",
+    "Số trả lời câu hài lòng chung",
+    "Cỡ mẫu hiệu dụng (Kish)",
+    "Tỷ lệ hài lòng QĐ 766 (%)",
+    "Tỷ lệ đúng hạn (%)",
+    "Dưới ngưỡng công bố",
+    "Hạng",
+    *(f"{ELEMENT_NAMES[code]} (%)" for code in ELEMENTS),
+    "Phiếu không tính lại (cùng số ĐT)",
+    "Dấu hiệu bất thường",
+]
+UNIT_PERCENT_COLUMNS = {10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, *range(24, 24 + len(ELEMENTS))}
+
+
+def unit_row(row: dict[str, Any]) -> list[Cell]:
+    """One unit's figures in the order of UNIT_HEADERS: the JSON values, unchanged."""
+    sipas_ci = row["sipas_ci95"] or [None, None]
+    ci = row["overall_ci95"] or [None, None]
+    return [
+        row["agency_code"],
+        row["agency_name"],
+        row["level"],
+        row["parent_code"],
+        row["period"],
+        row["n_cases_closed"],
+        row["n_surveys_sent"],
+        row["n_surveys_delivered"],
+        row["n_responses"],
+        row["response_rate"],
+        row["sipas_index"],
+        sipas_ci[0],
+        sipas_ci[1],
+        row["unit_mean"],
+        row["overall_satisfaction"],
+        ci[0],
+        ci[1],
+        row["n_overall"],
+        row["n_effective"],
+        row["rate_766"],
+        row["on_time_rate"],
+        "có" if row["suppressed"] else "không",
+        None if row["rank_range"] is None else rank_text(row["rank_range"]),
+        *(row["elements"][code] for code in ELEMENTS),
+        row["n_repeat_phone"],
+        "; ".join(f"{flag['day']}: {flag_text(flag)}" for flag in row["anomalies"]) or None,
+    ]
+
+
+def criterion_rows(rows: Iterable[dict[str, Any]]) -> Iterable[list[Cell]]:
+    for row in rows:
+        for table, key in (("criteria", "index"), ("integrity", "rate")):
+            for code, cell in row[table].items():
+                low, high = cell["ci95"] or [None, None]
+                yield [row["agency_code"], row["agency_name"], code, cell[key], cell["n"], low, high]
+
+
+def element_rows(rows: Iterable[dict[str, Any]]) -> Iterable[list[Cell]]:
+    for row in rows:
+        for code in ELEMENTS:
+            low, high = row["elements_ci95"][code] or [None, None]
+            name = ELEMENT_NAMES[code]
+            yield [row["agency_code"], row["agency_name"], code, name, row["elements"][code], low, high]
+
+
+def funnel_rows(rows: Iterable[dict[str, Any]]) -> Iterable[list[Cell]]:
+    for row in rows:
+        for channel in CHANNELS:
+            counts = row["funnel"][channel]
+            yield [
+                row["agency_code"],
+                row["agency_name"],
+                _CHANNEL_NAMES[channel],
+                *(counts[k] for k in FUNNEL_NAMES),
+            ]
+
+
+def trend_periods(period: Period) -> list[Period]:
+    """Days for periods up to two months, calendar months (clipped to the period) beyond."""
+    if period.n_days <= DAILY_TREND_MAX_DAYS:
+        return [day_period(day) for day in period.days()]
+    months: list[Period] = []
+    start = period.start
+    while start <= period.end:
+        following = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+        end = min(following - timedelta(days=1), period.end)
+        months.append(Period(f"{start:%Y-%m}", start, end))
+        start = following
+    return months
+
+
+def trend_rows(
+    session: Session, report: Report, agency_code: str | None, settings: Settings, channel: str
+) -> Iterable[list[Cell]]:
+    """The units of the report, period by period (days, or months for long periods)."""
+    codes = {row.unit.code for row in report.rows}
+    for part in trend_periods(report.period):
+        for row in build_report(session, part, agency_code, settings=settings, channel=channel).as_json():
+            if row["agency_code"] in codes:
+                yield [
+                    part.label,
+                    row["agency_code"],
+                    row["agency_name"],
+                    row["sipas_index"],
+                    row["overall_satisfaction"],
+                    row["n_overall"],
+                ]
+
+
+def comment_rows(
+    session: Session, period: Period, tz: ZoneInfo, agency_code: str | None
+) -> Iterable[list[Cell]]:
+    for comment in load_comments(session, period, tz, agency_code):
+        yield [
+            comment.written_at.strftime("%d/%m/%Y %H:%M"),
+            comment.agency_code,
+            comment.agency_name,
+            comment.channel,
+            comment.question,
+            comment.text,
+        ]
+
+
+def _fill(
+    sheet: Worksheet, headers: Sequence[str], rows: Iterable[Sequence[Cell]], *, percent_columns: set[int]
+) -> None:
+    sheet.append(list(headers))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+        cell.fill = _HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    widths = [min(_MAX_WIDTH, max(10, len(header) // 2 + 2)) for header in headers]
+    for values in rows:
+        sheet.append([neutralise(value) for value in values])
+        for column, value in enumerate(values, start=1):
+            cell = sheet.cell(row=sheet.max_row, column=column)
+            if isinstance(value, bool) or value is None:
+                pass
+            elif isinstance(value, float) or (isinstance(value, int) and column in percent_columns):
+                cell.number_format = PERCENT_FORMAT
+            elif isinstance(value, int):
+                cell.number_format = COUNT_FORMAT
+            text = "" if value is None else (f"{value:.2f}" if isinstance(value, float) else str(value))
+            widths[column - 1] = min(_MAX_WIDTH, max(widths[column - 1], len(text) + 2))
+    for column, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(column)].width = width
+    sheet.freeze_panes = "A2"
