@@ -37,8 +37,9 @@ from flows.channel_policy import (
 )
 from flows.schedule import in_send_window, next_send_time
 from flows.templates import MessageTooLongError, TemplateError, fit_sms, is_gsm7, template_fields
+from storage import audit
 from storage.models import Agency, Case, Survey, SurveyStatus
-from storage.rules import rules_of
+from storage.rules import rules_of, set_rule, unset_rule
 
 __all__ = [
     "DEFAULT_INBOX_REPLY",
@@ -50,6 +51,8 @@ __all__ = [
     "RuleValueError",
     "Sampling",
     "auto_probability",
+    "change_rule",
+    "plan_import",
     "resolve",
     "rule_spec",
 ]
@@ -518,3 +521,81 @@ def _response_rate(session: Session, agency_id: int, now: datetime) -> float | N
     if asked < MIN_ASKED_FOR_RATE:
         return None
     return counts.get(SurveyStatus.COMPLETED, 0) / asked
+
+
+# -- changes (CLI and pages): validated, stored and audited in the caller's transaction --------
+
+
+def change_rule(
+    session: Session, agency: Agency, name: str, value: Any | None, *, actor: str, now: datetime
+) -> tuple[Any, Any]:
+    """Set rule `name` on `agency` to `value` (text or file JSON; None removes the unit's own value
+    so it inherits again). Appends the change to the audit log. Returns (before, after) as stored
+    on this unit (None: not set here). RuleValueError when the value cannot be used."""
+    spec = rule_spec(name)
+    after = None if value is None else spec.parse(value)
+    if after is None:
+        before = unset_rule(session, agency.id, name)
+    else:
+        before = set_rule(session, agency.id, name, after, by=actor, now=now)
+    if before != after:
+        audit.append(
+            session,
+            actor,
+            "rules.unset" if after is None else "rules.set",
+            f"agency:{agency.code}:{name}",
+            None if before is None else {name: before},
+            None if after is None else {name: after},
+            agency_id=agency.id,
+        )
+    return before, after
+
+
+_CHANNEL_FIELDS = frozenset(ChannelPolicy.model_fields)
+
+
+def plan_import(
+    data: Any, codes: Mapping[str, Agency], roots: list[Agency]
+) -> tuple[list[tuple[Agency, str, Any]], list[str]]:
+    """What a rules file sets, checked as a whole: (agency, rule, stored value) triples and every
+    problem found. Two shapes are read:
+
+    - a rules file: `rules: {CODE: {rule: value, ...}, ...}` (names as in RULES);
+    - a channels file (config/agencies/channels.yaml): `agencies: {CODE: {strategy: ...}}` sets
+      the `channel.*` rules, and its `default:` section is set on every root unit.
+    """
+    changes: list[tuple[Agency, str, Any]] = []
+    errors: list[str] = []
+    if not isinstance(data, Mapping) or not ({"rules", "agencies", "default"} & set(data)):
+        return [], ["expected a mapping with `rules:` (or a channels file with `default:`/`agencies:`)"]
+    wanted: list[tuple[str, str, Any]] = []
+    for section, prefix in (("rules", ""), ("agencies", "channel.")):
+        entries = data.get(section) or {}
+        if not isinstance(entries, Mapping):
+            errors.append(f"{section}: must map agency codes to their rules")
+            continue
+        for code, rules in entries.items():
+            if not isinstance(rules, Mapping):
+                errors.append(f"{section}.{code}: must be a mapping of rule: value")
+                continue
+            wanted += [(str(code), f"{prefix}{name}", value) for name, value in rules.items()]
+    default = data.get("default") or {}
+    if not isinstance(default, Mapping):
+        errors.append("default: must be a mapping of channel fields")
+    else:
+        wanted += [
+            (root.code, f"channel.{field}", value) for root in roots for field, value in default.items()
+        ]
+    for code, name, value in wanted:
+        agency = codes.get(code)
+        if agency is None:
+            errors.append(f"{code}: not in the agency registry")
+            continue
+        if name.startswith("channel.") and name.removeprefix("channel.") not in _CHANNEL_FIELDS:
+            errors.append(f"{code}: unknown channel field {name.removeprefix('channel.')!r}")
+            continue
+        try:
+            changes.append((agency, name, rule_spec(name).parse(value)))
+        except RuleValueError as exc:
+            errors.append(f"{code}: {name}: {exc}")
+    return changes, errors
