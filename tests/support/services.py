@@ -1,6 +1,7 @@
 """The real servers tests use: PostgreSQL and Redis from TEST_* URLs, else SQLite and a local Redis.
 
-In CI (CI=true) the PostgreSQL and Redis URLs must be set: a test that would fall back fails.
+In CI (CI=true, CI=1, or any other non-false value, as CI systems set it) the PostgreSQL and Redis
+URLs must be set: a test that would fall back fails.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+
+def in_ci(value: str | None) -> bool:
+    """Whether a CI environment variable value means "running in CI": `true`, `1`, `yes`..."""
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+IN_CI = in_ci(os.environ.get("CI"))
 
 
 def require_or_skip(condition: bool, reason: str) -> None:
