@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot import health, intake, metrics
+from bot import api_scores, health, intake, metrics
 from bot.context import CONTEXT, AppContext
 from bot.errors import MAX_BODY_BYTES, json_errors, plain_server_header
 from bot.web import setup as setup_pages
 from bot.webhooks import kannel, zalo
 
 # Every module that serves routes; docs/openapi.yaml documents exactly these (tests/test_openapi.py).
-ROUTE_MODULES = (health, metrics, intake, kannel, zalo)
+ROUTE_MODULES = (health, metrics, intake, kannel, zalo, api_scores)
 
 
 def create_app(context: AppContext) -> web.Application:

@@ -18,6 +18,7 @@ def cli() -> None:
 def _register() -> None:
     from workers.cli import (
         agencies,
+        api_tokens,
         audit,
         cases,
         db,
@@ -48,6 +49,7 @@ def _register() -> None:
         export,
         rules,
         opt_outs,
+        api_tokens,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)
