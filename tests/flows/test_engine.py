@@ -97,7 +97,7 @@ def test_opt_out_works_at_any_point(answered: int, word: str) -> None:
     assert steps[-1].comments == ()
     assert steps[-1].messages == (
         "Da ghi nhan Ong/Ba tu choi khao sat. Chung toi se khong gui tin khao sat den so nay nua. "
-        "Xin cam on Ong/Ba.",
+        "Muon nhan lai: tra loi DK. Xin cam on.",
     )
 
 

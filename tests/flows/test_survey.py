@@ -352,7 +352,7 @@ def test_opt_out_is_recorded_and_stops_everything(
     with transaction(any_db_url) as session:
         assert _texts(session, ids) == [
             "Da ghi nhan Ong/Ba tu choi khao sat. Chung toi se khong gui tin khao sat den so nay nua. "
-            "Xin cam on Ong/Ba."
+            "Muon nhan lai: tra loi DK. Xin cam on."
         ]
         opt_out = session.get_one(OptOut, vault.lookup_hash(PHONE))
         assert opt_out.source == "sms"
