@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     # events acted on per sender in a minute (the rest are stored, not acted on).
     SIPAS_MAX_SENDS_PER_SURVEY_HOUR: int = Field(default=12, ge=1)
     SIPAS_MAX_SENDS_PER_PHONE_HOUR: int = Field(default=12, ge=1)
-    SIPAS_MAX_INBOUND_PER_SENDER_MINUTE: int = Field(default=10, ge=1)
+    SIPAS_MAX_INBOUND_PER_SENDER_MINUTE: int = Field(default=20, ge=1)
     # An inbound event whose processing failed this often is set aside (`sipas dead-letters`).
     SIPAS_MAX_EVENT_ATTEMPTS: int = Field(default=5, ge=1)
     # Drain jobs (workers.drain): rows per transaction, and messages per second per provider.
@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     HOST: str = "127.0.0.1"
     PORT: int = 8080
     SIPAS_PUBLIC_URL: str = ""
+    # Supervisors' digest e-mails (workers/digest): empty SMTP_HOST sends no e-mail.
+    SMTP_HOST: str = ""
+    SMTP_PORT: int = 587
+    SMTP_USERNAME: str = ""
+    SMTP_PASSWORD: str = ""
+    SMTP_FROM: str = ""
+    SMTP_STARTTLS: bool = True
     LOG_LEVEL: str = "INFO"
     # /metrics answers only `Authorization: Bearer <token>`; empty: /metrics is not served on
     # the web port (serve it on SIPAS_METRICS_PORT instead, or both).

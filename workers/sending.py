@@ -21,6 +21,7 @@ from flows.zalo_survey import fall_back_to_sms
 from storage import outbox
 from storage.fsm import RedisStateStorage
 from storage.models import Channel, OutboundMessage, Route
+from workers.caps import Caps
 from workers.gateways import Gateway, Outgoing, SendError, gateway_for, route_of
 from workers.queues import queue
 from workers.runtime import Runtime, get_runtime
@@ -69,6 +70,11 @@ def deliver(
             if outgoing.route is Route.ZALO_OA
             else None
         )
+    capped = Caps(runtime.redis, runtime.settings).send_refusal(
+        claim.survey_id, runtime.vault.lookup_hash(outgoing.to), now
+    )
+    if capped is not None:
+        return _settle_failure(runtime, claim.id, claim.token, SendError(capped, retryable=False))
     try:
         if refusal is not None:
             raise SendError(refusal, retryable=False, unreachable=True)

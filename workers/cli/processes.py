@@ -19,12 +19,14 @@ from workers.queues import ALL_QUEUES
 def web(host: str | None, port: int | None) -> None:
     """Serve the intake API, channel webhooks, pages, /healthz, /readyz and /metrics."""
     from aiohttp import web as aioweb
+    from prometheus_client import REGISTRY
 
     from bot.app import create_app
     from bot.context import AppContext
     from storage.crypto import PhoneVault
     from storage.db import session_factory
     from storage.redis import redis_for
+    from workers.caps import CapHitsCollector
     from workers.queues import RQDispatcher
 
     settings = get_settings()
@@ -38,6 +40,7 @@ def web(host: str | None, port: int | None) -> None:
         redis=redis,
         dispatcher=RQDispatcher(redis),
     )
+    REGISTRY.register(CapHitsCollector(redis))  # cost caps bite in the workers (workers.caps)
     bind_host, bind_port = host or settings.HOST, port or settings.PORT
     logging.getLogger(__name__).info("web listening on http://%s:%s", bind_host, bind_port)
     aioweb.run_app(create_app(context), host=bind_host, port=bind_port, print=None, access_log=None)

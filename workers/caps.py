@@ -1,0 +1,112 @@
+"""Cost caps: what one citizen (or one forged number) can make the service do and pay for.
+
+Three fixed-window counters in Redis, keyed by look-up hashes (never a phone number):
+
+- inbound events acted on per sender per minute (SIPAS_MAX_INBOUND_PER_SENDER_MINUTE): the rest
+  are stored and marked processed, but not acted on (no help reply, no re-ask);
+- messages sent per survey per hour (SIPAS_MAX_SENDS_PER_SURVEY_HOUR) and per recipient per hour
+  (SIPAS_MAX_SENDS_PER_PHONE_HOUR): a message over either cap is not sent (its row fails with
+  "cost cap"), so 1,000 "?" in a minute cost at most a handful of SMS.
+
+Every time a cap bites, `sipas:metrics:cap-hits` counts it per cap; the web process exposes the
+counts as the Prometheus counter `sipas_cost_cap_hits_total{cap=...}` (CapHitsCollector). A
+Redis restart forgets the windows (the caps start afresh), never the stored events or messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+from redis import Redis
+from redis.exceptions import RedisError
+
+from config.settings import Settings
+
+HITS_KEY = "sipas:metrics:cap-hits"
+SENDER_MINUTE, SURVEY_HOUR, PHONE_HOUR = (
+    "inbound_per_sender_minute",
+    "sends_per_survey_hour",
+    "sends_per_phone_hour",
+)
+
+
+class Caps:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+
+    def inbound_allowed(self, sender_hash: str, now: datetime) -> bool:
+        """Count one event of `sender_hash` in this minute; False once over the cap."""
+        minute = int(now.timestamp()) // 60
+        key = f"sipas:cap:in:{sender_hash}:{minute}"
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count = int(pipe.execute()[0])
+        if count <= self._settings.SIPAS_MAX_INBOUND_PER_SENDER_MINUTE:
+            return True
+        self._hit(SENDER_MINUTE)
+        return False
+
+    def send_refusal(self, survey_id: int | None, recipient_hash: str, now: datetime) -> str | None:
+        """Count one send to this survey and recipient in this hour, or say which cap forbids it
+        (then nothing is counted)."""
+        hour = int(now.timestamp()) // 3600
+        limits = [
+            (
+                f"sipas:cap:to:{recipient_hash}:{hour}",
+                PHONE_HOUR,
+                self._settings.SIPAS_MAX_SENDS_PER_PHONE_HOUR,
+            )
+        ]
+        if survey_id is not None:
+            limits.append(
+                (
+                    f"sipas:cap:survey:{survey_id}:{hour}",
+                    SURVEY_HOUR,
+                    self._settings.SIPAS_MAX_SENDS_PER_SURVEY_HOUR,
+                )
+            )
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key, _name, _limit in limits:
+                pipe.incr(key)
+                pipe.expire(key, 7200)
+            counts = [int(c) for c in pipe.execute()[::2]]
+        over = [
+            (name, limit) for (_key, name, limit), count in zip(limits, counts, strict=True) if count > limit
+        ]
+        if not over:
+            return None
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key, _name, _limit in limits:
+                pipe.decr(key)
+            pipe.execute()
+        name, limit = over[0]
+        self._hit(name)
+        return f"cost cap: more than {limit} {name.replace('_', ' ')}"
+
+    def _hit(self, name: str) -> None:
+        self._redis.hincrby(HITS_KEY, name, 1)
+
+
+class CapHitsCollector(Collector):
+    """`sipas_cost_cap_hits_total{cap}` from the counts every worker keeps in Redis."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "sipas_cost_cap_hits", "Times a cost cap stopped an inbound event or a send", labels=["cap"]
+        )
+        try:
+            hits = self._redis.hgetall(HITS_KEY)
+        except RedisError:  # a scrape must not fail because Redis is away
+            hits = {}
+        for name in (SENDER_MINUTE, SURVEY_HOUR, PHONE_HOUR):
+            raw = hits.get(name.encode(), 0)
+            family.add_metric([name], float(raw))
+        yield family
