@@ -39,7 +39,15 @@ from bot.zalo import texts
 from bot.zalo.filters import EventName
 from bot.zalo.inbound import PROVIDER_BOT, PROVIDER_OA
 from bot.zalo.router import UNHANDLED, Dispatcher, Router
-from bot.zalo.types import BotEventName, BotUpdate, OAEvent, OAEventName, parse_bot_update, parse_oa_event
+from bot.zalo.types import (
+    BotEventName,
+    BotUpdate,
+    OAEvent,
+    OAEventName,
+    parse_bot_update,
+    parse_oa_event,
+    validation_summary,
+)
 from flows.routes import find_start_codes
 from flows.survey import record_opt_out
 from flows.understanding import Keyword, ReplyKind, parse_reply
@@ -94,8 +102,10 @@ def process_zalo_event(runtime: Runtime, session: Session, event: InboundEvent, 
             parse_bot_update(payload) if event.provider == PROVIDER_BOT else parse_oa_event(payload)
         )
     except (ValidationError, json.JSONDecodeError) as exc:
-        # Stored because it was authentic; unusable all the same. Say why, do not retry forever.
-        log.warning("zalo event unreadable", event_id=event.id, kind=event.kind, error=str(exc)[:300])
+        # Stored because it was authentic; unusable all the same. Say why (never the input: it holds
+        # user ids and texts), do not retry forever.
+        why = validation_summary(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc.msg}"
+        log.warning("zalo event unreadable", event_id=event.id, kind=event.kind, error=why)
         return f"unreadable {event.kind}", []
     if isinstance(parsed, BotUpdate):
         handled: Any = asyncio.run(_dispatcher.feed_bot_update(parsed, ctx=ctx))

@@ -97,7 +97,13 @@ class ZaloBotClient(ZaloHttpClient):
         return BotWebhookInfo.model_validate(result if isinstance(result, dict) else {})
 
     async def get_webhook_info(self) -> BotWebhookInfo:
-        result = await self.call("getWebhookInfo")
+        """The webhook Zalo posts to; url "" when none is set (Zalo answers that with 404)."""
+        try:
+            result = await self.call("getWebhookInfo")
+        except ZaloPermanentError as exc:
+            if exc.code == 404:
+                return BotWebhookInfo()
+            raise
         return BotWebhookInfo.model_validate(result if isinstance(result, dict) else {})
 
     async def send_message(self, chat_id: str, text: str) -> SentBotMessage:

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.context import JobDispatcher
-from bot.zalo.types import parse_oa_event, unwrap_envelope
+from bot.zalo.types import citizen_side, parse_oa_event, unwrap_envelope
 from storage.crypto import PhoneVault
 from storage.inbound import Stored, store_event
 
@@ -122,7 +122,8 @@ def describe_oa_event(payload: Any) -> InboundRecord:
     except ValidationError:  # stored anyway; the worker reports what is wrong with it
         message = _member(event, "message")
         msg_id = _id(message.get("msg_id") or message.get("msgId"))
-        user_id = _id(_member(event, "sender").get("id")) if name.startswith("user_send") else None
+        side = citizen_side(name)
+        user_id = _id(_member(event, side).get("id")) if side else None
     prefix = f"{name}:"
     provider_id = _fit(prefix + msg_id, event, prefix) if msg_id else prefix + body_hash(event)
     return InboundRecord(PROVIDER_OA, name[:_KIND_MAX], provider_id, user_id)

@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "BotChat",
@@ -37,10 +45,12 @@ __all__ = [
     "ZNSRating",
     "ZNSRatingPage",
     "ZNSSendResult",
+    "citizen_side",
     "ms_to_datetime",
     "parse_bot_update",
     "parse_oa_event",
     "unwrap_envelope",
+    "validation_summary",
 ]
 
 
@@ -230,6 +240,25 @@ class OAFeedback(_ZaloModel):
         return fixed
 
 
+def citizen_side(event_name: str) -> str | None:
+    """Which party of an OA event is the citizen: the sender of what the user does (messages,
+    reactions, clicks, forms, follow), the recipient of what the OA sent (received, seen)."""
+    if event_name.startswith(("user_received", "user_seen", "oa_send")):
+        return "recipient"
+    if event_name.startswith("user_") or event_name in (OAEventName.FOLLOW, OAEventName.UNFOLLOW):
+        return "sender"
+    return None
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """Where and why a Zalo body did not validate, WITHOUT the input values (user ids, texts):
+    `sender.id: Input should be a valid string; ...`."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
+        for error in exc.errors(include_input=False, include_url=False)
+    )[:300]
+
+
 _FEEDBACK_TOP_LEVEL = ("rate", "rating", "note", "feedbacks", "tracking_id", "submit_time")
 
 
@@ -277,14 +306,9 @@ class OAEvent(_ZaloModel):
         """The citizen's OA user id, whichever side of the event they are on."""
         if self.follower is not None:
             return self.follower.id
-        if self.event_name.startswith("user_send") or self.event_name in (
-            OAEventName.FOLLOW,
-            OAEventName.UNFOLLOW,
-        ):
-            return self.sender.id if self.sender else None
-        if self.event_name.startswith(("user_received", "user_seen", "oa_send")):
-            return self.recipient.id if self.recipient else None
-        return None
+        side = citizen_side(self.event_name)
+        party = self.sender if side == "sender" else self.recipient if side == "recipient" else None
+        return party.id if party else None
 
     @property
     def msg_id(self) -> str | None:

@@ -78,6 +78,7 @@ _OA_ERRORS = {
     -201: "Parameters are invalid",
     -213: "User has not followed the OA",
     -216: "Access token is invalid",
+    -220: "Access token has expired",
     -230: "User has not interacted with the OA in the last 7 days",
 }
 
@@ -204,9 +205,10 @@ class ZaloSimulator:
         update: dict[str, Any],
         *,
         secret: str | None = None,
-        wrapped: bool = True,
+        wrapped: bool = False,
     ) -> tuple[int, Any]:
-        """POST a Bot Platform event as Zalo does (`secret`: override to forge)."""
+        """POST a Bot Platform event as Zalo does: a bare event body, as observed from the real
+        platform (`wrapped`: the `{ok, result}` form of getUpdates; `secret`: override to forge)."""
         body = {"ok": True, "result": update} if wrapped else update
         headers = {"X-Bot-Api-Secret-Token": self.webhook_secret if secret is None else secret}
         return await self.post_raw(
@@ -261,6 +263,12 @@ class ZaloSimulator:
 
     def _access_ok(self, token: str | None) -> bool:
         return token is not None and self._access_tokens.get(token, 0.0) > time.time()
+
+    def _access_error(self, token: str | None) -> int | None:
+        """None when the token is good; else the OA code: -220 expired (one we issued), -216 unknown."""
+        if self._access_ok(token):
+            return None
+        return -220 if token is not None and token in self._access_tokens else -216
 
     async def _record(self, api: str, request: web.Request) -> Any:
         raw = await request.read()
@@ -351,6 +359,8 @@ class ZaloSimulator:
         return self._bot_ok({"url": "", "updated_at": self.webhook_updated_at})
 
     async def _bot_webhook_info(self, _params: dict[str, Any]) -> web.Response:
+        if not self.webhook_url:  # observed: Zalo answers 404 rather than an empty url
+            return self._bot_error(404, "Webhook not found")
         return self._bot_ok({"url": self.webhook_url, "updated_at": self.webhook_updated_at})
 
     async def _bot_send_message(self, params: dict[str, Any]) -> web.Response:
@@ -380,8 +390,9 @@ class ZaloSimulator:
 
     async def _oa_cs(self, request: web.Request) -> web.Response:
         body = await self._record("oa", request)
-        if not self._access_ok(request.headers.get("access_token")):
-            return self._oa_error(-216)
+        refused = self._access_error(request.headers.get("access_token"))
+        if refused is not None:
+            return self._oa_error(refused)
         if self._over_rate("oa", self.config.oa_rate_limit):
             return self._oa_error(-32)
         recipient = body.get("recipient") if isinstance(body, dict) else None
