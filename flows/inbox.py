@@ -1,0 +1,124 @@
+"""Citizens' messages outside any survey ("Cho hoi ho so cua toi den dau roi?"): kept for the
+unit that handled the number's latest case, and answered once a day with where to ask instead.
+
+The automatic reply is an outbox message keyed by the number's hash and the local day, so a
+citizen who writes ten times in a day gets it once, and a retried job never adds a twin; like every
+message it passes the cost caps at send time (workers.caps). Its text is the unit's
+`inbox_reply` rule (flows.rules), fitted into one unaccented SMS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from flows.rules import DEFAULT_INBOX_REPLY, RuleBook
+from flows.templates import fit_sms
+from flows.understanding.masking import mask_personal_data
+from storage import inbox
+from storage.crypto import PhoneVault
+from storage.models import Agency, Channel, InboxMessage, OptOut, OutboundMessage
+from storage.outbox import add_message
+
+__all__ = ["NO_UNIT_NAME", "Received", "forward_email", "mask_sender", "masked_text", "receive"]
+
+# How the reply names the unit when the number has no case with us.
+NO_UNIT_NAME = "co quan giai quyet ho so"
+
+
+@dataclass(frozen=True)
+class Received:
+    """What one message did: the inbox row, and the automatic reply's outbox id when one was due."""
+
+    message_id: int
+    outbox_ids: tuple[int, ...]
+
+
+def receive(
+    session: Session,
+    settings: Settings,
+    vault: PhoneVault,
+    *,
+    inbound_event_id: int,
+    sender: str,
+    sender_hash: str,
+    text: str,
+    channel: Channel,
+    now: datetime,
+) -> Received:
+    """Store a message that belongs to no survey and queue the day's automatic reply (SMS only,
+    and never to a number that refused our messages). Idempotent per inbound event."""
+    agency_id = inbox.latest_case_agency(session, sender_hash)
+    row, created = inbox.add(
+        session,
+        inbound_event_id=inbound_event_id,
+        agency_id=agency_id,
+        channel=channel,
+        sender_enc=vault.encrypt(sender),
+        sender_hash=sender_hash,
+        text=text,
+        received_at=now,
+    )
+    if not created or channel is not Channel.SMS or session.get(OptOut, sender_hash) is not None:
+        # A number that refused our messages is not written to, not even this once.
+        return Received(row.id, ())
+    key = f"inbox-reply:{sender_hash}:{now.astimezone(settings.tz).date().isoformat()}"
+    if session.scalar(select(OutboundMessage.id).where(OutboundMessage.dedupe_key == key)) is not None:
+        return Received(row.id, ())  # already answered today
+    agency = session.get(Agency, agency_id) if agency_id is not None else None
+    message = add_message(
+        session,
+        dedupe_key=key,
+        channel=Channel.SMS,
+        recipient_enc=row.sender_enc,
+        text=_reply_text(session, settings, agency),
+    )
+    row.auto_reply_id = message.id
+    session.flush()
+    return Received(row.id, (message.id,))
+
+
+def _reply_text(session: Session, settings: Settings, agency: Agency | None) -> str:
+    if agency is None:
+        return fit_sms(DEFAULT_INBOX_REPLY, {"agency": NO_UNIT_NAME})
+    return fit_sms(RuleBook(session, settings).for_agency(agency).inbox_reply, {"agency": agency.name})
+
+
+def mask_sender(phone: str) -> str:
+    """A number as staff see it in the inbox: the network prefix and the last three digits."""
+    national = "0" + phone[3:] if phone.startswith("+84") else phone
+    if len(national) < 7:
+        return "•" * len(national)
+    return national[:3] + "•" * (len(national) - 6) + national[-3:]
+
+
+def forward_email(
+    message: InboxMessage, phone: str, agency: Agency | None, *, to: str, sender: str, by: str
+) -> EmailMessage:
+    """The e-mail that hands a citizen's message to the unit's Phản ánh kiến nghị desk. It carries
+    the number in full: the desk is who answers the citizen."""
+    unit = agency.name if agency is not None else "(không rõ đơn vị)"
+    mail = EmailMessage()
+    mail["Subject"] = f"[SIPAS] Tin nhắn của công dân gửi {unit}"
+    mail["From"] = sender
+    mail["To"] = to
+    received = message.received_at.strftime("%Y-%m-%d %H:%M UTC")
+    mail.set_content(
+        "Kính gửi bộ phận Phản ánh kiến nghị,\n\n"
+        f"Số điện thoại {phone} đã nhắn tới tổng đài khảo sát SIPAS lúc {received} "
+        "(ngoài khảo sát), nội dung:\n\n"
+        f"    {message.text}\n\n"
+        f"Đơn vị: {unit}. Người chuyển: {by}.\n"
+        "Tổng đài khảo sát chỉ nhận trả lời khảo sát; xin bộ phận trả lời công dân theo quy định.\n"
+    )
+    return mail
+
+
+def masked_text(message: InboxMessage) -> str:
+    """The message as the inbox shows it: personal numbers and e-mails masked."""
+    return mask_personal_data(message.text)
