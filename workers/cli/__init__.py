@@ -23,6 +23,7 @@ def _register() -> None:
         cases,
         db,
         demo,
+        digest,
         export,
         flows,
         opt_outs,
@@ -50,6 +51,7 @@ def _register() -> None:
         rules,
         opt_outs,
         api_tokens,
+        digest,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

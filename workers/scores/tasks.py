@@ -17,6 +17,8 @@ from config.settings import Settings
 from flows.scores.anomalies import detect_days
 from flows.scores.counts import compute_days
 from flows.scores.periods import yesterday
+from workers.digest.send import send_nightly_digests
+from workers.queues import SCORES_QUEUE, queue
 from workers.runtime import get_runtime
 
 log = structlog.get_logger(__name__)
@@ -37,15 +39,18 @@ def compute_scores(start_iso: str, end_iso: str) -> dict[str, Any]:
 
 
 def nightly_scores(now_iso: str | None = None) -> dict[str, Any]:
-    """The cron job (01:00 local): recompute the last `nightly_lookback_days` complete local days.
+    """The cron job (01:00 local): recompute the last `nightly_lookback_days` complete local days,
+    then queue the supervisors' digests of yesterday (workers.digest.send).
 
     `now_iso` (an ISO datetime with offset) exists so a run can be replayed for a given night.
     """
-    settings = get_runtime().settings
+    runtime = get_runtime()
     now = datetime.fromisoformat(now_iso) if now_iso else None
-    end = yesterday(settings.tz, now)
-    start = end - timedelta(days=nightly_lookback_days(settings) - 1)
-    return compute_scores(start.isoformat(), end.isoformat())
+    end = yesterday(runtime.settings.tz, now)
+    start = end - timedelta(days=nightly_lookback_days(runtime.settings) - 1)
+    summary = compute_scores(start.isoformat(), end.isoformat())
+    queue(runtime.redis, SCORES_QUEUE).enqueue(send_nightly_digests, end.isoformat(), 1, job_id=f"digest-{end}-1")
+    return summary
 
 
 def nightly_lookback_days(settings: Settings) -> int:

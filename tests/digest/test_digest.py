@@ -1,0 +1,266 @@
+"""The nightly digest end to end: the nightly job on seeded answers, a real RQ worker, the e-mail
+captured on a real local SMTP server (aiosmtpd), the Zalo digest through the Zalo simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import io
+import re
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from click.testing import CliRunner
+from PIL import Image
+from redis import Redis
+from rq import SimpleWorker
+from sqlalchemy import select
+
+from bot.zalo.token_store import DatabaseTokenStore
+from bot.zalo.tokens import OATokens
+from config.settings import get_settings
+from storage.db import session_factory, transaction
+from storage.models import Agency, Comment, Digest, Survey, UserRole
+from storage.users import add_user
+from tests.conftest import SECRET_KEY
+from tests.digest.smtp import CapturingHandler
+from tests.scores.test_report_db import seed_tree
+from tests.support.zalo_sim import SimConfig
+from tests.support.zalo_sim.threaded import ThreadedSimulator
+from workers.cli import cli
+from workers.digest.send import send_nightly_digests
+from workers.queues import ALL_QUEUES, SCORES_QUEUE, queue
+from workers.runtime import get_runtime
+from workers.scores.tasks import nightly_scores
+
+PUBLIC_URL = "https://sipas.hanoi.example.gov.vn"
+OA_USER = "4411223344556677"
+PASSWORD = "mat-khau-giam-sat-2026"
+COMMENT = "Chi can bo goi lai so 0912345678 giup em, em cam on"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[CapturingHandler, int]]:
+    handler = CapturingHandler(refuse={"hong@example.vn"})
+    with socket.socket() as probe:  # a free port (aiosmtpd's readiness check needs a real one)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def zalo() -> Iterator[ThreadedSimulator]:
+    with ThreadedSimulator(SimConfig(long_poll_cap=0)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def env(
+    db_url: str,
+    redis_url: str,
+    redis: Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    smtp_server: tuple[CapturingHandler, int],
+    zalo: ThreadedSimulator,
+) -> Iterator[str]:
+    """Process settings as the worker reads them: SMTP at aiosmtpd, Zalo at the simulator."""
+    config = SimConfig(long_poll_cap=0)
+    monkeypatch.chdir(tmp_path)
+    for name, value in {
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "SIPAS_SECRET_KEY": SECRET_KEY,
+        "SIPAS_MIN_RESPONSES": "5",
+        "SIPAS_SEND_WINDOW": "00:00-24:00",
+        "SIPAS_PUBLIC_URL": PUBLIC_URL,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_server[1]),
+        "SMTP_STARTTLS": "false",
+        "SMTP_FROM": "sipas@hanoi.example.gov.vn",
+        "ZALO_OA_APP_ID": config.app_id,
+        "ZALO_OA_SECRET_KEY": config.oa_secret_key,
+        "ZALO_APP_SECRET": config.app_secret,
+        "ZALO_OA_API_BASE": zalo.sim.base_url,
+        "ZALO_OAUTH_BASE": zalo.sim.base_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    get_runtime.cache_clear()
+    yield db_url
+    get_settings.cache_clear()
+    get_runtime.cache_clear()
+
+
+def seed(url: str, zalo: ThreadedSimulator) -> None:
+    """The tree of test_report_db (W1 answered on 2026-11-20), a comment with a phone number,
+    and accounts: two supervisors who get digests, and three who must not."""
+    seed_tree(url)
+    with transaction(url) as s:
+        agencies = {a.code: a for a in s.scalars(select(Agency))}
+        survey = s.scalars(select(Survey).where(Survey.agency_id == agencies["W1"].id)).first()
+        assert survey is not None
+        s.add(Comment(survey_id=survey.id, question_key="comment", text=COMMENT))
+        for username, role, code, address, zalo_id in (
+            ("giamsat-quan", UserRole.SUPERVISOR, "D", "quan@example.vn", OA_USER),
+            ("giamsat-tinh", UserRole.SUPERVISOR, "P", "tinh@example.vn", None),
+            ("giamsat-hong", UserRole.SUPERVISOR, "S", "hong@example.vn", None),  # SMTP refuses it
+            ("canbo", UserRole.STAFF, "D", "canbo@example.vn", None),  # not a supervisor
+        ):
+            add_user(
+                s,
+                actor="test",
+                username=username,
+                role=role,
+                agency=agencies[code],
+                password=PASSWORD,
+                email=address,
+                zalo_user_id=zalo_id,
+            )
+    runtime = get_runtime()
+    access, refresh = zalo.sim.issue_tokens()
+    store = DatabaseTokenStore(
+        runtime.sessions, runtime.vault, runtime.redis, runtime.settings.ZALO_OA_APP_ID
+    )
+    asyncio.run(store.save(OATokens(access, refresh, datetime.now(UTC) + timedelta(hours=25))))
+
+
+def run_worker(redis: Redis) -> None:
+    SimpleWorker([queue(redis, name) for name in ALL_QUEUES], connection=redis).work(burst=True)
+
+
+def _parts(raw: bytes) -> tuple[EmailMessage, str, str, bytes, str]:
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    text = html = ""
+    png = b""
+    png_cid = ""
+    for part in message.walk():
+        kind = part.get_content_type()
+        if kind == "text/plain":
+            text = part.get_content()
+        elif kind == "text/html":
+            html = part.get_content()
+        elif kind == "image/png":
+            png = part.get_content()
+            png_cid = part["Content-ID"].strip("<>")
+    return message, text, html, png, png_cid
+
+
+def test_nightly_job_sends_each_supervisor_one_digest(
+    env: str, redis: Redis, smtp_server: tuple[CapturingHandler, int], zalo: ThreadedSimulator
+) -> None:
+    handler, _port = smtp_server
+    seed(env, zalo)
+    nightly_scores("2026-11-21T01:00:00+07:00")  # scores of 11-17..11-20, then the digests of the 20th
+    run_worker(redis)
+
+    delivered = {rcpt: raw for rcpt, raw in handler.messages}
+    assert sorted(delivered) == ["quan@example.vn", "tinh@example.vn"]  # not staff, not refused
+    message, text, html, png, cid = _parts(delivered["quan@example.vn"])
+    assert message["Subject"] == "SIPAS Quận Thanh Xuân ngày 20/11/2026: chỉ số 75,00%"
+    # D on the 20th: only W1 answered, 3 of 4 satisfied -> 75 %, Wilson [30.06, 95.44];
+    # the 7 days 11-14..11-20 add W2's 2 of 6 on the 16th: (10·75 + 30·33.33)/40 = 43.75
+    assert "Hôm qua (20/11/2026): chỉ số SIPAS 75,00% (KTC 95%: 30,06–95,44)" in text
+    assert "7 ngày qua (14/11–20/11/2026): chỉ số SIPAS 43,75%" in text
+    assert "Cao nhất: Phường Thanh Xuân 33,33% (hạng 1)" in text  # W1 is suppressed: unranked
+    assert (
+        "Phiếu khảo sát hôm qua (tất cả kênh): Đã gửi 4, Đã nhận 4, Bắt đầu trả lời 4, Hoàn thành 4" in text
+    )
+    # the comment is there, masked, in both parts
+    assert "[SĐT]" in text
+    assert "0912345678" not in text
+    assert "0912345678" not in html
+    assert "Chi can bo goi lai so [SĐT] giup em" in html
+    # the chart: a PNG referenced by Content-ID that decodes
+    assert f'src="cid:{cid}"' in html
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG"
+    assert image.size == (800, 560)
+    assert f"{PUBLIC_URL}/?agency=D&amp;period=2026-11-20" in html
+
+    # the refused address: failed, kept, retried later by the job itself
+    with session_factory(env)() as s:
+        rows = {(d.username, d.channel): d for d in s.scalars(select(Digest))}
+    assert rows["giamsat-hong", "email"].status == "failed"
+    assert "550" in (rows["giamsat-hong", "email"].last_error or "")
+    assert rows["giamsat-quan", "email"].status == "sent"
+    assert "Quận Thanh Xuân" in rows["giamsat-quan", "email"].html  # the archive keeps the message
+    assert "digest-2026-11-20-2" in queue(redis, SCORES_QUEUE).scheduled_job_registry.get_job_ids()
+
+    # Zalo: three lines and the link, through the OA (an outbox message sent by the worker)
+    [zalo_message] = zalo.sim.oa_sent
+    assert zalo_message["user_id"] == OA_USER
+    lines = zalo_message["text"].split("\n")
+    assert lines[0] == "SIPAS Quận Thanh Xuân 20/11: chỉ số 75,00% (KTC 30,06–95,44), 4 phiếu."
+    assert lines[3] == f"Xem: {PUBLIC_URL}/?agency=D&period=2026-11-20"
+    assert len(lines) == 4
+
+    # a second run sends nothing to those who have it; the refused one is tried again
+    handler.messages.clear()
+    again = send_nightly_digests("2026-11-20", attempt=2)
+    run_worker(redis)
+    assert (again["sent"], again["already_sent"], again["failed"]) == (0, 3, 1)
+    assert handler.messages == []
+    assert len(zalo.sim.oa_sent) == 1
+
+
+def test_dry_run_writes_eml_files_and_sends_nothing(
+    env: str, redis: Redis, smtp_server: tuple[CapturingHandler, int], zalo: ThreadedSimulator, tmp_path: Path
+) -> None:
+    handler, _port = smtp_server
+    seed(env, zalo)
+    out = tmp_path / "eml"
+    result = CliRunner().invoke(cli, ["digest", "send", "--date", "2026-11-20", "--dry-run", str(out)])
+    assert result.exit_code == 0, result.output
+    files = sorted(path.name for path in out.iterdir())
+    assert files == [
+        "digest-2026-11-20-giamsat-hong.eml",
+        "digest-2026-11-20-giamsat-quan.eml",
+        "digest-2026-11-20-giamsat-tinh.eml",
+    ]
+    _message, text, _html, png, _cid = _parts((out / files[2]).read_bytes())
+    assert "Thành phố Hà Nội" in text
+    assert Image.open(io.BytesIO(png)).format == "PNG"
+    assert handler.messages == []
+    with session_factory(env)() as s:
+        assert s.scalars(select(Digest)).all() == []
+    run_worker(redis)
+    assert zalo.sim.oa_sent == []
+
+    narrowed = CliRunner().invoke(
+        cli, ["digest", "send", "--date", "2026-11-20", "--agency", "D", "--dry-run", str(tmp_path / "d")]
+    )
+    assert narrowed.exit_code == 0, narrowed.output
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["digest-2026-11-20-giamsat-quan.eml"]
+
+
+def test_cli_send_and_force(
+    env: str, redis: Redis, smtp_server: tuple[CapturingHandler, int], zalo: ThreadedSimulator
+) -> None:
+    handler, _port = smtp_server
+    seed(env, zalo)
+    CliRunner().invoke(cli, ["scores", "compute", "--from", "2026-11-14", "--to", "2026-11-20"])
+    first = CliRunner().invoke(cli, ["digest", "send", "--date", "2026-11-20", "--agency", "P"])
+    assert first.exit_code == 1  # the refused address is reported
+    assert re.search(r"2 e-mail đã gửi, 1 tin Zalo đã xếp hàng, 0 đã gửi trước đó, 1 lỗi", first.output)
+    handler.messages.clear()
+    second = CliRunner().invoke(cli, ["digest", "send", "--date", "2026-11-20", "--agency", "D"])
+    assert "0 e-mail đã gửi" in second.output
+    forced = CliRunner().invoke(cli, ["digest", "send", "--date", "2026-11-20", "--agency", "D", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert [rcpt for rcpt, _ in handler.messages] == ["quan@example.vn"]
+    bad = CliRunner().invoke(cli, ["digest", "send", "--agency", "NOPE"])
+    assert bad.exit_code == 2
+    assert "no agency with code 'NOPE'" in bad.output
