@@ -15,10 +15,31 @@ from types import ModuleType
 from aiohttp import web
 
 from bot.context import CONTEXT
-from bot.web import audit_log, dashboard, login, security, sessions, simulator, static_files, users
+from bot.web import (
+    agencies,
+    audit_log,
+    dashboard,
+    flows,
+    inbox,
+    login,
+    security,
+    sessions,
+    simulator,
+    static_files,
+    users,
+)
 
 # Every module that serves pages; the simulator only under SIPAS_ENV=development.
-PAGE_MODULES: tuple[ModuleType, ...] = (static_files, login, dashboard, users, audit_log)
+PAGE_MODULES: tuple[ModuleType, ...] = (
+    static_files,
+    login,
+    dashboard,
+    users,
+    audit_log,
+    agencies,
+    flows,
+    inbox,
+)
 DEVELOPMENT_MODULES: tuple[ModuleType, ...] = (simulator,)
 
 
@@ -26,6 +47,7 @@ def setup(app: web.Application) -> None:
     """Add the pages, their guard and the security headers to the app (bot.app.create_app)."""
     app.middlewares.append(sessions.guard)
     app.on_response_prepare.append(security.add_security_headers)
+    app[dashboard.REPORTS] = dashboard.ReportCache()
     modules = PAGE_MODULES
     if app[CONTEXT].settings.SIPAS_ENV == "development":
         modules = (*modules, *DEVELOPMENT_MODULES)

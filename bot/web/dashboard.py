@@ -1,18 +1,421 @@
-"""/ : the dashboard of the account's subtree (filled in by the supervisor pages)."""
+"""/ : the supervisors' dashboard of one unit and the units below it, read from flows.scores.
+
+`?agency=CODE` picks a unit inside the account's subtree (each child unit links to its own page
+this way), `?period=P` any period `sipas scores show` accepts (default: the current month up to
+yesterday), `?channel=all|sms|zalo` the answers of one channel. Also here: the Excel download of
+the same figures (/export.xlsx) and the archive of the digests sent to supervisors (/digests).
+
+Reports are cached per app for a few minutes: the daily counts they are built from change only
+when the nightly job (or `sipas scores compute`) runs.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import quote
 
-from bot.web.access import ANYONE, require_role
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.context import CONTEXT, AppContext
+from bot.web.access import ANYONE, Viewer, require_role, viewer_of
+from bot.web.charts import Bar, Point, bar_chart, line_chart
 from bot.web.i18n import LANG, translator
-from bot.web.render import render
+from bot.web.render import error_page, render
+from flows.scores.comments import CitizenComment, load_comments
+from flows.scores.counts import CHANNELS
+from flows.scores.formulas import ELEMENTS, OVERALL
+from flows.scores.periods import FORMS, Period, PeriodError, day_period, parse_period, yesterday
+from flows.scores.render import CHANNEL_NAMES, ELEMENT_NAMES, FUNNEL_NAMES, flag_text, rank_text
+from flows.scores.report import Report, build_report
+from flows.scores.xlsx import build_workbook, workbook_bytes
+from storage.models import Agency, Digest
 
 routes = web.RouteTableDef()
+
+CACHE_SECONDS = 300
+DAILY_POINTS = 30
+MONTHLY_POINTS = 12
+LATEST_COMMENTS = 10
+BAD_PERIOD = "Kỳ báo cáo không hợp lệ."
+BAD_CHANNEL = "Kênh không hợp lệ."
+
+
+class ReportCache:
+    """Reports by (period, agency, channel) for CACHE_SECONDS; one per app, shared by threads."""
+
+    def __init__(self, seconds: float = CACHE_SECONDS, size: int = 512) -> None:
+        self._seconds = seconds
+        self._size = size
+        self._items: dict[tuple[str, str, str], tuple[float, Report]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ctx: AppContext, session: Session, period: Period, agency: str, channel: str) -> Report:
+        key = (period.label, agency, channel)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        report = build_report(session, period, agency, settings=ctx.settings, channel=channel)
+        with self._lock:
+            if len(self._items) >= self._size:
+                self._items.clear()
+            self._items[key] = (now + self._seconds, report)
+        return report
+
+
+REPORTS = web.AppKey("dashboard_reports", ReportCache)
+
+
+def _cache(app: web.Application) -> ReportCache:
+    return app[REPORTS]  # set by bot.web.setup
+
+
+@dataclass(frozen=True)
+class UnitChoice:
+    code: str
+    name: str
+    depth: int
+
+
+@dataclass
+class Dashboard:
+    unit: Mapping[str, Any]  # the chosen unit's row of report.as_json()
+    children: Sequence[Mapping[str, Any]]
+    trail: list[UnitChoice]  # from the account's root down to the chosen unit
+    units: list[UnitChoice]  # every unit the account may choose, in tree order
+    daily: list[Point]
+    monthly: list[Point]
+    elements: list[Bar]
+    criteria: list[Bar]
+    ranking: list[Bar]
+    flags: list[tuple[str, str, str]]  # day, unit, sentence
+    comments: list[CitizenComment]
+    minimum: int
+    digests: int
+
+
+def _tree(session: Session, viewer: Viewer) -> tuple[list[UnitChoice], dict[str, str | None], dict[str, str]]:
+    """The units the account may see, in tree order; parents by code; names by code."""
+    rows = session.execute(select(Agency.id, Agency.code, Agency.name, Agency.parent_id)).all()
+    by_id = {r.id: r for r in rows}
+    kids: dict[int | None, list[Any]] = {}
+    for r in rows:
+        kids.setdefault(r.parent_id, []).append(r)
+    for siblings in kids.values():
+        siblings.sort(key=lambda r: r.code)
+    roots = [by_id[viewer.agency_id]] if viewer.agency_id is not None else kids.get(None, [])
+    out: list[UnitChoice] = []
+
+    def walk(row: Any, depth: int) -> None:
+        out.append(UnitChoice(row.code, row.name, depth))
+        for kid in kids.get(row.id, []):
+            walk(kid, depth + 1)
+
+    for root in roots:
+        walk(root, 0)
+    parents = {r.code: (by_id[r.parent_id].code if r.parent_id in by_id else None) for r in rows}
+    return out, parents, {r.code: r.name for r in rows}
+
+
+def _ci(value: Any) -> tuple[float, float] | None:
+    if isinstance(value, list | tuple) and len(value) == 2 and None not in value:
+        return float(value[0]), float(value[1])
+    return None
+
+
+def _trend_parts(period: Period, last_day: date) -> tuple[list[Period], list[Period]]:
+    """Days: the period's days when it is short, else the 30 days to its end; months: the 12
+    calendar months to its end. Never past the last complete day."""
+    end = min(period.end, last_day)
+    if period.n_days <= 62 and period.start <= end:
+        days = [day_period(period.start + timedelta(days=i)) for i in range((end - period.start).days + 1)]
+    else:
+        days = [day_period(end - timedelta(days=i)) for i in reversed(range(DAILY_POINTS))]
+    months = []
+    year, month = end.year, end.month
+    for _ in range(MONTHLY_POINTS):
+        months.append(parse_period(f"{year:04d}-{month:02d}"))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    months.reverse()
+    return days, months
+
+
+def criterion_name(code: str) -> str:
+    """A criterion as supervisors know it: the overall question and each element's general
+    question by name, finer criteria by their code (their wording lives in the flows)."""
+    if code == OVERALL:
+        return "Hài lòng chung"
+    return ELEMENT_NAMES.get(code, code)
+
+
+def _point(report: Report, code: str, label: str) -> Point:
+    for row in report.as_json():
+        if row["agency_code"] == code:
+            return Point(label, row["sipas_index"], _ci(row.get("sipas_ci95")))
+    return Point(label, None)
+
+
+def build_dashboard(
+    ctx: AppContext, cache: ReportCache, viewer: Viewer, code: str, period: Period, channel: str
+) -> Dashboard | None:
+    """Everything the page shows; None when `code` is not a unit the account may see."""
+    tz = ctx.settings.tz
+    with ctx.sessions() as session:
+        units, parents, names = _tree(session, viewer)
+        if code not in {u.code for u in units}:
+            return None
+        report = cache.get(ctx, session, period, code, channel)
+        rows = report.as_json()
+        unit = next(r for r in rows if r["agency_code"] == code)
+        children = [r for r in rows if r["parent_code"] == code]
+        children.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, r["agency_code"]))
+        days, months = _trend_parts(period, yesterday(tz))
+        daily = [_point(cache.get(ctx, session, d, code, channel), code, f"{d.start:%d/%m}") for d in days]
+        monthly = [
+            _point(cache.get(ctx, session, m, code, channel), code, f"{m.start:%m/%Y}") for m in months
+        ]
+        comments = list(load_comments(session, period, tz, code))[-LATEST_COMMENTS:][::-1]
+        scope = viewer.scope
+        digest_query = select(Digest.id)
+        if scope is not None:
+            digest_query = digest_query.where(Digest.agency_id.in_(scope))
+        digests = len(session.scalars(digest_query.limit(1000)).all())
+    trail: list[UnitChoice] = []
+    current: str | None = code
+    allowed = {u.code for u in units}
+    while current is not None and current in allowed:
+        trail.append(next(u for u in units if u.code == current))
+        current = parents.get(current)
+    trail.reverse()
+    elements = [
+        Bar(ELEMENT_NAMES.get(e, e), unit["elements"].get(e), _ci((unit.get("elements_ci95") or {}).get(e)))
+        for e in ELEMENTS
+    ]
+    criteria = [
+        Bar(criterion_name(c), v.get("index"), _ci(v.get("ci95")), note=f"n={v.get('n', 0)}")
+        for c, v in sorted(unit["criteria"].items())
+    ]
+    ranking = [
+        Bar(
+            r["agency_name"],
+            r["sipas_index"],
+            _ci(r.get("sipas_ci95")),
+            muted=bool(r["suppressed"]),
+            note=f"#{rank_text(r.get('rank_range'))}" if r.get("rank_range") else "",
+        )
+        for r in children
+    ]
+    flags = [
+        (str(flag["day"]), names.get(r["agency_code"], r["agency_code"]), flag_text(flag))
+        for r in [unit, *[x for x in rows if x is not unit]]
+        for flag in r.get("anomalies", [])
+    ]
+    return Dashboard(
+        unit=unit,
+        children=children,
+        trail=trail,
+        units=units,
+        daily=daily,
+        monthly=monthly,
+        elements=elements,
+        criteria=criteria,
+        ranking=ranking,
+        flags=sorted(flags, reverse=True)[:20],
+        comments=comments,
+        minimum=report.minimum,
+        digests=digests,
+    )
+
+
+@dataclass(frozen=True)
+class Filters:
+    agency: str
+    period: Period
+    channel: str
+    period_text: str
+
+
+def _filters(request: web.Request) -> Filters | str:
+    """The query's filters, or the Vietnamese message of what is wrong with them."""
+    viewer = viewer_of(request)
+    settings = request.app[CONTEXT].settings
+    last = yesterday(settings.tz)
+    text = request.query.get("period", "").strip()[:40] or f"{last:%Y-%m}"
+    try:
+        period = parse_period(text)
+    except PeriodError:
+        return BAD_PERIOD
+    channel = request.query.get("channel", "all")
+    if channel not in CHANNELS:
+        return BAD_CHANNEL
+    agency = request.query.get("agency", "").strip()[:64] or (viewer.agency_code or "")
+    return Filters(agency, period, channel, text)
+
+
+def _presets(last: date) -> list[tuple[str, str]]:
+    previous_month = last.replace(day=1) - timedelta(days=1)
+    quarter = (last.month - 1) // 3 + 1
+    return [
+        ("Hôm qua", last.isoformat()),
+        ("7 ngày qua", f"{last - timedelta(days=6)}..{last}"),
+        ("Tháng này", f"{last:%Y-%m}"),
+        ("Tháng trước", f"{previous_month:%Y-%m}"),
+        ("Quý này", f"{last.year}-Q{quarter}"),
+        ("Năm nay", f"{last.year}"),
+    ]
+
+
+def _first_root(ctx: AppContext) -> str:
+    with ctx.sessions() as session:
+        code = session.scalar(select(Agency.code).where(Agency.parent_id.is_(None)).order_by(Agency.code))
+    return code or ""
 
 
 @routes.get("/")
 @require_role(*ANYONE)
 async def dashboard(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
     _ = translator(request[LANG])
-    return render(request, "error.html", title=_("Tổng quan"), message=_("Tổng quan"))
+    filters = _filters(request)
+    if isinstance(filters, str):
+        return error_page(request, 400, filters)
+    viewer = viewer_of(request)
+    agency = filters.agency or await asyncio.to_thread(_first_root, ctx)
+    if not agency:
+        return render(request, "dashboard_empty.html", title=_("Tổng quan"))
+    data = await asyncio.to_thread(
+        build_dashboard, ctx, _cache(request.app), viewer, agency, filters.period, filters.channel
+    )
+    if data is None:
+        return error_page(request, 404, "Không có đơn vị này trong phạm vi tài khoản của bạn.")
+    query = f"agency={quote(agency)}&period={quote(filters.period_text)}&channel={filters.channel}"
+    return render(
+        request,
+        "dashboard.html",
+        title=_("Tổng quan") + " · " + str(data.unit["agency_name"]),
+        data=data,
+        filters=filters,
+        forms=FORMS,
+        presets=_presets(yesterday(ctx.settings.tz)),
+        channels=CHANNEL_NAMES,
+        funnel_names=FUNNEL_NAMES,
+        export_url=f"/export.xlsx?{query}",
+        daily_chart=line_chart(data.daily, title=_("Chỉ số SIPAS theo ngày")),
+        monthly_chart=line_chart(data.monthly, title=_("Chỉ số SIPAS theo tháng")),
+        element_chart=bar_chart([_translated(b, _) for b in data.elements], title=_("Các yếu tố")),
+        criteria_chart=bar_chart([_translated(b, _) for b in data.criteria], title=_("Các tiêu chí")),
+        ranking_chart=bar_chart(
+            data.ranking, title=_("Xếp hạng đơn vị trực thuộc"), width=1100, label_width=300, wide=True
+        ),
+        rank_text=rank_text,
+    )
+
+
+def _translated(bar: Bar, translate: Any) -> Bar:
+    return Bar(translate(bar.label), bar.value, bar.ci, bar.muted, bar.note)
+
+
+def _export(ctx: AppContext, viewer: Viewer, filters: Filters) -> bytes | None:
+    with ctx.sessions() as session:
+        units, _, _ = _tree(session, viewer)
+        if filters.agency not in {u.code for u in units}:
+            return None
+        book = build_workbook(
+            session, filters.period, filters.agency, settings=ctx.settings, channel=filters.channel
+        )
+    return workbook_bytes(book)
+
+
+@routes.get("/export.xlsx")
+@require_role(*ANYONE)
+async def export_xlsx(request: web.Request) -> web.Response:
+    """The monthly-report workbook of the filters shown on the dashboard (same figures)."""
+    ctx = request.app[CONTEXT]
+    filters = _filters(request)
+    if isinstance(filters, str):
+        return error_page(request, 400, filters)
+    if not filters.agency:
+        filters = Filters(
+            await asyncio.to_thread(_first_root, ctx), filters.period, filters.channel, filters.period_text
+        )
+    body = await asyncio.to_thread(_export, ctx, viewer_of(request), filters)
+    if body is None:
+        return error_page(request, 404, "Không có đơn vị này trong phạm vi tài khoản của bạn.")
+    name = f"sipas-{filters.agency}-{filters.period.label}.xlsx".replace("..", "_")
+    return web.Response(
+        body=body,
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="{quote(name)}"'},
+    )
+
+
+@dataclass(frozen=True)
+class DigestRow:
+    id: int
+    day: date
+    username: str
+    agency: str
+    channel: str
+    status: str
+    subject: str
+
+
+def _digests(ctx: AppContext, viewer: Viewer) -> list[DigestRow]:
+    with ctx.sessions() as session:
+        query = (
+            select(
+                Digest.id,
+                Digest.day,
+                Digest.username,
+                Agency.code,
+                Digest.channel,
+                Digest.status,
+                Digest.subject,
+            )
+            .join(Agency, Digest.agency_id == Agency.id)
+            .order_by(Digest.day.desc(), Digest.id.desc())
+            .limit(200)
+        )
+        if viewer.scope is not None:
+            query = query.where(Digest.agency_id.in_(viewer.scope))
+        return [DigestRow(*row) for row in session.execute(query)]
+
+
+@routes.get("/digests")
+@require_role(*ANYONE)
+async def digests_page(request: web.Request) -> web.Response:
+    _ = translator(request[LANG])
+    rows = await asyncio.to_thread(_digests, request.app[CONTEXT], viewer_of(request))
+    return render(request, "digests.html", title=_("Bản tin đã gửi"), rows=rows)
+
+
+def _digest(ctx: AppContext, viewer: Viewer, digest_id: int) -> Digest | None:
+    with ctx.sessions() as session:
+        digest = session.get(Digest, digest_id)
+        if digest is None or not viewer.sees(digest.agency_id):
+            return None
+        session.expunge(digest)
+        return digest
+
+
+@routes.get("/digests/{id}")
+@require_role(*ANYONE)
+async def digest_page(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    digest = (
+        await asyncio.to_thread(_digest, request.app[CONTEXT], viewer_of(request), int(raw))
+        if raw.isdigit() and len(raw) < 12
+        else None
+    )
+    if digest is None:
+        return error_page(request, 404, "Trang không tồn tại.")
+    return render(request, "digest.html", title=digest.subject, digest=digest)

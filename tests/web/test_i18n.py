@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
+from bot.web.dashboard import BAD_CHANNEL, BAD_PERIOD, _presets
 from bot.web.i18n import english, pick_language, translator
 from bot.web.render import NAVIGATION
+from flows.scores.render import CHANNEL_NAMES, ELEMENT_NAMES, FUNNEL_NAMES
 from storage.models import UserRole
 
 WEB = Path(__file__).resolve().parents[2] / "bot" / "web"
@@ -17,6 +20,9 @@ _MESSAGES = re.compile(r"""error_page\([^"]*"([^"]+)"\)""")
 
 def _texts() -> set[str]:
     found: set[str] = {label for _, label in NAVIGATION} | {role.value for role in UserRole}
+    found |= {label for label, _ in _presets(date(2026, 11, 30))} | {BAD_PERIOD, BAD_CHANNEL}
+    # Names from flows.scores shown on the pages.
+    found |= {*ELEMENT_NAMES.values(), *FUNNEL_NAMES.values(), *CHANNEL_NAMES.values()}
     for path in [*WEB.rglob("*.py"), *(WEB / "templates").glob("*.html")]:
         source = path.read_text(encoding="utf-8")
         found |= {a or b for a, b in _WRAPPED.findall(source)}
