@@ -10,13 +10,15 @@ problem rather than the first, so staff fix a flow in one round (`sipas flows va
 - branching: conditions name an earlier question that has a value and can hold; `goto` names a
   question or `end`; every question can be reached; no loop without a way out.
 - texts: every language and every channel the flow runs on; only known placeholders; SMS texts
-  unaccented GSM-7 and within 160 characters even with the longest agency name and case number
-  (after the agency name is shortened, flows.templates.fit_sms); Zalo texts within 2,000.
+  unaccented GSM-7; every message of every path (each answer class of each branching question,
+  and no answer) rendered as the engine renders it, with its question number and `{total}`
+  range, the longest agency name and case number: SMS within 160 GSM-7 characters (after the
+  agency name is shortened, flows.templates.fit_sms), Zalo within 2,000.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from flows.definition import (
@@ -25,7 +27,6 @@ from flows.definition import (
     CRITERION_INTEGRITY,
     END,
     LANGUAGES,
-    MAX_QUESTIONS,
     ZALO_LIMIT,
     Condition,
     Conditions,
@@ -34,6 +35,7 @@ from flows.definition import (
     Question,
     QuestionKind,
     Text,
+    answer_values,
     conditions_of,
     is_per_channel,
     texts_of,
@@ -52,13 +54,12 @@ __all__ = ["WORST_CASE", "Issue", "Path", "flow_issues"]
 
 Path = tuple[str | int, ...]
 
-# The longest substitutions possible (Agency.name is 255 characters, case_id 64 by contract), and
-# the largest question numbers: every message must fit with these.
+# The longest substitutions possible (Agency.name is 255 characters, case_id 64 by contract):
+# every message must fit with these, on every path (the numbers are those of the path).
 WORST_CASE = {
     "agency": ("Trung tam Phuc vu hanh chinh cong Thanh pho Ho Chi Minh " * 5)[:255],
     "case_id": "000.00.20.H29-250715-0001" + "9" * 39,
 }
-_WORST_NUMBER = MAX_QUESTIONS
 
 
 @dataclass(frozen=True)
@@ -166,12 +167,6 @@ def _kind_issues(question: Question, at: Path) -> Iterable[Issue]:
 # -- branching --------------------------------------------------------------------------------
 
 
-def _values(question: Question) -> range:
-    if question.kind is QuestionKind.CHOICE:
-        return range(1, len(question.options or ()) + 1)
-    return question.kind.values
-
-
 def _condition_issues(
     flow: Flow, when: Conditions | None, at: Path, asked_at: int, *, same_ok: bool
 ) -> Iterable[Issue]:
@@ -198,7 +193,7 @@ def _condition_issues(
 
 
 def _bound_issues(condition: Condition, target: Question, where: Path) -> Iterable[Issue]:
-    possible = _values(target)
+    possible = answer_values(target)
     for name, bound in (("min", condition.min), ("max", condition.max)):
         if bound is not None and bound not in possible:
             yield Issue(
@@ -225,10 +220,7 @@ def _branching_issues(flow: Flow) -> Iterable[Issue]:
                 yield Issue(where, "a rule without `when` always applies: the rules after it are never used")
             if rule.goto != END and not flow.has_question(rule.goto):
                 yield Issue((*where, "goto"), f"goto unknown question {rule.goto!r} (or `{END}`)")
-    keys = [q.key for q in flow.questions]
-    if len(set(keys)) != len(keys) or any(
-        rule.goto != END and not flow.has_question(rule.goto) for q in flow.questions for rule in q.next or ()
-    ):
+    if not _graph_ok(flow):
         return  # the graph below needs unique keys and known targets
     yield from _graph_issues(flow)
 
@@ -238,7 +230,7 @@ def _can_hold(flow: Flow, when: Conditions | None) -> bool:
         if not flow.has_question(condition.question):
             return False
         target = flow.question(condition.question)
-        if target.kind is QuestionKind.TEXT or not any(condition.accepts(v) for v in _values(target)):
+        if target.kind is QuestionKind.TEXT or not any(condition.accepts(v) for v in answer_values(target)):
             return False
     return True
 
@@ -338,9 +330,11 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def _text_issues(flow: Flow) -> Iterable[Issue]:
     runs_on = flow.runs_on
+    broken = False  # lengths are measured only when every text can be rendered
     for path, text, question in texts_of(flow):
         shape = list(_shape_issues(flow, path, text))
         if shape:
+            broken = True
             yield from shape
             continue
         placeholders_ok = True
@@ -373,8 +367,10 @@ def _text_issues(flow: Flow) -> Iterable[Issue]:
                         yield Issue(where, f"SMS text must be unaccented (no diacritics): {template!r}")
                     elif not is_gsm7(template):
                         yield Issue(where, f"SMS text has characters outside GSM-7: {template!r}")
-        if placeholders_ok:
-            yield from _length_issues(flow, path, text, question)
+        if not placeholders_ok:
+            broken = True
+    if not broken and _graph_ok(flow):
+        yield from _path_issues(flow)
 
 
 def _shape_issues(flow: Flow, path: Path, text: Text) -> Iterable[Issue]:
@@ -420,42 +416,138 @@ def _get(text: Text, channel: Channel, language: str) -> str:
     return value
 
 
-def _length_issues(flow: Flow, path: Path, text: Text, question: Question | None) -> Iterable[Issue]:
-    """Render with the worst-case values for every question the text can be shown at."""
-    contexts: Sequence[Question] = [question] if question is not None else flow.questions
-    if path[0] == "scales" or "options" in path:
-        return  # measured inside the question texts that show them
-    for channel in flow.runs_on:
-        for language in flow.languages:
-            where = (*path, channel.value, language) if is_per_channel(text) else (*path, language)
-            for asked in contexts:
-                try:
-                    rendered = flow.render(
-                        text,
-                        channel=channel,
-                        language=language,
-                        values=WORST_CASE,
-                        question=asked,
-                        number=_WORST_NUMBER,
-                        total=_WORST_NUMBER,
-                    )
-                except MessageTooLongError as exc:
-                    yield Issue(
-                        where,
-                        f"SMS too long even with the agency name shortened (limit {SMS_LIMIT} GSM-7 "
-                        f"characters{_at(question, asked)}): {exc}",
-                    )
-                    break
-                except (TemplateError, FlowError) as exc:
-                    yield Issue(where, str(exc))
-                    break
-                if channel is Channel.ZALO and len(rendered) > ZALO_LIMIT:
-                    yield Issue(
-                        where,
-                        f"Zalo text of {len(rendered)} characters{_at(question, asked)}, limit {ZALO_LIMIT}",
-                    )
-                    break
+# More conversation states than this is no survey a citizen can answer; it is reported, not walked.
+MAX_STATES = 5000
 
 
-def _at(question: Question | None, asked: Question) -> str:
-    return "" if question is not None else f", at question {asked.key!r}"
+@dataclass(frozen=True)
+class _Stop:
+    """A point of a conversation where messages are sent: asking `question` (or the end, when
+    `question` is None) after asking `path`, with the answers that steer the branches."""
+
+    question: Question | None
+    answers: Mapping[str, int]
+    path: tuple[str, ...]
+
+
+def _stops(flow: Flow) -> Iterator[_Stop]:
+    """Every point every path of the flow goes through, once per distinct numbering: each answer
+    class of each question that conditions name (Flow.outcomes), and no answer at all."""
+    first = flow.start()
+    if first is None:
+        return
+    pending = [_Stop(first, {}, (first.key,))]
+    seen: set[tuple[object, ...]] = set()
+    while pending:
+        stop = pending.pop()
+        key = (stop.question.key if stop.question else None, tuple(sorted(stop.answers.items())), stop.path)
+        if key in seen:
+            continue
+        seen.add(key)
+        if len(seen) > MAX_STATES:
+            raise _TooManyPathsError
+        yield stop
+        asked = stop.question
+        if asked is None:
+            continue
+        for value in flow.outcomes(asked):
+            answers = dict(stop.answers) if value is None else {**stop.answers, asked.key: value}
+            following = flow.next_asked(asked, answers, stop.path)
+            if following is None:
+                pending.append(_Stop(None, answers, stop.path))
+            else:
+                pending.append(_Stop(following, answers, (*stop.path, following.key)))
+
+
+class _TooManyPathsError(Exception):
+    """The flow has more than MAX_STATES points to check."""
+
+
+def _messages(flow: Flow, stop: _Stop) -> Iterator[tuple[Path, Text, Question]]:
+    """The texts sent at `stop`, with their place in the file and the question they render at."""
+    asked = stop.question
+    if asked is None:  # the end: thanks, and the refusal after the end
+        last = flow.question(stop.path[-1])
+        yield ("messages", "thanks"), flow.messages.thanks, last
+        yield ("messages", "opt_out"), flow.messages.opt_out, flow.first
+        return
+    index = flow.position(asked.key)
+    if len(stop.path) == 1:
+        yield ("messages", "opening"), flow.messages.opening, asked
+    yield ("questions", index, "text"), asked.text, asked
+    if asked.reprompt is not None:
+        yield ("questions", index, "reprompt"), asked.reprompt, asked
+    else:
+        yield ("messages", "reprompt"), flow.messages.reprompt, asked
+    for name in ("help", "reminder", "opt_out"):
+        yield ("messages", name), getattr(flow.messages, name), asked
+
+
+def _path_issues(flow: Flow) -> Iterable[Issue]:
+    """Every message of every path, on every channel and in every language, rendered as the
+    engine renders it (its number and `{total}` range on that path) with the longest agency name
+    and case number: SMS within 160 GSM-7 characters (after the agency name is shortened,
+    flows.templates.fit_sms), Zalo within 2,000. One issue per text, channel and language."""
+    reported: set[Path] = set()
+    try:
+        stops = list(_stops(flow))
+    except _TooManyPathsError:
+        yield Issue(
+            ("questions",), f"more than {MAX_STATES} points on the flow's paths: simplify the branching"
+        )
+        return
+    for stop in stops:
+        for path, text, asked in _messages(flow, stop):
+            at_end = stop.question is None
+            number, total = flow.progress(asked, stop.answers, stop.path, asking=not at_end)
+            for channel in flow.runs_on:
+                for language in flow.languages:
+                    where = (*path, channel.value, language) if is_per_channel(text) else (*path, language)
+                    if where in reported:
+                        continue
+                    problem = _too_long(flow, text, channel, language, asked, number, total)
+                    if problem is not None:
+                        reported.add(where)
+                        yield Issue(where, f"{problem} ({_on_path(flow, stop)})")
+
+
+def _too_long(
+    flow: Flow,
+    text: Text,
+    channel: Channel,
+    language: str,
+    asked: Question,
+    number: int,
+    total: tuple[int, int],
+) -> str | None:
+    try:
+        rendered = flow.render(
+            text,
+            channel=channel,
+            language=language,
+            values=WORST_CASE,
+            question=asked,
+            number=number,
+            total=total,
+        )
+    except MessageTooLongError as exc:
+        return f"SMS too long even with the agency name shortened (limit {SMS_LIMIT} GSM-7 characters): {exc}"
+    except (TemplateError, FlowError) as exc:
+        return str(exc)
+    if channel is Channel.ZALO and len(rendered) > ZALO_LIMIT:
+        return f"Zalo text of {len(rendered)} characters, limit {ZALO_LIMIT}"
+    return None
+
+
+def _on_path(flow: Flow, stop: _Stop) -> str:
+    steps = " -> ".join(stop.path)
+    answered = ", ".join(f"{key}={value}" for key, value in sorted(stop.answers.items()))
+    where = f"at question {stop.question.key!r}" if stop.question is not None else "at the end"
+    return f"{where}, on the path {steps}" + (f" with {answered}" if answered else "")
+
+
+def _graph_ok(flow: Flow) -> bool:
+    keys = [q.key for q in flow.questions]
+    return len(set(keys)) == len(keys) and not any(
+        rule.goto != END and not flow.has_question(rule.goto) for q in flow.questions for rule in q.next or ()
+    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -42,6 +43,8 @@ __all__ = [
     "QuestionKind",
     "Rule",
     "Text",
+    "answer_values",
+    "count_text",
     "json_schema",
 ]
 
@@ -256,17 +259,80 @@ class Flow(_Model):
                 return None if rule.goto == END else self.enter(self.question(rule.goto), answers)
         return self.enter(self.listed_after(question), answers)
 
-    def ahead(self, question: Question, answers: Answers) -> list[Question]:
-        """The questions still to come after `question` if the answers stay as they are (an
-        unanswered question meets no condition). Stops where the path would repeat."""
-        path: list[Question] = []
-        seen = {question.key}
+    def next_asked(self, question: Question, answers: Answers, path: Sequence[str]) -> Question | None:
+        """What is asked after `question` on a conversation that has asked `path`: `following`,
+        except that a question already asked MAX_VISITS times ends the survey instead."""
         following = self.following(question, answers)
-        while following is not None and following.key not in seen:
-            path.append(following)
-            seen.add(following.key)
-            following = self.following(following, answers)
-        return path
+        if following is not None and list(path).count(following.key) >= MAX_VISITS:
+            return None
+        return following
+
+    def outcomes(self, question: Question) -> list[int | None]:
+        """The answers to `question` worth telling apart to know what follows: one value per class
+        of values the flow's conditions on it tell apart, and None (not answered: given up after
+        the re-asks, or a free text). A question no condition names has the one outcome None."""
+        conditions = [c for c in self._conditions() if c.question == question.key]
+        if not conditions or question.kind is QuestionKind.TEXT:
+            return [None]
+        classes: dict[tuple[bool, ...], int] = {}
+        for value in answer_values(question):
+            classes.setdefault(tuple(c.accepts(value) for c in conditions), value)
+        return [*classes.values(), None]
+
+    def remaining(self, question: Question, answers: Answers, path: Sequence[str]) -> tuple[int, int]:
+        """The fewest and the most questions still to come after `question`, over every answer the
+        citizen may give (or not) from here; what `{total}` shows, a range while a branch is open.
+        `path` is what was asked so far (it bounds loops, see `next_asked`)."""
+        memo: dict[tuple[object, ...], tuple[int, int]] = {}
+        loops = self._has_loops()
+        referenced = {c.question for c in self._conditions()}
+
+        def walk(asked: Question, known: dict[str, int | str], seen: tuple[str, ...]) -> tuple[int, int]:
+            key = (
+                asked.key,
+                tuple(sorted((k, v) for k, v in known.items() if k in referenced)),
+                tuple(sorted(Counter(seen).items())) if loops else (),
+            )
+            if key not in memo:
+                spans = []
+                for value in self.outcomes(asked):
+                    after = known if value is None else {**known, asked.key: value}
+                    following = self.next_asked(asked, after, seen)
+                    if following is None:
+                        spans.append((0, 0))
+                    else:
+                        low, high = walk(following, after, (*seen, following.key))
+                        spans.append((low + 1, high + 1))
+                memo[key] = (min(low for low, _ in spans), max(high for _, high in spans))
+            return memo[key]
+
+        return walk(question, dict(answers), tuple(path))
+
+    def progress(
+        self, question: Question, answers: Answers, path: Sequence[str], *, asking: bool = True
+    ) -> tuple[int, tuple[int, int]]:
+        """Where a conversation that has asked `path` stands at `question`: the number the citizen
+        sees, and the fewest and most questions of the whole survey (`{number}`, `{total}`).
+        After the end (`asking` False) both are the questions asked."""
+        number = max(len(path), 1)
+        if not asking:
+            return number, (number, number)
+        low, high = self.remaining(question, answers, path)
+        return number, (number + low, number + high)
+
+    def _conditions(self) -> list[Condition]:
+        found = [c for q in self.questions for c in conditions_of(q.when)]
+        return found + [c for q in self.questions for rule in q.next or () for c in conditions_of(rule.when)]
+
+    def _has_loops(self) -> bool:
+        """Whether a `goto` leads back (the only way a question can be asked twice)."""
+        return any(
+            rule.goto != END
+            and self.has_question(rule.goto)
+            and self.position(rule.goto) <= self.position(q.key)
+            for q in self.questions
+            for rule in q.next or ()
+        )
 
     def reprompts_allowed(self, question: Question) -> int:
         return self.max_reprompts if question.max_reprompts is None else question.max_reprompts
@@ -298,20 +364,34 @@ class Flow(_Model):
         values: Mapping[str, str],
         question: Question,
         number: int,
-        total: int,
+        total: tuple[int, int],
     ) -> str:
         """`text` for `channel` in `language`, with `values` (agency, case_id), the question's
-        position and its legend. SMS are folded to unaccented GSM-7 and fitted into one SMS."""
+        position, the fewest and most questions of the survey (`{total}`: "3", or "3-5" while a
+        branch may add questions) and its legend. SMS are folded to unaccented GSM-7 and fitted
+        into one SMS."""
         merged = {
             **values,
             "number": str(number),
-            "total": str(total),
+            "total": count_text(*total),
             "scale": self.legend(question, channel, language),
         }
         template = variant(text, channel, language)
         if channel is Channel.SMS:
             return fit_sms(template, merged, SMS_LIMIT)
         return render_template(template, merged)
+
+
+def answer_values(question: Question) -> range:
+    """The values an answer to `question` can have (a choice: its options)."""
+    if question.kind is QuestionKind.CHOICE:
+        return range(1, len(question.options or ()) + 1)
+    return question.kind.values
+
+
+def count_text(low: int, high: int) -> str:
+    """A number of questions as shown: "3", or "3-5" when it is not known yet."""
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def is_per_channel(text: Mapping[str, object]) -> bool:

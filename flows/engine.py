@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from flows.definition import MAX_VISITS, Flow, FlowError, Question, QuestionKind, Text
+from flows.definition import Flow, FlowError, Question, QuestionKind, Text
 from flows.understanding import Keyword, ParsedReply, Reason, ReplyKind, parse_reply
 from storage.models import Channel
 
@@ -58,7 +58,7 @@ class ConversationStatus(StrEnum):
 class ConversationState:
     """Where a conversation is. `version` counts applied steps (the DB copy's state_version);
     `answers` are this conversation's values that branching reads, `path` the questions asked so
-    far in order (its length is the number the citizen sees: "Cau 2/3")."""
+    far in order (its length is the number the citizen sees: "Cau 2/3-5")."""
 
     status: ConversationStatus
     question: str | None = None
@@ -308,10 +308,9 @@ class Conversation:
         version: int,
     ) -> tuple[tuple[str, ...], ConversationState]:
         """Leave `question` (answered or given up): the next question, or thanks at the end."""
-        following = self.flow.following(question, answers)
         path = state.path + also_answered
-        if following is not None and path.count(following.key) >= MAX_VISITS:
-            following = None  # a loop the citizen keeps taking: end rather than ask forever
+        # A loop the citizen keeps taking ends rather than asks forever (Flow.next_asked).
+        following = self.flow.next_asked(question, answers, path)
         if following is None:
             done = ConversationState(ConversationStatus.DONE, None, 0, version, answers, path)
             return (self._say(self.flow.messages.thanks, question, done),), done
@@ -346,12 +345,11 @@ class Conversation:
         return self._say(self.flow.messages.opt_out, question, state)
 
     def _say(self, text: Text, question: Question, state: ConversationState) -> str:
-        """`text` rendered at `question`: its number on the path so far, and the total the
-        answers so far lead to (a branch that opens adds to it)."""
-        number = _number(state)
-        total = number + len(self.flow.ahead(question, state.answers))
-        if state.status is not ConversationStatus.ASKING:
-            total = number = max(len(state.path), 1)
+        """`text` rendered at `question`: its number on the path so far, and the fewest and most
+        questions the survey can have from here (Flow.progress), so no count is promised that a
+        branch breaks: "3-5" at the start, "3" or "5" once the branch is decided."""
+        asking = state.status is ConversationStatus.ASKING
+        number, total = self.flow.progress(question, state.answers, state.path, asking=asking)
         return self.flow.render(
             text,
             channel=self.channel,

@@ -50,7 +50,7 @@ def _render(flow: Flow, text: Text, channel: Channel, lang: str, values: dict[st
         values=values,
         question=question,
         number=number,
-        total=len(flow.questions),
+        total=(len(flow.questions), len(flow.questions)),
     )
 
 

@@ -35,9 +35,9 @@ def _run(conversation: Conversation, *replies: str) -> tuple[ConversationState, 
 def test_open_sends_the_notice_then_the_first_question() -> None:
     step = _conversation().open()
     assert step.messages == (
-        f"{LONGEST_AGENCY_SMS} moi Ong/Ba gop y ve ho so {LONGEST_CASE_ID}: 3 cau, tu nguyen, bao mat. "
+        f"{LONGEST_AGENCY_SMS} moi Ong/Ba gop y ve ho so {LONGEST_CASE_ID}: 3-5 cau, tu nguyen, bao mat. "
         "Tu choi: tra loi TC",
-        f"Cau 1/3: Ong/Ba hai long the nao ve viec giai quyet ho so? Tra loi 1 so: {SCALE_VI}",
+        f"Cau 1/3-5: Ong/Ba hai long the nao ve viec giai quyet ho so? Tra loi 1 so: {SCALE_VI}",
     )
     assert _where(step.state) == (ConversationStatus.ASKING, "overall", 0, 1)
 
@@ -62,7 +62,9 @@ def test_not_understood_reasks_once_then_moves_on_keeping_the_text() -> None:
     state, (first, second, third) = _run(_conversation(), "khong biet", "3 hoac 4", "5")
     assert first.answers == ()
     assert first.comments == (RecordedComment("overall", "khong biet"),)
-    assert first.messages == (f"Xin loi, chua hieu cau tra loi. Cau 1/3, vui long tra loi 1 so: {SCALE_VI}",)
+    assert first.messages == (
+        f"Xin loi, chua hieu cau tra loi. Cau 1/3-5, vui long tra loi 1 so: {SCALE_VI}",
+    )
     assert first.state.question == "overall"
     assert first.state.reprompts == 1
     assert second.answers == ()
@@ -126,7 +128,7 @@ def test_restart_goes_back_to_the_first_question() -> None:
     restart = steps[2]
     assert restart.keyword is Keyword.RESTART
     assert restart.answers == ()
-    assert restart.messages[0].startswith("Cau 1/3:")
+    assert restart.messages[0].startswith("Cau 1/3-5:")
     assert _where(restart.state) == (ConversationStatus.ASKING, "overall", 0, 4)
     assert [(a.question_key, a.value) for a in steps[3].answers] == [("overall", 2)]
     assert state.question == "cong_chuc"
@@ -150,8 +152,8 @@ def test_after_the_end_only_opt_out_is_answered() -> None:
 def test_english_conversation() -> None:
     conversation = _conversation("en")
     opening = conversation.open()
-    assert opening.messages[0].endswith("3 questions, voluntary, private. Reply TC to refuse")
-    assert opening.messages[1].startswith("Q1/3: How satisfied")
+    assert opening.messages[0].endswith("3-5 questions, voluntary, private. Reply TC to refuse")
+    assert opening.messages[1].startswith("Q1/3-5: How satisfied")
     state, steps = _run(conversation, "5", "1", "2")
     assert steps[-1].messages[0].startswith("Thank you for answering the survey.")
     assert state.status is ConversationStatus.DONE

@@ -59,6 +59,40 @@ def test_default_flows_match_their_golden_output(flow: str, channel: str, langua
     assert [line["reply"] for line in answers] == SCRIPTS[flow]
 
 
+# Goldens of the progress wording (issue 11): the count is a range while a branch may still add
+# questions ("3-5 cau", "Cau 1/3-5"), and exact once it is decided ("Cau 2/3" for a satisfied
+# citizen; "Cau 2/5" above for an unsatisfied one). (name, flow, replies), SMS in vi and en.
+PROGRESS = [
+    ("sipas-sms.satisfied", "sipas-sms", ["5", "4", "5"]),
+    ("valid-branching.unsatisfied", str(DATA / "valid-branching.yaml"), ["2", "abc", "3", "2", "Lau qua"]),
+]
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+@pytest.mark.parametrize(("name", "flow", "replies"), PROGRESS)
+def test_progress_goldens(name: str, flow: str, replies: list[str], language: str) -> None:
+    code, lines, stderr = _simulate(flow, "--channel", "sms", "--lang", language, replies=replies)
+    assert code == 0, stderr
+    golden = GOLDEN / f"{name}.sms.{language}.jsonl"
+    assert lines == [json.loads(line) for line in golden.read_text(encoding="utf-8").splitlines()]
+
+
+def test_the_count_is_a_range_until_the_branch_is_decided() -> None:
+    def texts(name: str) -> list[str]:
+        lines = [json.loads(x) for x in (GOLDEN / name).read_text(encoding="utf-8").splitlines()]
+        return [message for line in lines for message in line["messages"]]
+
+    unsatisfied, satisfied = texts("sipas-sms.sms.vi.jsonl"), texts("sipas-sms.satisfied.sms.vi.jsonl")
+    for conversation in (unsatisfied, satisfied):
+        assert ": 3-5 cau, tu nguyen" in conversation[0]  # the opening promises no fixed count
+        assert conversation[1].startswith("Cau 1/3-5: ")
+    assert [t[:8] for t in satisfied[2:4]] == ["Cau 2/3:", "Cau 3/3:"]
+    assert [t[:8] for t in unsatisfied[2:3]] == ["Cau 2/5:"]
+    english = texts("sipas-sms.satisfied.sms.en.jsonl")
+    assert ": 3-5 questions, voluntary" in english[0]
+    assert english[1].startswith("Q1/3-5: ")
+
+
 def test_golden_values_follow_the_contract() -> None:
     """What the goldens say, spelt out: the branch opens on overall 2, help and re-asks keep the
     question, free text is a string, yes/no records no as 2, refusal ends in opted_out."""
@@ -142,10 +176,10 @@ def test_a_published_name_runs_its_newest_version_or_the_one_asked(
             )
     code, lines, stderr = _simulate("sipas-sms", replies=[])
     assert (code, stderr.strip()) == (0, "simulating sipas-sms v2")
-    assert lines[0]["messages"][1].startswith("Cau 1/3: Ong/Ba thay the nao")
+    assert lines[0]["messages"][1].startswith("Cau 1/3-5: Ong/Ba thay the nao")
     code, lines, stderr = _simulate("sipas-sms", "--version", "1", replies=[])
     assert (code, stderr.strip()) == (0, "simulating sipas-sms v1")
-    assert lines[0]["messages"][1].startswith("Cau 1/3: Ong/Ba hai long the nao")
+    assert lines[0]["messages"][1].startswith("Cau 1/3-5: Ong/Ba hai long the nao")
     code, _lines, stderr = _simulate("sipas-sms", "--version", "7", replies=[])
     assert code == 1
     assert "has no version 7" in stderr

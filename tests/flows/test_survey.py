@@ -106,7 +106,7 @@ def test_start_survey_queues_two_sms_sets_state_and_timers(
             f"survey:{survey_id}:open:1",
         ]
         assert messages[0].text.startswith(f"{LONGEST_AGENCY_SMS} moi Ong/Ba gop y ve ho so 000.00.20.H29")
-        assert messages[1].text.startswith("Cau 1/3:")
+        assert messages[1].text.startswith("Cau 1/3-5:")
         for m in messages:
             assert gsm7_length(m.text) <= SMS_LIMIT
             assert is_unaccented(m.text)
@@ -227,7 +227,7 @@ def test_garbage_is_reasked_once_then_skipped_and_kept_as_comments(
     _e1, reask = _reply(any_db_url, states, settings, vault, survey_id, "khong biet")
     _e2, moved = _reply(any_db_url, states, settings, vault, survey_id, "3 hoac 4")
     with transaction(any_db_url) as session:
-        assert _texts(session, reask)[0].startswith("Xin loi, chua hieu cau tra loi. Cau 1/3")
+        assert _texts(session, reask)[0].startswith("Xin loi, chua hieu cau tra loi. Cau 1/3-5,")
         assert _texts(session, moved)[0].startswith("Cau 2/3:")
         comments = session.scalars(select(Comment).where(Comment.survey_id == survey_id).order_by(Comment.id))
         assert [(c.question_key, c.text) for c in comments] == [

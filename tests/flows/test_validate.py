@@ -139,3 +139,18 @@ def test_structure_errors_are_all_listed_with_their_lines() -> None:
         (15, "messages.reprompts"),  # ...and the misspelt one is unknown
         (38, "questions.3.kind"),
     }, report.describe()
+
+
+def test_lengths_are_measured_on_every_path_with_its_own_numbers() -> None:
+    """A text asked only on a branch is measured on that branch, with the count shown there; the
+    issue says which path (issue 11: every path of every flow, in vi and en)."""
+    source = (DATA / "valid-branching.yaml").read_text(encoding="utf-8")
+    long_en = "Q{number}/{total}: worst? " + "x" * 150 + " {scale}"
+    source = source.replace('en: "Q{number}/{total}: worst? {scale}"', f'en: "{long_en}"')
+    assert long_en in source
+    report = check_source(source, "branch.yaml")
+    assert report.flow is None
+    [issue] = report.issues
+    assert issue.where == "questions.2.text.en"
+    assert "SMS too long" in issue.message
+    assert "at question 'worst', on the path overall -> staff -> worst with overall=1" in issue.message
