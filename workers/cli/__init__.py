@@ -26,11 +26,13 @@ def _register() -> None:
         digest,
         export,
         flows,
+        keys,
         opt_outs,
         outbox,
         processes,
         rules,
         scores,
+        subject,
         users,
         zalo,
     )
@@ -52,6 +54,8 @@ def _register() -> None:
         opt_outs,
         api_tokens,
         digest,
+        subject,
+        keys,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

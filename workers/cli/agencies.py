@@ -274,7 +274,7 @@ def staff_import(file: Path) -> None:
         raise RegistryFileError(f"{file}: use a .csv file with columns agency_code, phone")
     settings = get_settings()
     settings.require("SIPAS_SECRET_KEY")
-    vault = PhoneVault(settings.SIPAS_SECRET_KEY)
+    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
     records = read_records(file)
     sessions = session_factory(settings.DATABASE_URL)
     errors: list[str] = []

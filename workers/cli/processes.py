@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 
 import click
 
 from config.logging import configure_logging, rq_log_level
 from config.settings import get_settings
-from workers.queues import ALL_QUEUES
+from workers.queues import ALL_QUEUES, DEFAULT_QUEUE, SCORES_QUEUE
 
 
 @click.command()
@@ -36,7 +37,7 @@ def web(host: str | None, port: int | None) -> None:
     context = AppContext(
         settings=settings,
         sessions=session_factory(settings.DATABASE_URL),
-        vault=PhoneVault(settings.SIPAS_SECRET_KEY),
+        vault=PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys),
         redis=redis,
         dispatcher=RQDispatcher(redis),
     )
@@ -48,18 +49,45 @@ def web(host: str | None, port: int | None) -> None:
 
 @click.command()
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty (tests, one-off runs).")
-def worker(burst: bool) -> None:
-    """Run an RQ worker (with the RQ scheduler for delayed retries) on the service's queues."""
-    from rq import Worker
-
+@click.option(
+    "--queues",
+    default=",".join(ALL_QUEUES),
+    show_default=True,
+    help="Comma-separated queues, in priority order. Production runs one worker on "
+    f"'{DEFAULT_QUEUE}' (replies, sends, timers) and one on '{SCORES_QUEUE}', so the nightly "
+    "scores never delay a reply (docs/scaling.md).",
+)
+def worker(burst: bool, queues: str) -> None:
+    """Run an RQ worker (non-forking, with the RQ scheduler) on the service's queues; it restarts
+    itself cleanly after SIPAS_WORKER_MAX_JOBS jobs or SIPAS_WORKER_MAX_MEMORY_MB (workers.worker)."""
     from storage.redis import redis_for
+    from workers.worker import GuardedWorker
 
     settings = get_settings()
     settings.require("SIPAS_SECRET_KEY")
     configure_logging(settings.LOG_LEVEL)
-    Worker(list(ALL_QUEUES), connection=redis_for(settings.REDIS_URL)).work(
-        burst=burst, with_scheduler=True, logging_level=rq_log_level(settings.LOG_LEVEL)
+    names = [name.strip() for name in queues.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(ALL_QUEUES))
+    if unknown:
+        raise click.BadParameter(f"unknown queue(s) {', '.join(unknown)}", param_hint="--queues")
+    rq_worker = GuardedWorker(
+        names, connection=redis_for(settings.REDIS_URL), max_memory_mb=settings.SIPAS_WORKER_MAX_MEMORY_MB
     )
+    rq_worker.work(
+        burst=burst,
+        with_scheduler=True,
+        max_jobs=None if burst else settings.SIPAS_WORKER_MAX_JOBS,
+        logging_level=rq_log_level(settings.LOG_LEVEL),
+    )
+    if burst or rq_worker.stopped_by_signal:
+        return
+    # Max jobs, memory, or RQ gave up on Redis (restarted): start afresh, same pid.
+    logging.getLogger(__name__).warning("worker restarting with a fresh process image")
+    time.sleep(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, "-c", "from workers.cli import main; main()", *sys.argv[1:]]
+    os.execv(sys.executable, argv)  # noqa: S606 - the same program, no shell involved
 
 
 @click.command()

@@ -1,0 +1,258 @@
+"""`sipas keys rotate`: re-encrypt everything under a new SIPAS_SECRET_KEY and recompute the
+keyed look-up hashes, while the old key stays readable (SIPAS_OLD_SECRET_KEYS) until it is done.
+
+Steps (docs/operations.md, "Rotating SIPAS_SECRET_KEY"): put the new key in SIPAS_SECRET_KEY and
+the old one in SIPAS_OLD_SECRET_KEYS, restart the processes, run `sipas keys rotate`, then remove
+the old key. The command can be interrupted and run again: rows already under the new key are
+skipped, each batch is its own transaction.
+
+Hashes are recomputed from the plaintext they hash: numbers and Zalo ids held encrypted (cases,
+surveys, inbox, and the raw requests of inbound events). Rows that hold ONLY a hash (opt-outs,
+staff phones) are re-keyed through the same plaintexts: an old hash maps to the new hash of the
+number that produced it. A hash whose number is no longer held anywhere (its contact data was
+purged) cannot be re-keyed; the command counts these and keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+
+from bot.zalo.inbound import PROVIDER_BOT, PROVIDER_OA, NotAnEventError, describe_bot_event, describe_oa_event
+from config.settings import get_settings
+from flows.phones import InvalidPhoneError, normalize_phone
+from storage.crypto import DecryptionError, PhoneVault
+from storage.db import session_factory
+from storage.models import (
+    Base,
+    Case,
+    InboundEvent,
+    InboxMessage,
+    OptOut,
+    OutboundMessage,
+    StaffPhone,
+    Survey,
+    ZaloOAToken,
+)
+
+BATCH = 500
+PURGED = ""
+
+# Every encrypted column (storage.models: `*_enc`).
+ENCRYPTED: tuple[InstrumentedAttribute[Any], ...] = (
+    Case.phone_enc,
+    Case.zalo_user_id_enc,
+    Survey.zalo_chat_enc,
+    OutboundMessage.recipient_enc,
+    InboundEvent.payload_enc,
+    InboxMessage.sender_enc,
+    ZaloOAToken.access_token_enc,
+    ZaloOAToken.refresh_token_enc,
+)
+
+
+@dataclass
+class Rotation:
+    """What the rotation did, and the old-hash -> new-hash map it builds from plaintexts."""
+
+    reencrypted: int = 0
+    rehashed: int = 0
+    not_rekeyable: int = 0
+    rekey: dict[str, str] = field(default_factory=dict)
+
+    def learn(self, vault: PhoneVault, plaintext: str) -> str:
+        """The new hash of `plaintext`; remembers which old hashes stand for it."""
+        new = vault.lookup_hash(plaintext)
+        for old in vault.old_lookup_hashes(plaintext):
+            self.rekey[old] = new
+        return new
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "reencrypted": self.reencrypted,
+            "rehashed": self.rehashed,
+            "hashes_not_rekeyable": self.not_rekeyable,
+        }
+
+
+def _batches(sessions: sessionmaker[Session], model: type[Base]) -> Iterator[tuple[Session, list[Any]]]:
+    """(session, rows) of `model` by id, BATCH at a time, each batch in its own transaction
+    (committed when the caller moves on), so an interrupted rotation keeps what it did."""
+    last = 0
+    ident: Any = model.id  # type: ignore[attr-defined]
+    while True:
+        with sessions() as session, session.begin():
+            rows: list[Any] = list(
+                session.scalars(select(model).where(ident > last).order_by(ident).limit(BATCH))
+            )
+            if not rows:
+                return
+            yield session, rows
+            last = rows[-1].id
+
+
+def _reencrypt(vault: PhoneVault, row: Any, column: str, rotation: Rotation) -> str | None:
+    """Re-encrypt one column value under the current key; its plaintext (None if empty)."""
+    token = getattr(row, column)
+    if not token:
+        return None
+    plaintext = vault.decrypt(token)
+    if not vault.is_current(token):
+        setattr(row, column, vault.encrypt(plaintext))
+        rotation.reencrypted += 1
+    return plaintext
+
+
+def _set_hash(row: Any, column: str, new: str | None, rotation: Rotation) -> None:
+    if new is not None and getattr(row, column) not in (None, new):
+        setattr(row, column, new)
+        rotation.rehashed += 1
+
+
+def _event_sender(provider: str, kind: str, payload: str) -> str | None:
+    """Who sent a stored raw request, read as the webhook read it (to recompute sender_hash)."""
+    data = json.loads(payload)
+    if provider == "kannel":
+        sender = str(data.get("from", "")).strip() if kind == "mo" else ""
+        if not sender:
+            return None
+        try:
+            return normalize_phone(sender)
+        except InvalidPhoneError:
+            return sender
+    describe = {PROVIDER_BOT: describe_bot_event, PROVIDER_OA: describe_oa_event}.get(provider)
+    if describe is None:
+        return None
+    try:
+        return describe(data).user_id
+    except NotAnEventError:
+        return None
+
+
+def _rotate_row(vault: PhoneVault, row: Any, rotation: Rotation) -> None:
+    if isinstance(row, Case):
+        phone = _reencrypt(vault, row, "phone_enc", rotation)
+        _set_hash(row, "phone_hash", rotation.learn(vault, phone) if phone else None, rotation)
+        zalo = _reencrypt(vault, row, "zalo_user_id_enc", rotation)
+        _set_hash(row, "zalo_user_hash", rotation.learn(vault, zalo) if zalo else None, rotation)
+    elif isinstance(row, Survey):
+        chat = _reencrypt(vault, row, "zalo_chat_enc", rotation)
+        _set_hash(row, "zalo_chat_hash", rotation.learn(vault, chat) if chat else None, rotation)
+    elif isinstance(row, OutboundMessage):
+        _reencrypt(vault, row, "recipient_enc", rotation)
+    elif isinstance(row, InboundEvent):
+        payload = _reencrypt(vault, row, "payload_enc", rotation)
+        sender = _event_sender(row.provider, row.kind, payload) if payload else None
+        _set_hash(row, "sender_hash", rotation.learn(vault, sender) if sender else None, rotation)
+    elif isinstance(row, InboxMessage):
+        sender = _reencrypt(vault, row, "sender_enc", rotation)
+        _set_hash(row, "sender_hash", rotation.learn(vault, sender) if sender else None, rotation)
+    elif isinstance(row, ZaloOAToken):
+        _reencrypt(vault, row, "access_token_enc", rotation)
+        _reencrypt(vault, row, "refresh_token_enc", rotation)
+
+
+# Rows with plaintext first (they teach the old -> new hash map), hash-only rows after.
+_WITH_PLAINTEXT: tuple[type[Base], ...] = (
+    Case,
+    Survey,
+    OutboundMessage,
+    InboundEvent,
+    InboxMessage,
+    ZaloOAToken,
+)
+
+
+def count_rows(session: Session) -> int:
+    models: tuple[type[Base], ...] = (*_WITH_PLAINTEXT, OptOut, StaffPhone)
+    return sum(int(session.scalar(select(func.count()).select_from(model)) or 0) for model in models)
+
+
+def rotate(
+    sessions: sessionmaker[Session], vault: PhoneVault, advance: Callable[[int], None] = lambda _n: None
+) -> Rotation:
+    """Re-encrypt and re-hash every row (see the module docstring); `advance(n)` after each batch."""
+    rotation = Rotation()
+    for model in _WITH_PLAINTEXT:
+        for _session, batch in _batches(sessions, model):
+            for row in batch:
+                _rotate_row(vault, row, rotation)
+            advance(len(batch))
+    with sessions() as session, session.begin():
+        for survey in session.scalars(select(Survey).where(Survey.phone_hash.is_not(None))):
+            _set_hash(survey, "phone_hash", rotation.rekey.get(survey.phone_hash or ""), rotation)
+    current = set(rotation.rekey.values())
+    with sessions() as session, session.begin():
+        refusals = list(session.scalars(select(OptOut)))
+        for refusal in refusals:
+            new = rotation.rekey.get(refusal.phone_hash)
+            if new is not None:
+                if session.get(OptOut, new) is None:
+                    session.add(
+                        OptOut(
+                            phone_hash=new,
+                            source=refusal.source,
+                            created_at=refusal.created_at,
+                            rejoin_requested_at=refusal.rejoin_requested_at,
+                        )
+                    )
+                session.delete(refusal)
+                rotation.rehashed += 1
+            elif new is None and refusal.phone_hash not in current:
+                rotation.not_rekeyable += 1
+        advance(len(refusals))
+    with sessions() as session, session.begin():
+        staff = list(session.scalars(select(StaffPhone)))
+        for phone in staff:
+            new = rotation.rekey.get(phone.phone_hash)
+            if new is not None:
+                _set_hash(phone, "phone_hash", new, rotation)
+            elif phone.phone_hash not in current:
+                rotation.not_rekeyable += 1
+        advance(len(staff))
+    return rotation
+
+
+@click.group("keys")
+def keys() -> None:
+    """SIPAS_SECRET_KEY: rotate it."""
+
+
+@keys.command("rotate")
+def rotate_command() -> None:
+    """Re-encrypt and re-hash everything under SIPAS_SECRET_KEY (old keys: SIPAS_OLD_SECRET_KEYS)."""
+    settings = get_settings()
+    settings.require("SIPAS_SECRET_KEY", "SIPAS_OLD_SECRET_KEYS")
+    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
+    sessions = session_factory(settings.DATABASE_URL)
+    with sessions() as session:
+        total = count_rows(session)
+    try:
+        with click.progressbar(length=total, label="re-encrypting", file=sys.stderr) as bar:
+
+            def advance(rows: int) -> None:
+                bar.update(rows)
+
+            result = rotate(sessions, vault, advance)
+    except DecryptionError:
+        raise click.ClickException(
+            "a value cannot be decrypted with SIPAS_SECRET_KEY nor SIPAS_OLD_SECRET_KEYS: add the key "
+            "it was written with to SIPAS_OLD_SECRET_KEYS and run again (rows done so far are kept)"
+        ) from None
+    click.echo(json.dumps(result.as_json()))
+    if result.not_rekeyable:
+        click.echo(
+            f"{result.not_rekeyable} opt-out or staff hashes could not be re-keyed: their numbers are no "
+            "longer held (purged). Re-import staff phones; see docs/operations.md.",
+            err=True,
+        )
+
+
+COMMANDS = [keys]
