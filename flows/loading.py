@@ -3,9 +3,9 @@
 A flow file is composed into YAML nodes first, so every path in the data (`questions.2.text.vi`)
 maps to the line it was written on; duplicate keys (which plain YAML loading silently resolves to
 the last one) are reported too. Then the structure is checked (flows.definition, pydantic: every
-structural error at once) and, when the structure is sound, the meaning (flows.checks: every
-problem at once). `sipas flows validate` prints the report; everything else uses `load_flow`,
-which refuses a flow with any problem.
+structural error at once) and the meaning (flows.checks: every problem at once; where the
+structure has errors, of the parts that are sound). `sipas flows validate` prints the report;
+everything else uses `load_flow`, which refuses a flow with any problem.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ __all__ = [
 
 FLOWS_DIR = PROJECT_ROOT / "config" / "flows"
 MAX_FILE_BYTES = 1_000_000
+# A flow with structural errors is checked for meaning once its broken parts are set aside; each
+# round sets aside what the last one found (a question has at most a few nested levels).
+MAX_SALVAGE_ROUNDS = 8
+_REQUIRED = frozenset(name for name, info in Flow.model_fields.items() if info.is_required())
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,10 @@ def check_source(text: str, source: str) -> FlowReport:
         flow = Flow.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            path = tuple(part for part in error["loc"] if not _is_union_tag(part))
+            path = _error_path(error)
             report.issues.append(LineIssue(lines.line_of(path), _dotted(path), _pydantic_message(error)))
+        # Check the meaning of what is sound too, so staff see every problem in one round.
+        report.issues += _salvaged_issues(data, lines)
         report.issues.sort(key=lambda issue: issue.line or 0)
         return report
     report.issues += [_located(issue, lines) for issue in flow_issues(flow)]
@@ -154,6 +160,58 @@ def check_source(text: str, source: str) -> FlowReport:
     if not report.issues:
         report.flow = flow
     return report
+
+
+def _error_path(error: Any) -> tuple[str | int, ...]:
+    return tuple(part for part in error["loc"] if not _is_union_tag(part))
+
+
+def _salvaged_issues(data: dict[str, Any], lines: _Lines) -> list[LineIssue]:
+    """The problems of meaning of a flow with structural errors: the questions with such errors
+    (and optional top-level fields with them) are set aside until the rest has a sound structure,
+    then the rest is checked. A problem that names a set-aside question is left out (it would only
+    repeat the structural one), and paths are mapped back to the questions' places in the file."""
+    salvaged = dict(data)
+    questions = list(salvaged.get("questions") or []) if isinstance(salvaged.get("questions"), list) else []
+    kept = list(range(len(questions)))  # salvaged position -> position in the file
+    dropped: set[str] = set()
+    for _round in range(MAX_SALVAGE_ROUNDS):
+        salvaged["questions"] = [questions[i] for i in kept]
+        try:
+            flow = Flow.model_validate(salvaged)
+            break
+        except ValidationError as exc:
+            paths = [_error_path(e) for e in exc.errors(include_url=False)]
+        progress = False
+        for path in paths:
+            if len(path) >= 2 and path[0] == "questions" and isinstance(path[1], int) and path[1] < len(kept):
+                original = kept[path[1]]
+                if original in kept:
+                    item = questions[original]
+                    if isinstance(item, dict) and isinstance(item.get("key"), str):
+                        dropped.add(item["key"])
+                    kept = [i for i in kept if i != original]
+                    progress = True
+            elif path and path[0] != "questions" and path[0] in salvaged and path[0] not in _REQUIRED:
+                del salvaged[path[0]]
+                progress = True
+        if not progress:
+            return []
+    else:
+        return []
+    found = []
+    for issue in flow_issues(flow):
+        # Paths through a set-aside question are unknown: reachability and loops are judged on
+        # the whole flow once its structure is sound.
+        if any(f"{key!r}" in issue.message for key in dropped) or (
+            dropped and ("unreachable" in issue.message or "loop without exit" in issue.message)
+        ):
+            continue
+        path = issue.path
+        if len(path) >= 2 and path[0] == "questions" and isinstance(path[1], int) and path[1] < len(kept):
+            path = ("questions", kept[path[1]], *path[2:])
+        found.append(_located(Issue(path, issue.message), lines))
+    return found
 
 
 def _is_union_tag(part: str | int) -> bool:

@@ -239,7 +239,10 @@ def _unit_page(ctx: AppContext, viewer: Viewer, code: str, lang: str) -> dict[st
         agency = get_by_code(session, code)
         if agency is None or not viewer.sees(agency.id):
             return None
-        resolved: dict[str, Resolved] = RuleBook(session, ctx.settings).resolved(agency)
+        book = RuleBook(session, ctx.settings)
+        resolved: dict[str, Resolved] = book.resolved(agency)
+        # What the rules mean right now: when a case closed this minute would be asked.
+        next_send = book.for_agency(agency).next_send_time(datetime.now(UTC)).astimezone(ctx.settings.tz)
         rules = [
             RuleRow(
                 spec.name,
@@ -272,6 +275,7 @@ def _unit_page(ctx: AppContext, viewer: Viewer, code: str, lang: str) -> dict[st
             "chain": list(reversed(chain)),
             "rules": rules,
             "staff_count": int(staff or 0),
+            "next_send": next_send.strftime("%H:%M %d/%m/%Y"),
             "others": [(u.code, u.name) for u in units if u.id != agency.id],
         }
 
