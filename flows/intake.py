@@ -2,8 +2,13 @@
 
 The HTTP API (bot.intake) and the bulk import (`sipas cases import`) both call `submit_cases`,
 so a case gets the same outcome whichever way it arrives. Everything here is synchronous
-database work inside the caller's transaction; each case runs in its own savepoint, so one bad
-or conflicting case never undoes the others.
+database work inside the caller's transaction, done per batch rather than per case: every case is
+validated first (a bad one is `rejected` with its field errors and never reaches the database),
+then each check below is one set-based query for the whole batch, the decisions are taken in the
+order the cases were sent (so a citizen twice in one batch is asked once), and the cases, surveys
+and timers are written with one multi-row insert each (storage.bulk). A case_id that a concurrent
+request stores first is skipped by the insert (ON CONFLICT DO NOTHING) and answered `duplicate`,
+so one conflicting case never undoes the others.
 
 Decisions, in order, for a valid case of a known agency (docs/intake.md explains them to
 integrators):
@@ -29,14 +34,16 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -44,24 +51,25 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+from pydantic_core import PydanticCustomError
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from flows.channel_policy import choose_start
 from flows.phones import InvalidPhoneError, normalize_phone
-from flows.rules import RuleBook
+from flows.rules import AgencyRules, RuleBook
 from flows.versions import live_version
-from storage.agencies import get_by_code, is_staff_phone
+from storage.bulk import insert_rows
 from storage.crypto import PhoneVault
 from storage.models import (
     Agency,
     Case,
     Channel,
+    FlowVersion,
     OnTime,
     OptOut,
-    Route,
+    StaffPhone,
     Survey,
     SurveyStatus,
     Timer,
@@ -90,6 +98,13 @@ __all__ = [
 MAX_CASE_AGE = timedelta(hours=72)
 # Clocks of the one-stop system and ours differ a little; a case "closed" further ahead is an error.
 CLOCK_SKEW = timedelta(minutes=10)
+# Times outside these years are typing errors (or probes); refusing them also keeps every time
+# convertible to UTC and to local time (year 9999 at -14:00 is past the end of the calendar).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+# NUL and the other C0 controls (tab and line breaks aside) and unpaired UTF-16 surrogates (which
+# JSON's \ud800 escapes can produce) cannot be stored as text, so they are refused per field.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 _EXAMPLE_TIME = "2026-11-20T16:30:00+07:00"
 
 
@@ -149,8 +164,28 @@ def _iso_text(value: object) -> object:
     return value
 
 
-IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
-Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+def _in_range(value: datetime) -> datetime:
+    """The time in UTC, when it lies within EARLIEST..LATEST (checked without overflowing)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise PydanticCustomError("time_range", f"must lie between {EARLIEST.year} and {LATEST.year} (UTC)")
+    return utc
+
+
+def _storable(value: str) -> str:
+    if _UNSTORABLE.search(value):
+        raise PydanticCustomError(
+            "unstorable_text", "must not contain control characters (such as NUL) or unpaired surrogates"
+        )
+    return value
+
+
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range)]
+Storable = AfterValidator(_storable)
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
 
 
 class CaseIn(BaseModel):
@@ -162,16 +197,16 @@ class CaseIn(BaseModel):
     case_id: Code
     agency_code: Code
     procedure_code: Code
-    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
-    zalo_user_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=32), Storable] | None = None
+    zalo_user_id: Annotated[str, StringConstraints(max_length=128), Storable] | None = None
     closed_at: IsoTime
     received_at: IsoTime | None = None
     due_at: IsoTime | None = None
     apology_sent: bool = False
     channel: Literal["sms", "zalo"] | None = None
     language: Literal["vi", "en"] = "vi"
-    agency_name: Annotated[str, StringConstraints(max_length=255)] | None = None
-    procedure_name: Annotated[str, StringConstraints(max_length=512)] | None = None
+    agency_name: Annotated[str, StringConstraints(max_length=255), Storable] | None = None
+    procedure_name: Annotated[str, StringConstraints(max_length=512), Storable] | None = None
 
 
 _OPTIONAL = frozenset(name for name, info in CaseIn.model_fields.items() if not info.is_required())
@@ -225,7 +260,7 @@ def _given_case_id(raw: object) -> str | None:
     """The case_id to echo in a rejection, when the caller sent a usable one."""
     if isinstance(raw, Mapping):
         value = raw.get("case_id")
-        if isinstance(value, str) and value.strip():
+        if isinstance(value, str) and value.strip() and not _UNSTORABLE.search(value):
             return value.strip()[:64]
     return None
 
@@ -297,20 +332,31 @@ def count_outcomes(outcomes: Iterable[Outcome]) -> dict[str, int]:
 
 
 @dataclass
-class _Batch:
-    """What one call of submit_cases shares between its cases."""
+class _Candidate:
+    """A valid new case of a known agency, on its way to an outcome."""
 
-    session: Session
-    vault: PhoneVault
-    settings: Settings
-    now: datetime
-    rules: RuleBook
-    agencies: dict[str, Agency | None] = field(default_factory=dict)
+    index: int  # position in the request
+    case: ValidCase
+    agency: Agency
+    rules: AgencyRules
+    phone_hash: str | None
+    zalo_hash: str | None
+    outcome: OutcomeKind = OutcomeKind.SCHEDULED
+    reason: str | None = None
+    probability: float = 1.0
+    survey_id: int | None = None
 
-    def agency(self, code: str) -> Agency | None:
-        if code not in self.agencies:
-            self.agencies[code] = get_by_code(self.session, code)
-        return self.agencies[code]
+    @property
+    def identities(self) -> tuple[str, ...]:
+        return tuple(h for h in (self.phone_hash, self.zalo_hash) if h is not None)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What the batch knows of one citizen's surveys (by phone or Zalo hash)."""
+
+    open: bool
+    latest: datetime
 
 
 def submit_cases(
@@ -320,170 +366,262 @@ def submit_cases(
     Runs inside the caller's transaction: nothing is committed here."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    batch = _Batch(
-        session=session,
-        vault=vault,
-        settings=settings,
-        now=now.astimezone(UTC),
-        rules=RuleBook(session, settings),
-    )
-    return [_submit_one(batch, raw) for raw in cases]
+    now = now.astimezone(UTC)
+    results: list[Outcome | None] = [None] * len(cases)
+    valid: list[tuple[int, ValidCase]] = []
+    for index, raw in enumerate(cases):
+        try:
+            valid.append((index, validate_case(raw, now)))
+        except CaseValidationError as exc:
+            results[index] = Outcome(exc.case_id, OutcomeKind.REJECTED, errors=exc.errors)
+    candidates, repeats = _candidates(session, vault, settings, valid, results)
+    _decide(session, settings, candidates, now)
+    _store(session, vault, settings, candidates, now)
+    for candidate in candidates:
+        results[candidate.index] = Outcome(
+            candidate.case.case_id, candidate.outcome, survey_id=candidate.survey_id, reason=candidate.reason
+        )
+    for index, first in repeats:
+        # The same case_id again in this request: a duplicate of the one stored just now.
+        results[index] = Outcome(first.case.case_id, OutcomeKind.DUPLICATE, survey_id=first.survey_id)
+    return [result for result in results if result is not None]
 
 
-def _submit_one(batch: _Batch, raw: object) -> Outcome:
-    try:
-        case = validate_case(raw, batch.now)
-    except CaseValidationError as exc:
-        return Outcome(exc.case_id, OutcomeKind.REJECTED, errors=exc.errors)
-    original = _stored_case(batch.session, case.case_id)
-    if original is not None:
-        return _duplicate(batch.session, original)
-    agency = batch.agency(case.data.agency_code)
-    if agency is None:
-        error = FieldError("agency_code", "is not in the agency registry")
-        return Outcome(case.case_id, OutcomeKind.REJECTED, errors=(error,))
-    try:
-        with batch.session.begin_nested():
-            return _store(batch, case, agency)
-    except IntegrityError:
-        # A concurrent request stored the same case_id between our check and our insert.
-        original = _stored_case(batch.session, case.case_id)
-        if original is None:
-            raise
-        return _duplicate(batch.session, original)
+def _candidates(
+    session: Session,
+    vault: PhoneVault,
+    settings: Settings,
+    valid: list[tuple[int, ValidCase]],
+    results: list[Outcome | None],
+) -> tuple[list[_Candidate], list[tuple[int, _Candidate]]]:
+    """Valid cases not stored before, of a known agency (the others get their outcome in
+    `results`); and the later repeats of a case_id within the request, with its first case."""
+    stored = _stored_surveys(session, {case.case_id for _index, case in valid})
+    agencies = {
+        agency.code: agency
+        for agency in session.scalars(
+            select(Agency).where(Agency.code.in_({case.data.agency_code for _index, case in valid}))
+        )
+    }
+    book = RuleBook(session, settings)
+    rules: dict[int, AgencyRules] = {}  # read once per agency per batch (flows.rules)
+    candidates: list[_Candidate] = []
+    first: dict[str, _Candidate] = {}
+    repeats: list[tuple[int, _Candidate]] = []
+    for index, case in valid:
+        if case.case_id in stored:
+            results[index] = Outcome(case.case_id, OutcomeKind.DUPLICATE, survey_id=stored[case.case_id])
+            continue
+        if case.case_id in first:
+            repeats.append((index, first[case.case_id]))
+            continue
+        agency = agencies.get(case.data.agency_code)
+        if agency is None:
+            error = FieldError("agency_code", "is not in the agency registry")
+            results[index] = Outcome(case.case_id, OutcomeKind.REJECTED, errors=(error,))
+            continue
+        if agency.id not in rules:
+            rules[agency.id] = book.for_agency(agency)
+        zalo_id = case.data.zalo_user_id
+        candidate = _Candidate(
+            index=index,
+            case=case,
+            agency=agency,
+            rules=rules[agency.id],
+            phone_hash=vault.lookup_hash(case.phone) if case.phone is not None else None,
+            zalo_hash=vault.lookup_hash(zalo_id) if zalo_id is not None else None,
+            probability=book.sampling_probability(agency, datetime.now(UTC)),
+        )
+        first[case.case_id] = candidate
+        candidates.append(candidate)
+    return candidates, repeats
 
 
-def _stored_case(session: Session, case_id: str) -> Case | None:
-    return session.scalar(select(Case).where(Case.case_id == case_id))
+def _stored_surveys(session: Session, case_ids: Iterable[str]) -> dict[str, int | None]:
+    """case_id -> its survey id (None without a survey), for the given ids already stored."""
+    found: dict[str, int | None] = {}
+    for chunk in _chunks(sorted(case_ids)):
+        rows = session.execute(
+            select(Case.case_id, Survey.id)
+            .outerjoin(Survey, Survey.case_pk == Case.id)
+            .where(Case.case_id.in_(chunk))
+        )
+        found.update({case_id: survey_id for case_id, survey_id in rows})
+    return found
 
 
-def _duplicate(session: Session, original: Case) -> Outcome:
-    survey_id = session.scalar(select(Survey.id).where(Survey.case_pk == original.id))
-    return Outcome(original.case_id, OutcomeKind.DUPLICATE, survey_id=survey_id)
+def _chunks(values: Sequence[str], size: int = 5000) -> Iterator[Sequence[str]]:
+    """IN lists of a bounded length (SQLite and PostgreSQL cap the parameters of a statement)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
-def _channel(batch: _Batch, agency: Agency, case: ValidCase) -> tuple[Channel, Route | None, str]:
-    """(channel, Zalo route, flow name) by the agency's channel rule (flows.channel_policy): Zalo
-    only where we can reach the citizen there (their OA user id, or a ZNS template by phone for
-    `zalo_first` agencies); everyone else is asked by SMS."""
-    policy = batch.rules.for_agency(agency).channel
-    channel, route = choose_start(
-        policy,
-        has_phone=case.phone is not None,
-        has_oa_user=case.data.zalo_user_id is not None,
-        preference=Channel(case.data.channel) if case.data.channel is not None else None,
-        zns_ready=bool(batch.settings.ZNS_RATING_TEMPLATE_ID),
-    )
-    return channel, route, policy.flow_for(channel)
+def _decide(session: Session, settings: Settings, candidates: list[_Candidate], now: datetime) -> None:
+    """Each candidate's outcome, in request order (module docstring), from one query per check."""
+    identities = sorted({h for c in candidates for h in c.identities})
+    phones = sorted({c.phone_hash for c in candidates if c.phone_hash is not None})
+    opted_out: set[str] = set()
+    staff: set[tuple[int, str]] = set()
+    for chunk in _chunks(identities):
+        opted_out.update(session.scalars(select(OptOut.phone_hash).where(OptOut.phone_hash.in_(chunk))))
+    for chunk in _chunks(phones):
+        rows = session.execute(
+            select(StaffPhone.agency_id, StaffPhone.phone_hash).where(StaffPhone.phone_hash.in_(chunk))
+        )
+        staff.update((agency_id, phone_hash) for agency_id, phone_hash in rows)
+    longest_cap = max((c.rules.frequency_cap_days for c in candidates), default=0)
+    seen = _surveys_of(session, candidates, now - timedelta(days=longest_cap))
+    secret = settings.SIPAS_SECRET_KEY
+    for c in candidates:
+        if any(h in opted_out for h in c.identities):
+            c.outcome = OutcomeKind.OPTED_OUT
+        elif c.phone_hash is not None and (c.agency.id, c.phone_hash) in staff:
+            c.outcome = OutcomeKind.STAFF_NUMBER
+        elif c.case.data.closed_at < now - MAX_CASE_AGE:
+            c.outcome, c.reason = OutcomeKind.NOT_SAMPLED, NotSampledReason.CLOSED_TOO_LONG_AGO
+        elif not is_sampled(secret, c.case.case_id, c.probability):
+            c.outcome, c.reason = OutcomeKind.NOT_SAMPLED, NotSampledReason.SAMPLE_DRAW
+        elif _capped(seen, c, now):
+            c.outcome = OutcomeKind.FREQUENCY_CAPPED
+        else:
+            c.outcome = OutcomeKind.SCHEDULED
+            for identity in c.identities:  # a later case of the same citizen in this batch is capped
+                seen[identity] = _Seen(open=True, latest=now)
 
 
-def _decide(
-    batch: _Batch, case: ValidCase, agency: Agency, phone_hash: str | None, zalo_hash: str | None
-) -> tuple[OutcomeKind, str | None, float]:
-    """(outcome, not-sampled reason, inclusion probability) for a new case."""
-    session, data = batch.session, case.data
-    probability = batch.rules.sampling_probability(agency, batch.now)
-    identities = [h for h in (phone_hash, zalo_hash) if h is not None]
-    opted_out = select(OptOut.phone_hash).where(OptOut.phone_hash.in_(identities)).limit(1)
-    if session.scalar(opted_out) is not None:
-        return OutcomeKind.OPTED_OUT, None, probability
-    if phone_hash is not None and is_staff_phone(session, agency.id, phone_hash):
-        return OutcomeKind.STAFF_NUMBER, None, probability
-    if data.closed_at < batch.now - MAX_CASE_AGE:
-        return OutcomeKind.NOT_SAMPLED, NotSampledReason.CLOSED_TOO_LONG_AGO, probability
-    if not is_sampled(batch.settings.SIPAS_SECRET_KEY, data.case_id, probability):
-        return OutcomeKind.NOT_SAMPLED, NotSampledReason.SAMPLE_DRAW, probability
-    if _recently_surveyed(batch, agency, phone_hash, zalo_hash):
-        return OutcomeKind.FREQUENCY_CAPPED, None, probability
-    return OutcomeKind.SCHEDULED, None, probability
+def _surveys_of(session: Session, candidates: list[_Candidate], since: datetime) -> dict[str, _Seen]:
+    """Per phone or Zalo hash of the batch: whether the citizen has a survey under way, and their
+    latest survey created since `since` (the longest frequency cap among the batch's agencies)."""
+    seen: dict[str, _Seen] = {}
+    for column, attribute in ((Case.phone_hash, "phone_hash"), (Case.zalo_user_hash, "zalo_hash")):
+        values = sorted({getattr(c, attribute) for c in candidates if getattr(c, attribute) is not None})
+        for chunk in _chunks(values):
+            rows = session.execute(
+                select(column, Survey.created_at, Survey.status)
+                .join(Case, Survey.case_pk == Case.id)
+                .where(
+                    column.in_(chunk),
+                    or_(Survey.created_at >= since, Survey.status.in_(_OPEN)),
+                )
+            )
+            for identity, created_at, status in rows:
+                if identity is None:
+                    continue
+                before = seen.get(identity)
+                is_open = status in _OPEN or (before is not None and before.open)
+                latest = created_at if before is None else max(before.latest, created_at)
+                seen[identity] = _Seen(open=is_open, latest=latest)
+    return seen
 
 
-def _recently_surveyed(batch: _Batch, agency: Agency, phone_hash: str | None, zalo_hash: str | None) -> bool:
+_OPEN = (SurveyStatus.SCHEDULED, SurveyStatus.ACTIVE)
+
+
+def _capped(seen: Mapping[str, _Seen], candidate: _Candidate, now: datetime) -> bool:
     """The same citizen (by phone or Zalo id, any agency) has a survey still under way, or one
     created within the frequency cap of this case's agency: nobody is asked twice in a short time."""
-    same_person = []
-    if phone_hash is not None:
-        same_person.append(Case.phone_hash == phone_hash)
-    if zalo_hash is not None:
-        same_person.append(Case.zalo_user_hash == zalo_hash)
-    since = batch.now - timedelta(days=batch.rules.for_agency(agency).frequency_cap_days)
-    found = batch.session.scalar(
-        select(Survey.id)
-        .join(Case, Survey.case_pk == Case.id)
-        .where(
-            or_(*same_person),
-            or_(
-                Survey.created_at >= since,
-                Survey.status.in_([SurveyStatus.SCHEDULED, SurveyStatus.ACTIVE]),
-            ),
-        )
-        .limit(1)
-    )
-    return found is not None
+    since = now - timedelta(days=candidate.rules.frequency_cap_days)
+    for identity in candidate.identities:
+        known = seen.get(identity)
+        if known is not None and (known.open or known.latest >= since):
+            return True
+    return False
 
 
-def _store(batch: _Batch, case: ValidCase, agency: Agency) -> Outcome:
-    data, vault, settings = case.data, batch.vault, batch.settings
-    phone_hash = vault.lookup_hash(case.phone) if case.phone is not None else None
-    zalo_hash = vault.lookup_hash(data.zalo_user_id) if data.zalo_user_id is not None else None
-    outcome, reason, probability = _decide(batch, case, agency, phone_hash, zalo_hash)
-    record = Case(
-        case_id=data.case_id,
-        agency_id=agency.id,
-        procedure_code=data.procedure_code,
-        procedure_name=data.procedure_name,
-        phone_enc=vault.encrypt(case.phone) if case.phone is not None else None,
-        phone_hash=phone_hash,
-        zalo_user_id_enc=vault.encrypt(data.zalo_user_id) if data.zalo_user_id is not None else None,
-        zalo_user_hash=zalo_hash,
-        closed_at=data.closed_at,
-        received_at=data.received_at,
-        due_at=data.due_at,
-        on_time=derive_on_time(data.closed_at, data.due_at, settings.tz),
-        apology_sent=data.apology_sent,
-        channel_pref=Channel(data.channel) if data.channel is not None else None,
-        language=data.language,
-        outcome=outcome.value,
-        created_at=batch.now,
-    )
-    batch.session.add(record)
-    batch.session.flush()
-    if outcome is not OutcomeKind.SCHEDULED:
-        return Outcome(data.case_id, outcome, reason=reason)
-    channel, route, flow_name = _channel(batch, agency, case)
-    # The survey keeps the flow version live now, whatever is published later (flows.versions).
-    flow = live_version(batch.session, agency.id, channel, batch.now, configured_name=flow_name)
-    survey = Survey(
-        case_pk=record.id,
-        agency_id=agency.id,
-        flow_name=flow.name,
-        flow_version=flow.version,
-        channel=channel,
-        zalo_route=route,
-        language=data.language,
-        status=SurveyStatus.SCHEDULED,
-        inclusion_probability=probability,
-        phone_hash=phone_hash,
-        state={},
-        created_at=batch.now,
-    )
-    batch.session.add(survey)
-    batch.session.flush()
-    batch.session.add(
-        Timer(
-            survey_id=survey.id,
-            kind=TimerKind.FIRST_MESSAGE,
-            due_at=_first_message_at(batch, agency, data),
+def _store(
+    session: Session, vault: PhoneVault, settings: Settings, candidates: list[_Candidate], now: datetime
+) -> None:
+    """Cases, then surveys and first-message timers of the scheduled ones, one insert per table.
+    A case_id stored meanwhile by a concurrent request is skipped and becomes `duplicate`."""
+    if not candidates:
+        return
+    inserted: dict[str, int] = dict(
+        insert_rows(
+            session,
+            Case.__table__,  # type: ignore[arg-type]
+            [_case_row(vault, settings, c, now) for c in candidates],
+            returning=("case_id", "id"),
+            skip_conflicts_on="case_id",
         )
     )
-    batch.session.flush()
-    return Outcome(data.case_id, OutcomeKind.SCHEDULED, survey_id=survey.id)
+    lost = [c for c in candidates if c.case.case_id not in inserted]
+    if lost:
+        stored = _stored_surveys(session, [c.case.case_id for c in lost])
+        for c in lost:
+            c.outcome, c.reason, c.survey_id = OutcomeKind.DUPLICATE, None, stored.get(c.case.case_id)
+    scheduled = [c for c in candidates if c.outcome is OutcomeKind.SCHEDULED]
+    if not scheduled:
+        return
+    versions: dict[tuple[int, Channel, str], FlowVersion] = {}
+    surveys = []
+    for c in scheduled:
+        channel, route = choose_start(
+            c.rules.channel,
+            has_phone=c.case.phone is not None,
+            has_oa_user=c.case.data.zalo_user_id is not None,
+            preference=Channel(c.case.data.channel) if c.case.data.channel is not None else None,
+            zns_ready=bool(settings.ZNS_RATING_TEMPLATE_ID),
+        )
+        key = (c.agency.id, channel, c.rules.channel.flow_for(channel))
+        if key not in versions:
+            # The survey keeps the flow version live now, whatever is published later
+            # (flows.versions); at first use this stores the shipped default, in this transaction.
+            versions[key] = live_version(session, c.agency.id, channel, now, configured_name=key[2])
+        flow = versions[key]
+        surveys.append(
+            {
+                "case_pk": inserted[c.case.case_id],
+                "agency_id": c.agency.id,
+                "flow_name": flow.name,
+                "flow_version": flow.version,
+                "channel": channel,
+                "zalo_route": route,
+                "language": c.case.data.language,
+                "status": SurveyStatus.SCHEDULED,
+                "inclusion_probability": c.probability,
+                "phone_hash": c.phone_hash,
+                "state": {},
+                "created_at": now,
+            }
+        )
+    survey_ids: dict[int, int] = dict(
+        insert_rows(session, Survey.__table__, surveys, returning=("case_pk", "id"))  # type: ignore[arg-type]
+    )
+    timers = []
+    for c in scheduled:
+        c.survey_id = survey_ids[inserted[c.case.case_id]]
+        timers.append(
+            {"survey_id": c.survey_id, "kind": TimerKind.FIRST_MESSAGE, "due_at": _first_message_at(c, now)}
+        )
+    insert_rows(session, Timer.__table__, timers)  # type: ignore[arg-type]
 
 
-def _first_message_at(batch: _Batch, agency: Agency, data: CaseIn) -> datetime:
+def _case_row(vault: PhoneVault, settings: Settings, c: _Candidate, now: datetime) -> dict[str, Any]:
+    data = c.case.data
+    return {
+        "case_id": data.case_id,
+        "agency_id": c.agency.id,
+        "procedure_code": data.procedure_code,
+        "procedure_name": data.procedure_name,
+        "phone_enc": vault.encrypt(c.case.phone) if c.case.phone is not None else None,
+        "phone_hash": c.phone_hash,
+        "zalo_user_id_enc": vault.encrypt(data.zalo_user_id) if data.zalo_user_id is not None else None,
+        "zalo_user_hash": c.zalo_hash,
+        "closed_at": data.closed_at,
+        "received_at": data.received_at,
+        "due_at": data.due_at,
+        "on_time": derive_on_time(data.closed_at, data.due_at, settings.tz),
+        "apology_sent": data.apology_sent,
+        "channel_pref": Channel(data.channel) if data.channel is not None else None,
+        "language": data.language,
+        "outcome": c.outcome.value,
+        "created_at": now,
+    }
+
+
+def _first_message_at(c: _Candidate, now: datetime) -> datetime:
     """closed_at + the agency's delay, but never in the past (a late-arriving case is asked now),
     moved to the next opening of its send window when it falls in the citizen's quiet hours or
     on one of its holidays."""
-    rules = batch.rules.for_agency(agency)
-    wanted = max(data.closed_at + rules.first_message_delay, batch.now)
-    return rules.next_send_time(wanted.astimezone(UTC))
+    wanted = max(c.case.data.closed_at + c.rules.first_message_delay, now)
+    return c.rules.next_send_time(wanted.astimezone(UTC))
