@@ -176,3 +176,24 @@ def test_frequency_cap_per_agency(runtime: Runtime) -> None:
     assert _submit(runtime, "P-A", later, phone="0987654321")[0] == "frequency_capped"
     _set(runtime, "P", "frequency_cap_days", "3")
     assert _submit(runtime, "P-B", later, phone="0987654321")[0] == "scheduled"
+
+
+def test_automatic_sampling_uses_the_units_observed_response_rate(runtime: Runtime) -> None:
+    for n in range(40):  # 40 asked in the last weeks, 20 of them answered to the end: r = 0.5
+        outcome, survey_id = _submit(runtime, "P-A", MORNING - timedelta(days=5))
+        assert outcome == "scheduled"
+        with runtime.sessions() as session, session.begin():
+            survey = session.get(Survey, survey_id)
+            assert survey is not None
+            survey.started_at = MORNING - timedelta(days=5)
+            survey.status = SurveyStatus.COMPLETED if n % 2 else SurveyStatus.EXPIRED
+    _set(runtime, "P", "sampling", "auto margin=0.05 cases=1000")
+    with runtime.sessions() as session:
+        book = RuleBook(session, runtime.settings)
+        ward, sibling = get_by_code(session, "P-A"), get_by_code(session, "P-B")
+        assert ward is not None
+        assert sibling is not None
+        # n = 1000 / (1 + 1000 * 0.05^2) = 285.7 answers; at r = 0.5, 571.4 of 1000 cases are asked.
+        assert book.sampling_probability(ward, MORNING) == pytest.approx(285.714 / 500, rel=1e-4)
+        # Too few asked yet in the sibling to know its response rate: every case is asked.
+        assert book.sampling_probability(sibling, MORNING) == 1.0
