@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +26,7 @@ __all__ = [
     "all_agencies",
     "get_by_code",
     "is_staff_phone",
+    "set_successor",
     "upsert_agency",
 ]
 
@@ -47,6 +50,10 @@ class AgencyRow:
     level: AgencyLevel
     parent_code: str | None
     sampling_probability: float | Unchanged | None = UNCHANGED
+    # Local days the unit exists (inclusive); UNCHANGED keeps what is stored, None is open-ended.
+    valid_from: date | Unchanged | None = UNCHANGED
+    valid_to: date | Unchanged | None = UNCHANGED
+    successor_code: str | Unchanged | None = UNCHANGED  # set after every row exists (set_successor)
 
 
 def get_by_code(session: Session, code: str) -> Agency | None:
@@ -64,20 +71,23 @@ def upsert_agency(session: Session, row: AgencyRow, parent: Agency | None) -> tu
     parent_id = parent.id if parent is not None else None
     agency = get_by_code(session, row.code)
     if agency is None:
-        probability = None if isinstance(row.sampling_probability, Unchanged) else row.sampling_probability
         agency = Agency(
             code=row.code,
             name=row.name,
             level=row.level,
             parent_id=parent_id,
-            sampling_probability=probability,
+            sampling_probability=_given(row.sampling_probability),
+            valid_from=_given(row.valid_from),
+            valid_to=_given(row.valid_to),
         )
         session.add(agency)
         session.flush()
         return agency, "created"
     wanted: dict[str, object] = {"name": row.name, "level": row.level, "parent_id": parent_id}
-    if not isinstance(row.sampling_probability, Unchanged):
-        wanted["sampling_probability"] = row.sampling_probability
+    for attribute in ("sampling_probability", "valid_from", "valid_to"):
+        value = getattr(row, attribute)
+        if not isinstance(value, Unchanged):
+            wanted[attribute] = value
     changed = False
     for attribute, value in wanted.items():
         if getattr(agency, attribute) != value:
@@ -86,6 +96,23 @@ def upsert_agency(session: Session, row: AgencyRow, parent: Agency | None) -> tu
     if changed:
         session.flush()
     return agency, "updated" if changed else "unchanged"
+
+
+_T = TypeVar("_T")
+
+
+def _given(value: _T | Unchanged | None) -> _T | None:
+    return None if isinstance(value, Unchanged) else value
+
+
+def set_successor(session: Session, agency: Agency, successor: Agency | None) -> bool:
+    """Name the unit that took `agency` over (a merger); True when that changed something."""
+    successor_id = successor.id if successor is not None else None
+    if agency.successor_id == successor_id:
+        return False
+    agency.successor_id = successor_id
+    session.flush()
+    return True
 
 
 def is_staff_phone(session: Session, agency_id: int, phone_hash: str) -> bool:

@@ -151,7 +151,7 @@ def make_run(project_copy: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path
 
 def _signed_case(secret: str) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(
-        {"case_id": "HD-RUN-1", "agency_code": "HN-TX-HD", "procedure_code": "1.001612",
+        {"case_id": "HD-RUN-1", "agency_code": "HN-P-KHUONG-DINH", "procedure_code": "1.001612",
          "procedure_name": "Khai sinh", "phone": "0912345678", "closed_at": datetime.now(UTC).isoformat()}
     ).encode()  # fmt: skip
     stamp = str(int(time.time()))

@@ -28,7 +28,7 @@ from config.logging import mask_secrets
 from config.settings import PROJECT_ROOT, VAR_DIR, Settings
 
 ENV_FILE = PROJECT_ROOT / ".env"
-SAMPLE_AGENCIES = PROJECT_ROOT / "config" / "agencies" / "ha-noi-thanh-xuan.yaml"
+SAMPLE_AGENCIES = PROJECT_ROOT / "config" / "agencies" / "ha-noi.yaml"
 STOP_TIMEOUT = 15.0
 
 

@@ -18,7 +18,7 @@ Decisions documented in docs/scores.md:
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -299,9 +299,11 @@ def build_report(
     *,
     settings: Settings,
     channel: str = ALL_CHANNELS,
+    with_predecessors: bool = False,
 ) -> Report:
     """Scores of every unit with data in the period, in tree order; with `agency_code`, that unit
-    (always, even without data) and the units under it."""
+    (always, even without data) and the units under it. `with_predecessors` counts a merged
+    unit's cases as its successor's (a new ward's trend then starts before the ward existed)."""
     if isinstance(period, str):
         period = parse_period(period)
     if channel not in CHANNELS:
@@ -313,7 +315,7 @@ def build_report(
         children[unit.parent_id].append(unit)
     for siblings in children.values():
         siblings.sort(key=lambda u: u.code)
-    own = _load_own_figures(session, period, channel)
+    own = _load_own_figures(session, period, channel, successor_map(units) if with_predecessors else None)
 
     rolled: dict[int, Figures] = {}
     own_of_parent: dict[int, Figures] = {}
@@ -455,13 +457,33 @@ def _load_units(session: Session) -> dict[int, Unit]:
     }
 
 
-def _load_own_figures(session: Session, period: Period, channel: str) -> dict[int, Figures]:
+def successor_map(units: Mapping[int, Unit]) -> dict[int, int]:
+    """Each merged unit's id -> the id of the unit that finally took it over (chains followed,
+    a loop in the successor links stops where it repeats)."""
+    by_code = {unit.code: unit.id for unit in units.values()}
+    targets: dict[int, int] = {}
+    for unit in units.values():
+        seen = {unit.id}
+        current = unit
+        while current.successor_code is not None and by_code.get(current.successor_code) not in seen:
+            current = units[by_code[current.successor_code]]
+            seen.add(current.id)
+        if current.id != unit.id:
+            targets[unit.id] = current.id
+    return targets
+
+
+def _load_own_figures(
+    session: Session, period: Period, channel: str, fold: Mapping[int, int] | None = None
+) -> dict[int, Figures]:
     """Each agency's own figures: the period's daily counts summed. Case counters always come from
     the "all" rows (a case has no channel); survey counters and answers from `channel`; the
-    response funnel from every channel's survey counters."""
-    counters: defaultdict[int, defaultdict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    criteria: defaultdict[int, dict[str, Tally]] = defaultdict(dict)
-    integrity: defaultdict[int, dict[str, Tally]] = defaultdict(dict)
+    response funnel from every channel's survey counters. With `fold` (merged unit -> successor),
+    a merged unit's counts are added to its successor's."""
+    counters: defaultdict[int, defaultdict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    criteria: defaultdict[int, defaultdict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
+    integrity: defaultdict[int, defaultdict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
+    fold = fold or {}
     result = session.execute(
         select(
             DailyCount.agency_id,
@@ -476,16 +498,17 @@ def _load_own_figures(session: Session, period: Period, channel: str) -> dict[in
         .where(DailyCount.day >= period.start, DailyCount.day <= period.end)
         .group_by(DailyCount.agency_id, DailyCount.channel, DailyCount.metric)
     )
-    for agency_id, row_channel, metric, n_sum, k_sum, w_sum, wk_sum, w2_sum in result:
+    for row_agency, row_channel, metric, n_sum, k_sum, w_sum, wk_sum, w2_sum in result:
+        agency_id = fold.get(row_agency, row_agency)
         n, k = int(n_sum or 0), int(k_sum or 0)
         if metric in COUNTERS:
-            counters[agency_id][row_channel][metric] = n
+            counters[agency_id][row_channel][metric] += n
         elif row_channel == channel:
             tally = Tally(n, k, float(w_sum or 0.0), float(wk_sum or 0.0), float(w2_sum or 0.0))
             if is_integrity(metric):
-                integrity[agency_id][metric] = tally
+                integrity[agency_id][metric] += tally
             elif is_scored(metric):
-                criteria[agency_id][metric] = tally
+                criteria[agency_id][metric] += tally
     figures: dict[int, Figures] = {}
     for agency_id in set(counters) | set(criteria) | set(integrity):
         by_channel = counters[agency_id]

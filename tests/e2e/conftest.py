@@ -25,7 +25,8 @@ from tests.support.kannel import KannelHarness, ensure_kannel
 from tests.support.processes import SIPAS, ServiceProcess, wait_ready
 from tests.support.services import RedisServer, free_port, require_or_skip
 
-AGENCIES = PROJECT_ROOT / "config" / "agencies" / "ha-noi-thanh-xuan.yaml"
+# The pre-2025 sample (a district and its wards): these tests roll up over three levels.
+AGENCIES = PROJECT_ROOT / "tests" / "fixtures" / "agencies" / "ha-noi-thanh-xuan-2023.yaml"
 
 
 @dataclass

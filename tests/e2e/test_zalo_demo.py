@@ -37,7 +37,7 @@ def test_demo_plays_three_citizens_and_cleans_up(tmp_path: Path) -> None:
     assert "-> SMS: Cam on Ong/Ba" in output
     assert "-> Zalo OA: Cảm ơn Ông/Bà" in output
     assert '"expired": false' in output  # the OA token was refreshed once it expired
-    assert "HN-TX-KM" in output  # the scores table
+    assert "HN-P-PHUONG-LIET" in output  # the scores table
     assert output.rstrip().endswith("Demo finished; everything it started is stopped.")
     assert (tmp_path / "demo" / "phone.log").read_text(encoding="utf-8").count("SMS to 84987654321") == 8
 

@@ -19,7 +19,8 @@ from tests.conftest import SECRET_KEY
 from tests.intake.conftest import counts
 from workers.cli import cli
 
-SHIPPED_AGENCIES = PROJECT_ROOT / "config" / "agencies" / "ha-noi-thanh-xuan.yaml"
+SHIPPED_AGENCIES = PROJECT_ROOT / "tests" / "fixtures" / "agencies" / "ha-noi-thanh-xuan-2023.yaml"
+CURRENT_REGISTRY = PROJECT_ROOT / "config" / "agencies" / "ha-noi.yaml"
 SAMPLE_CASES = PROJECT_ROOT / "config" / "samples" / "cases.csv"
 Invoke = Callable[..., Result]
 WARDS = [
@@ -315,7 +316,7 @@ def test_cases_format_is_detected_by_content(
 def test_sample_cases_file_imports_and_reimports_as_duplicates(
     run: Invoke, sessions: sessionmaker[Session]
 ) -> None:
-    run("agencies", "import", str(SHIPPED_AGENCIES))
+    run("agencies", "import", str(CURRENT_REGISTRY))
     result = run("cases", "import", str(SAMPLE_CASES))
     assert result.exit_code == 0, result.output
     assert "rejected" not in result.output

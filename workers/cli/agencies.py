@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ import yaml
 
 from config.settings import get_settings
 from flows.phones import InvalidPhoneError, normalize_phone
+from storage import audit
 from storage.agencies import (
     UNCHANGED,
     AgencyRow,
@@ -26,8 +28,10 @@ from storage.agencies import (
     add_staff_phone,
     all_agencies,
     get_by_code,
+    set_successor,
     upsert_agency,
 )
+from storage.audit import cli_actor
 from storage.crypto import PhoneVault
 from storage.db import session_factory
 from storage.models import Agency, AgencyLevel
@@ -110,6 +114,13 @@ def _probability(text: str | None) -> float | Unchanged:
     return value
 
 
+def _day(text: str | None) -> date | Unchanged | None:
+    """A validity date: absent keeps what is stored, empty clears it, else YYYY-MM-DD."""
+    if text is None:
+        return UNCHANGED
+    return date.fromisoformat(text) if text else None
+
+
 def _agency_row(record: Record) -> tuple[AgencyRow | None, list[str]]:
     fields, errors = record.fields, []
     if "" in fields and fields[""] == "not a mapping":
@@ -131,10 +142,25 @@ def _agency_row(record: Record) -> tuple[AgencyRow | None, list[str]]:
     except ValueError:
         errors.append("sampling_probability must be a number from 0 to 1")
         probability = UNCHANGED
+    days: dict[str, date | Unchanged | None] = {}
+    for key in ("valid_from", "valid_to"):
+        try:
+            days[key] = _day(fields.get(key))
+        except ValueError:
+            errors.append(f"{key} must be a date YYYY-MM-DD (got {fields.get(key)!r})")
+            days[key] = UNCHANGED
+    start, end = days["valid_from"], days["valid_to"]
+    if isinstance(start, date) and isinstance(end, date) and end < start:
+        errors.append(f"valid_to {end} is before valid_from {start}")
+    successor: str | Unchanged | None = UNCHANGED
+    if "successor_code" in fields:
+        successor = fields.get("successor_code") or None
+        if successor == code:
+            errors.append("successor_code cannot be the agency itself")
     if errors:
         return None, errors
     parent = fields.get("parent_code") or None
-    return AgencyRow(code, name, AgencyLevel(level_text), parent, probability), []
+    return AgencyRow(code, name, AgencyLevel(level_text), parent, probability, start, end, successor), []
 
 
 @dataclass(frozen=True)
@@ -163,6 +189,12 @@ def plan_import(records: Sequence[Record], registered: dict[str, str | None]) ->
     parents = {**registered, **{code: row.parent_code for code, (_line, row) in rows.items()}}
     depth: dict[str, int] = {}
     for code, (line, row) in rows.items():
+        successor = row.successor_code
+        if isinstance(successor, str) and successor not in parents:
+            errors.append(
+                f"line {line}: successor_code {successor!r} of {code!r} is neither in the file "
+                "nor in the registry"
+            )
         if row.parent_code is not None and row.parent_code not in parents:
             errors.append(
                 f"line {line}: parent_code {row.parent_code!r} of {code!r} is neither in the file "
@@ -203,10 +235,13 @@ def agencies() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def agencies_import(file: Path) -> None:
     """Create or update agencies from a CSV or YAML FILE (code, name, parent_code, level,
-    optional sampling_probability). Nothing is written when any row is wrong."""
+    optional sampling_probability, valid_from, valid_to, successor_code). Nothing is written when
+    any row is wrong; every creation and change is recorded in the audit log."""
     records = read_records(file)
     sessions = session_factory(get_settings().DATABASE_URL)
     counts = {"created": 0, "updated": 0, "unchanged": 0}
+    actor = cli_actor()
+    changes: dict[str, str] = {}
     with sessions() as session, session.begin():
         known = all_agencies(session)
         code_of = {agency.id: agency.code for agency in known}
@@ -220,11 +255,56 @@ def agencies_import(file: Path) -> None:
         with click.progressbar(plan.rows, label="Importing agencies") as rows:
             for row in rows:
                 parent = get_by_code(session, row.parent_code) if row.parent_code else None
-                _agency, change = upsert_agency(session, row, parent)
+                before = _described(get_by_code(session, row.code), code_of)
+                agency, change = upsert_agency(session, row, parent)
+                code_of[agency.id] = agency.code
+                changes[agency.code] = change
+                if change != "unchanged":
+                    after = _described(agency, code_of)
+                    action = "agencies.add" if change == "created" else "agencies.update"
+                    audit.append(
+                        session, actor, action, f"agency:{agency.code}", before, after, agency_id=agency.id
+                    )
                 counts[change] += 1
+        for row in plan.rows:  # successors may come later in the file than the units they replace
+            if isinstance(row.successor_code, Unchanged):
+                continue
+            replaced = get_by_code(session, row.code)
+            assert replaced is not None
+            successor = get_by_code(session, row.successor_code) if row.successor_code else None
+            before = _described(replaced, code_of)
+            if set_successor(session, replaced, successor):
+                audit.append(
+                    session,
+                    actor,
+                    "agencies.update",
+                    f"agency:{replaced.code}",
+                    before,
+                    _described(replaced, code_of),
+                    agency_id=replaced.id,
+                )
+                if changes[row.code] == "unchanged":
+                    changes[row.code] = "updated"
+                    counts["unchanged"] -= 1
+                    counts["updated"] += 1
     click.echo(
         f"{counts['created']} created, {counts['updated']} updated, {counts['unchanged']} unchanged, 0 errors"
     )
+
+
+def _described(agency: Agency | None, code_of: dict[int, str]) -> dict[str, object] | None:
+    """What the audit log records about an agency."""
+    if agency is None:
+        return None
+    return {
+        "name": agency.name,
+        "level": agency.level.value,
+        "parent": code_of.get(agency.parent_id) if agency.parent_id is not None else None,
+        "sampling_probability": agency.sampling_probability,
+        "valid_from": agency.valid_from,
+        "valid_to": agency.valid_to,
+        "successor": code_of.get(agency.successor_id) if agency.successor_id is not None else None,
+    }
 
 
 @agencies.command("list")
@@ -243,20 +323,27 @@ def agencies_list() -> None:
         click.echo(line)
 
 
-def _label(agency: Agency) -> str:
+def _label(agency: Agency, code_of: dict[int, str]) -> str:
     extra = f", p={agency.sampling_probability:g}" if agency.sampling_probability is not None else ""
+    if agency.valid_from is not None:
+        extra += f", from {agency.valid_from}"
+    if agency.valid_to is not None:
+        extra += f", until {agency.valid_to}"
+    if agency.successor_id is not None:
+        extra += f", → {code_of.get(agency.successor_id, '?')}"
     return f"{agency.code}  {agency.name} ({agency.level.value}{extra})"
 
 
 def _tree(children: dict[int | None, list[Agency]], parent: int | None, indent: str) -> Iterator[str]:
     siblings = children.get(parent, [])
+    code_of = {agency.id: agency.code for group in children.values() for agency in group}
     for index, agency in enumerate(siblings):
         if parent is None:
-            yield _label(agency)
+            yield _label(agency, code_of)
             yield from _tree(children, agency.id, "")
             continue
         last = index == len(siblings) - 1
-        yield f"{indent}{'└── ' if last else '├── '}{_label(agency)}"
+        yield f"{indent}{'└── ' if last else '├── '}{_label(agency, code_of)}"
         yield from _tree(children, agency.id, indent + ("    " if last else "│   "))
 
 

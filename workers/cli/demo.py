@@ -43,7 +43,7 @@ import httpx
 
 from config.settings import PROJECT_ROOT, VAR_DIR
 
-AGENCIES = PROJECT_ROOT / "config" / "agencies" / "ha-noi-thanh-xuan.yaml"
+AGENCIES = PROJECT_ROOT / "config" / "agencies" / "ha-noi.yaml"
 SIMULATORS = PROJECT_ROOT / "tests" / "support"
 RATING_TEMPLATE = "zns-demo-rating"
 WAIT_SECONDS = 60.0
@@ -172,7 +172,7 @@ def _start(stage: Stage) -> None:
          "--password", kannel_password, "--log", str(stage.phone_log)],
     )  # fmt: skip
     rules = stage.workdir / "channels.yaml"
-    rules.write_text("agencies:\n  HN-TX:\n    strategy: zalo_first\n", encoding="utf-8")
+    rules.write_text("agencies:\n  HN:\n    strategy: zalo_first\n", encoding="utf-8")
     stage.env = {
         "DATABASE_URL": f"sqlite:///{stage.workdir / 'demo.db'}",
         "REDIS_URL": f"redis://127.0.0.1:{stage.redis_port}/0",
@@ -307,7 +307,7 @@ def _scene(title: str) -> None:
 def _play(stage: Stage, citizen: Citizen) -> None:
     http = citizen.http
     _scene("1. Zalo first: a 5-star rating by phone (ZNS), then the rest of the survey on the Zalo bot")
-    _post_case(stage, http, _case("HD-DEMO-0001", "HN-TX-HD", phone="0912 345 678"))
+    _post_case(stage, http, _case("HD-DEMO-0001", "HN-P-KHUONG-DINH", phone="0912 345 678"))
     [zns] = citizen.receive("zns")
     click.echo("  <- citizen taps 4 stars and writes: Cán bộ hướng dẫn tận tình")
     http.post(f"{stage.sim}/_sim/zns/rate", json={"msg_id": zns["msg_id"], "rate": 4,
@@ -319,13 +319,14 @@ def _play(stage: Stage, citizen: Citizen) -> None:
 
     _scene("2. A phone without Zalo: ZNS refused (-118), the survey continues by SMS")
     http.post(f"{stage.sim}/_sim/config", json={"zns_phone_errors": {"84987654321": -118}})
-    _post_case(stage, http, _case("KG-DEMO-0002", "HN-TX-KG", phone="0987 654 321"))
+    _post_case(stage, http, _case("KG-DEMO-0002", "HN-P-THANH-XUAN", phone="0987 654 321"))
     citizen.receive("sms", 2)
     click.echo(f"  (recorded on the survey: {_fallback_reason(stage, 'KG-DEMO-0002')})")
     citizen.until_thanks("sms", ["5", "4", "4", "2", "khong", "1"], phone="84987654321")
 
     _scene("3. An Official Account follower: the OA token expires midway and is refreshed once")
-    _post_case(stage, http, _case("KM-DEMO-0003", "HN-TX-KM", zalo_user_id="demo-oa-user", channel="zalo"))
+    oa_case = _case("KM-DEMO-0003", "HN-P-PHUONG-LIET", zalo_user_id="demo-oa-user", channel="zalo")
+    _post_case(stage, http, oa_case)
     citizen.receive("oa", 2)
     citizen.says("oa", "5", user="demo-oa-user")
     citizen.receive("oa")

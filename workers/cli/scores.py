@@ -103,13 +103,28 @@ def _days(
     show_default=True,
     help="Answers of one channel only (case figures are always all channels).",
 )
-def show(agency_code: str | None, period: Period | None, fmt: str, channel: str) -> None:
+@click.option(
+    "--with-predecessors",
+    "with_predecessors",
+    is_flag=True,
+    help="Count merged units' cases as their successor's (trends across the 2025 reform).",
+)
+def show(
+    agency_code: str | None, period: Period | None, fmt: str, channel: str, with_predecessors: bool
+) -> None:
     """Scores per unit, rolled up along the agency tree (weighted by closed cases)."""
     settings = get_settings()
     chosen = period if period is not None else day_period(yesterday(settings.tz))
     with session_factory(settings.DATABASE_URL)() as session:
         try:
-            report = build_report(session, chosen, agency_code, settings=settings, channel=channel)
+            report = build_report(
+                session,
+                chosen,
+                agency_code,
+                settings=settings,
+                channel=channel,
+                with_predecessors=with_predecessors,
+            )
         except UnknownAgencyError as exc:
             raise click.BadParameter(str(exc), param_hint="--agency") from exc
         except AgencyTreeError as exc:
