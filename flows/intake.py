@@ -104,6 +104,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 # NUL and the other C0 controls (tab and line breaks aside) and unpaired UTF-16 surrogates (which
 # JSON's \ud800 escapes can produce) cannot be stored as text, so they are refused per field.
+_UNSTORABLE_MESSAGE = "must not contain control characters (such as NUL) or unpaired surrogates"
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 _EXAMPLE_TIME = "2026-11-20T16:30:00+07:00"
 
@@ -177,9 +178,7 @@ def _in_range(value: datetime) -> datetime:
 
 def _storable(value: str) -> str:
     if _UNSTORABLE.search(value):
-        raise PydanticCustomError(
-            "unstorable_text", "must not contain control characters (such as NUL) or unpaired surrogates"
-        )
+        raise PydanticCustomError("unstorable_text", _UNSTORABLE_MESSAGE)
     return value
 
 
@@ -241,6 +240,8 @@ def _message(error: Mapping[str, Any]) -> str:
         return "is required"
     if kind == "string_type":
         return "must be a string"
+    if kind == "string_unicode":  # pydantic's own check finds lone surrogates first
+        return _UNSTORABLE_MESSAGE
     if kind == "string_too_short":
         return "must not be empty"
     if kind == "string_too_long":
