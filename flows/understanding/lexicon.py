@@ -87,13 +87,13 @@ def number(value: int) -> Meaning:
 # "chưa" (not yet) and "chẳng"/"chả", which all mean not satisfied in a reply.
 NEGATORS = (
     "không", "ko", "k", "kh", "khg", "kg", "hok", "hông", "khum", "hk", "kô", "khôg",
-    "chưa", "chẳng", "chả", "not",
+    "chưa", "chẳng", "chả", "not", "hem",
 )  # fmt: skip
 SATISFIED = ("hài lòng", "hailong", "hl", "hlong", "hài lg", "hài lòg")
 INTENSE_BEFORE = (
     "rất", "rất là", "rất rất", "hoàn toàn", "cực kỳ", "cực kì", "vô cùng", "quá", "siêu", "very",
 )  # fmt: skip
-INTENSE_AFTER = ("lắm", "quá", "lắm luôn", "vô cùng", "cực", "cực kỳ", "tuyệt đối")
+INTENSE_AFTER = ("lắm", "quá", "lắm luôn", "vô cùng", "cực", "cực kỳ", "tuyệt đối", "lem", "wa")
 # After a negated label these soften it ("không hài lòng lắm" = not very satisfied: 2 or 3?).
 SOFTENERS = ("lắm", "mấy", "lắm đâu", "hoàn toàn", "hẳn")
 # After a negated label these make it total ("không hài lòng chút nào" = not at all: 1).
@@ -121,7 +121,7 @@ SCALE_LABELS: dict[Meaning, list[str]] = {
     ],
     label(3): [
         "bình thường", "binhthuong", "bt", "bthuong", "bình thg", "bthg", "btg", "neutral",
-        "bình thường thôi",
+        "bình thường thôi", "bth",
     ],
     label(2): [
         "khl", "khonghailong", "kohl", "khônghàilòng", "dissatisfied", "unsatisfied", "not satisfied",
@@ -141,6 +141,7 @@ SCALE_LABELS: dict[Meaning, list[str]] = {
     # Informal words say only the side of the scale; the value is used when nothing exact is given.
     label(5, exact=False): [
         "rất tốt", "tốt lắm", "quá tốt", "tốt quá", "rất là tốt", "cực tốt", "rất ok", "rất ổn",
+        "tốt lem", "tốt wa", "wa tốt",
         "tuyệt vời", "tuyệt", "xuất sắc", "hoàn hảo", "quá tuyệt", "very good", "great", "excellent",
     ],
     label(4, exact=False): [
@@ -149,7 +150,7 @@ SCALE_LABELS: dict[Meaning, list[str]] = {
     ],
     label(3, exact=False): [
         "tạm được", "tam dc", "tạm đc", "tàm tạm", "!tạm", "tạm ổn", "cũng được", "cũng đc", "trung bình",
-        "tb", "vừa phải", "so so", "average",
+        "tb", "vừa phải", "so so", "average", "cx được", "cx dc", "cx đc",
     ],
     label(2, exact=False): [
         "~tệ", "~kém", "!dở", "!chán", "!tồi", "bad", "poor", "not good",
@@ -178,7 +179,7 @@ NUMBER_WORDS: dict[Meaning, list[str]] = {
 
 YESNO_WORDS: dict[Meaning, list[str]] = {
     YES: [
-        "~có", "c", "yes", "~y", "yeah", "yep", "~vâng", "~ừ", "uh", "uk", "um", "!ừm", "!đúng",
+        "~có", "c", "yes", "~y", "yeah", "yep", "~vâng", "~ừ", "uh", "uk", "ukm", "um", "!ừm", "!đúng",
         "đúng rồi", "đúng vậy", "~phải", "có bị", "có đấy", "có chứ", "có rồi", "dạ có", "dạ vâng",
     ],
     NO: [
@@ -202,11 +203,12 @@ UNCERTAIN = [
     "maybe", "but", "except", "idk", "dont", "between",
 ]  # fmt: skip
 NEGATION_WORDS = [*NEGATORS, "~không", "no", "ko có"]
+JOINED = ["~và", "!cả", "~lẫn", "and"]
 FILLERS = [
     # politeness and particles
     "~ạ", "~dạ", "~vâng", "!ừ", "nhé", "nhe", "nha", "nhá", "nhen", "nghen", "hen", "~nè",
     "!đi", "luôn", "lun", "~thôi", "~rồi", "~nhé ạ", "~thì", "~là", "~nhiều", "~nữa", "~vậy", "~đó", "!ấy",
-    "~ạh", "~á", "~ha", "!nhỉ", "~ơi", "~rùi", "oh", "ah",
+    "~ạh", "~á", "~ha", "!nhỉ", "~ơi", "~rùi", "oh", "ah", "nka", "ak", "~với", "thui",
     # pronouns
     "em", "e", "anh", "~chị", "~tôi", "toi", "tui", "~mình", "mik", "mk", "con", "~cháu", "!cô",
     "~chú", "~bác", "!bà", "!ông", "~bạn", "ad", "admin", "i", "me", "my", "it", "is", "was", "we",
@@ -253,7 +255,8 @@ KEYWORDS: dict[Keyword, list[str]] = {
     Keyword.HELP: [
         "hd", "hướng dẫn", "help", "trợ giúp", "giúp", "giúp đỡ", "không hiểu", "ko hieu", "k hieu",
         "chưa hiểu", "là sao", "nghĩa là sao", "là gì", "gì vậy", "cái gì", "gì", "ai vậy", "ai đấy",
-        "ai đây", "ai thế", "hỏi gì", "gửi lại", "hdan",
+        "ai đây", "ai thế", "hỏi gì", "gửi lại", "hdan", "j z", "j vậy", "là j", "ko hỉu", "k hỉu",
+        "hk hiểu", "ko hiu", "k hiu", "hk hiu", "ntn",
     ],
     Keyword.RESTART: [
         "~lại", "làm lại", "bắt đầu", "bắt đầu lại", "làm lại từ đầu", "lại từ đầu", "từ đầu", "restart",
@@ -270,7 +273,7 @@ OPT_OUT_LEADS = ["tc", "stop", "từ chối", "tuchoi", "~dừng", "dừng lại
 KEYWORD_FILLERS = [
     "~ạ", "~dạ", "~vâng", "nhé", "nhe", "nha", "nhá", "em", "anh", "~chị", "~tôi", "tui", "~mình",
     "con", "~cháu", "~xin", "!đi", "di", "giùm", "~nữa", "luôn", "ngay", "cảm ơn", "cám ơn",
-    "please", "pls", "ok", "!ơi", "~ạh", "~cho", "~thôi", "~vậy", "admin", "ad",
+    "please", "pls", "ok", "!ơi", "~ạh", "~cho", "~thôi", "~vậy", "admin", "ad", "nka", "ak",
 ]  # fmt: skip
 # Words that introduce a question number: "câu 1: 4", "cau hoi 2 - 5", "c1 4", "q1=4".
 QUESTION_WORDS = ("cau", "cau hoi", "cau so", "question")
@@ -409,7 +412,8 @@ def _lexicon_for(kind: ReplyKind) -> Lexicon:
     if kind is ReplyKind.SCALE5:
         tables = [*_tables(SCALE_LABELS), *numbers, (HEDGE, NEGATION_WORDS), *common]
     elif kind is ReplyKind.CHOICE5:
-        tables = [*scale_as_words, *numbers, (HEDGE, NEGATION_WORDS), *common]
+        # "cán bộ và thủ tục", "thủ tục lẫn kết quả": more than one thing picked.
+        tables = [*scale_as_words, *numbers, (HEDGE, [*NEGATION_WORDS, *JOINED]), *common]
     else:
         # On yes/no the negations are answers, and scale words or number words are not.
         number_words = [spelling for _, spellings in numbers for spelling in spellings]

@@ -82,6 +82,7 @@ class Item:
     digit: bool = False
     mark: str = ""
     glued: bool = False
+    unknown: bool = False  # an unaccented word the lexicon does not know ("hem", "lem", "khonh")
 
 
 def parse_reply(
@@ -286,7 +287,7 @@ def _read(tokens: Sequence[Token], kind: ReplyKind, options: Sequence[str], yes_
                 items.append(_meaning_item(match[0]))
                 index += match[1]
                 continue
-            items.append(Item(Part.CONTENT))
+            items.append(Item(Part.CONTENT, unknown=token.raw.isascii()))
         index += 1
     return items
 
@@ -517,7 +518,7 @@ def _single(items: list[Item], question: _Question, *, allow_comment: bool) -> _
     if sum(1 for item in answers if item.numeric) > 1:
         return Reason.TOO_MANY
     value = _agreed_value(answers, kind)
-    if value is None:
+    if value is None or (kind is ReplyKind.SCALE5 and _label_touches_unknown(items)):
         return Reason.AMBIGUOUS
     asked_back = any(item.part is Part.SEP and item.mark == "?" for item in items)
     if asked_back and not any(item.digit for item in answers):
@@ -548,6 +549,18 @@ def _tidy(items: list[Item]) -> list[Item]:
         if item.mark == "*" and item.part is Part.ANSWER and item.value in digits:
             result[index] = Item(Part.FILLER)
     return result
+
+
+def _label_touches_unknown(items: list[Item]) -> bool:
+    """Whether a scale word has an unknown unaccented word right before or after it, with no mark
+    between: such a word may turn it around or up ("hem hl": không hài lòng, "tot lem": tốt
+    lắm, "khonh hai long": a slipped "không"), so the scale word alone says too little."""
+    for index, item in enumerate(items):
+        if item.part is Part.ANSWER and not item.anchored:
+            neighbours = items[max(index - 1, 0) : index] + items[index + 1 : index + 2]
+            if any(other.unknown for other in neighbours):
+                return True
+    return False
 
 
 def _side(value: int) -> int:

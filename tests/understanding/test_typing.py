@@ -51,6 +51,24 @@ def test_the_issues_replies(text: str, value: int | None) -> None:
     assert reply.text == text  # what is stored and shown is what the citizen typed
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("hem hl", 2),  # teencode "hem" = không
+        ("tot lem", 5),  # "lem" = lắm
+        ("khonh hai long", 2),  # the slipped "không" is corrected, never read as "hài lòng"
+        ("hai long xyz", None),  # an unknown word right next to a scale word
+        ("rat hai long abc", None),
+        ("rat hai long, abc", 5),  # set apart by a comma: a comment
+    ],
+)
+def test_an_unknown_word_touching_a_scale_word_may_change_it(text: str, value: int | None) -> None:
+    """From the independent corpus block (tests/data/replies.jsonl, `source`): "hem hl" and "tot
+    lem" were first recorded as 4, a wrong number; now a word the lexicon does not know may not
+    sit right next to a scale word."""
+    assert parse_reply(text, ReplyKind.SCALE5).value == value
+
+
 def test_bif_thuowng_is_honestly_not_understood() -> None:
     """ "bì thương" (Telex) is no answer: "bình thường" with letters missing, or "bị thương"
     (wounded)? Reading it as 3 would be a guess."""
