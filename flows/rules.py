@@ -38,7 +38,7 @@ from flows.channel_policy import (
 from flows.schedule import in_send_window, next_send_time
 from flows.templates import MessageTooLongError, TemplateError, fit_sms, is_gsm7, template_fields
 from storage import audit
-from storage.models import Agency, Case, Survey, SurveyStatus
+from storage.models import Agency, AgencyRule, Case, Survey, SurveyStatus
 from storage.rules import rules_of, set_rule, unset_rule
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "RuleSpec",
     "RuleValueError",
     "Sampling",
+    "answer_reach",
     "auto_probability",
     "change_rule",
     "plan_import",
@@ -599,3 +600,38 @@ def plan_import(
         except RuleValueError as exc:
             errors.append(f"{code}: {name}: {exc}")
     return changes, errors
+
+
+# -- how long after a case closes its answers can still come (the nightly recount) -------------
+
+_DAY = 86400
+
+
+def answer_reach(session: Session, settings: Settings) -> timedelta:
+    """The longest time from a case's close to its last possible answer under any unit's rules:
+    the longest first-message delay, plus the longest quiet night of any send window, plus the
+    longest run of consecutive holidays, plus the longest expiry. The nightly scores recount that
+    many past days, so a unit with a longer expiry or a holiday week is not left stale."""
+    values: dict[str, list[Any]] = {}
+    for name, value in session.execute(select(AgencyRule.name, AgencyRule.value)).all():
+        values.setdefault(name, []).append(value)
+    delay = max([settings.SIPAS_FIRST_MESSAGE_DELAY, *values.get("first_message_delay", [])])
+    expiry = max([settings.SIPAS_SURVEY_TTL, *values.get("expiry", [])])
+    quiet = max(_quiet_seconds(w) for w in [settings.SIPAS_SEND_WINDOW, *values.get("send_window", [])])
+    run = max([0, *(_longest_run(days) for days in values.get("holidays", []))])
+    return timedelta(seconds=int(delay) + quiet + run * _DAY + int(expiry))
+
+
+def _quiet_seconds(window: str) -> int:
+    start, end = parse_send_window(window)
+    close = end.hour * 3600 + end.minute * 60 if end is not None else _DAY
+    return _DAY - (close - (start.hour * 3600 + start.minute * 60))
+
+
+def _longest_run(days: list[str]) -> int:
+    ordered = sorted(date.fromisoformat(day) for day in days)
+    longest = current = 0
+    for index, day in enumerate(ordered):
+        current = current + 1 if index and (day - ordered[index - 1]).days == 1 else 1
+        longest = max(longest, current)
+    return longest

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from config.settings import Settings
 from flows.intake import submit_cases
-from flows.rules import RuleBook, rule_spec
+from flows.rules import RuleBook, answer_reach, rule_spec
 from storage.agencies import get_by_code
 from storage.models import Agency, AgencyLevel, Survey, SurveyStatus, Timer, TimerKind
 from storage.rules import set_rule, unset_rule
@@ -197,3 +197,14 @@ def test_automatic_sampling_uses_the_units_observed_response_rate(runtime: Runti
         assert book.sampling_probability(ward, MORNING) == pytest.approx(285.714 / 500, rel=1e-4)
         # Too few asked yet in the sibling to know its response rate: every case is asked.
         assert book.sampling_probability(sibling, MORNING) == 1.0
+
+
+def test_the_nightly_recount_reaches_as_far_as_any_units_rules(runtime: Runtime) -> None:
+    with runtime.sessions() as session:
+        # Defaults: no delay, 10.5 quiet hours (07:30-21:00), 72 h expiry.
+        assert answer_reach(session, runtime.settings) == timedelta(hours=82, minutes=30)
+    _set(runtime, "P-A", "expiry", "7d")
+    _set(runtime, "P", "holidays", "2026-04-30, 2026-05-01, 2026-09-02")  # a run of two days
+    _set(runtime, "P-B", "send_window", "09:00-11:00")  # 22 quiet hours
+    with runtime.sessions() as session:
+        assert answer_reach(session, runtime.settings) == timedelta(days=7 + 2, hours=22)

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from config.settings import Settings
+from flows.rules import answer_reach
 from flows.scores.anomalies import detect_days
 from flows.scores.counts import compute_days
 from flows.scores.periods import yesterday
@@ -47,7 +48,10 @@ def nightly_scores(now_iso: str | None = None) -> dict[str, Any]:
     runtime = get_runtime()
     now = datetime.fromisoformat(now_iso) if now_iso else None
     end = yesterday(runtime.settings.tz, now)
-    start = end - timedelta(days=nightly_lookback_days(runtime.settings) - 1)
+    with runtime.sessions() as session:  # units' own rules may let answers come later (flows.rules)
+        reach = answer_reach(session, runtime.settings)
+    days = max(nightly_lookback_days(runtime.settings), 1 + math.ceil(reach.total_seconds() / _DAY))
+    start = end - timedelta(days=days - 1)
     summary = compute_scores(start.isoformat(), end.isoformat())
     queue(runtime.redis, SCORES_QUEUE).enqueue(send_nightly_digests, end.isoformat(), 1, job_id=f"digest-{end}-1")
     return summary
