@@ -11,6 +11,7 @@ from email import message_from_bytes
 from email.message import Message
 
 import pytest
+from aiohttp import FormData
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
@@ -350,3 +351,36 @@ async def test_inbox_masked_handled_and_forwarded(
     assert statuses == [InboxStatus.FORWARDED, InboxStatus.HANDLED]
     assert [a for a, _t in _audit(sessions)][-2:] == ["inbox.forward", "inbox.handled"]
     assert csrf_of(await (await client.get("/inbox?status=all")).text())
+
+
+async def test_rules_file_import_is_all_or_nothing(
+    staff: tuple[Client, str], sessions: sessionmaker[Session]
+) -> None:
+    client, csrf = staff
+
+    def upload(text: str) -> FormData:
+        form = FormData()
+        form.add_field("csrf_token", csrf)
+        form.add_field("file", text.encode("utf-8"), filename="rules.yaml", content_type="application/x-yaml")
+        return form
+
+    bad = await client.post(
+        "/agencies/import", data=upload("rules:\n  HN:\n    sampling: 2\n  HN-XX:\n    expiry: 1d\n")
+    )
+    html = await bad.text()
+    assert bad.status == 422
+    assert "HN-XX: not in the agency registry" in html
+    assert "sampling" in html
+    good = await client.post(
+        "/agencies/import",
+        data=upload("rules:\n  HN:\n    holidays: [2026-09-02]\n  HN-BD:\n    reminder_after: 12h\n"),
+        allow_redirects=False,
+    )
+    assert good.status == 303
+    ward = await (await client.get("/agencies/HN-BD")).text()
+    assert "12h" in ward
+    assert "2026-09-02" in ward
+    assert _audit(sessions) == [
+        ("rules.set", "agency:HN:holidays"),
+        ("rules.set", "agency:HN-BD:reminder_after"),
+    ]
