@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, or_, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -186,10 +186,7 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]
         .where(*closed)
         .order_by(Case.closed_at, Survey.id)
     ).all()
-    answered_keys = {
-        key for survey_id, _, _, _, _, key in surveys if key is not None and survey_id in answers
-    }
-    seen = _phones_answered_earlier_in_month(session, day, tz, answered_keys, set(case_agency.values()))
+    seen = _phones_answered_earlier_in_month(session, day, tz, closed)
     for survey_id, case_pk, channel, status, probability, phone_key in surveys:
         agency_id = case_agency[case_pk]
         opted_out = status is SurveyStatus.OPTED_OUT
@@ -248,50 +245,52 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]
     return rows
 
 
-_IN_CHUNK = 1000  # bound parameters per IN (...) look-up
-
-
 def _phones_answered_earlier_in_month(
-    session: Session,
-    day: date,
-    tz: ZoneInfo,
-    phone_keys: set[str],
-    agencies: set[int],
+    session: Session, day: date, tz: ZoneInfo, closed: DayFilter
 ) -> set[tuple[int, str]]:
-    """(agency, phone key) pairs whose phone already answered a survey of that agency on a case
-    closed earlier in the same calendar month (before `day`): their answers today are repeats."""
+    """(agency, phone key) pairs whose phone (or Zalo user, for surveys without a phone) already
+    answered a survey of that agency on a case closed earlier in the same calendar month: their
+    answers today are repeats. Two index-friendly semi-joins against the day's own phones."""
     if day.day == 1:
         return set()
-    keys = sorted(phone_keys)
     month_start, _ = local_day_bounds(day.replace(day=1), tz)
     day_start, _ = local_day_bounds(day, tz)
-    key_column = func.coalesce(Survey.phone_hash, Case.zalo_user_hash)
     answered = (
         select(Answer.id)
-        .where(
-            Answer.survey_id == Survey.id,
-            Answer.criterion_code.is_not(None),
-            Answer.value.is_not(None),
-        )
+        .where(Answer.survey_id == Survey.id, Answer.criterion_code.is_not(None), Answer.value.is_not(None))
         .exists()
     )
+    earlier = (
+        Case.closed_at >= month_start,
+        Case.closed_at < day_start,
+        Survey.status != SurveyStatus.OPTED_OUT,
+        answered,
+    )
+    todays_phones = (
+        select(Survey.phone_hash)
+        .join(Case, Case.id == Survey.case_pk)
+        .where(*closed, Survey.phone_hash.is_not(None))
+    )
+    todays_zalo = (
+        select(Case.zalo_user_hash)
+        .join(Survey, Survey.case_pk == Case.id)
+        .where(*closed, Survey.phone_hash.is_(None), Case.zalo_user_hash.is_not(None))
+    )
+    by_phone = (
+        select(Survey.agency_id, Survey.phone_hash)
+        .join(Case, Case.id == Survey.case_pk)
+        .where(*earlier, Survey.phone_hash.in_(todays_phones))
+    )
+    by_zalo = (
+        select(Survey.agency_id, Case.zalo_user_hash)
+        .join(Case, Case.id == Survey.case_pk)
+        .where(*earlier, Survey.phone_hash.is_(None), Case.zalo_user_hash.in_(todays_zalo))
+    )
     seen: set[tuple[int, str]] = set()
-    for offset in range(0, len(keys), _IN_CHUNK):
-        chunk = keys[offset : offset + _IN_CHUNK]
-        for agency_id, key in session.execute(
-            select(Survey.agency_id, key_column)
-            .join(Case, Case.id == Survey.case_pk)
-            .where(
-                Case.closed_at >= month_start,
-                Case.closed_at < day_start,
-                Survey.status != SurveyStatus.OPTED_OUT,
-                or_(Survey.phone_hash.in_(chunk), Case.zalo_user_hash.in_(chunk)),
-                answered,
-            )
-            .distinct()
-        ):
-            if agency_id in agencies and key is not None:
-                seen.add((agency_id, key))
+    for query in (by_phone, by_zalo):
+        seen.update(
+            (agency_id, key) for agency_id, key in session.execute(query.distinct()) if key is not None
+        )
     return seen
 
 

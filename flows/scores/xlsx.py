@@ -260,17 +260,16 @@ def _fill(
         cell.fill = _HEADER_FILL
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     widths = [min(_MAX_WIDTH, max(10, len(header) // 2 + 2)) for header in headers]
-    for values in rows:
+    for line, values in enumerate(rows, start=2):
         sheet.append([neutralise(value) for value in values])
         for column, value in enumerate(values, start=1):
-            cell = sheet.cell(row=sheet.max_row, column=column)
-            if isinstance(value, bool) or value is None:
-                pass
-            elif isinstance(value, float) or (isinstance(value, int) and column in percent_columns):
-                cell.number_format = PERCENT_FORMAT
+            if value is None or isinstance(value, bool):
+                continue
+            if isinstance(value, float) or (isinstance(value, int) and column in percent_columns):
+                sheet.cell(row=line, column=column).number_format = PERCENT_FORMAT
             elif isinstance(value, int):
-                cell.number_format = COUNT_FORMAT
-            text = "" if value is None else (f"{value:.2f}" if isinstance(value, float) else str(value))
+                sheet.cell(row=line, column=column).number_format = COUNT_FORMAT
+            text = f"{value:.2f}" if isinstance(value, float) else str(value)
             widths[column - 1] = min(_MAX_WIDTH, max(widths[column - 1], len(text) + 2))
     for column, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(column)].width = width
