@@ -144,7 +144,8 @@ def seed_year(url: str, answers: int, units: int) -> None:
                    FROM daily_counts dc
                    CROSS JOIN (VALUES ('cases_closed', 2.5), ('cases_early', 0.5), ('cases_on_time', 1.7),
                                       ('cases_late', 0.3), ('cases_bad_766', 0.4)) c(metric, share)
-                   WHERE dc.channel = 'all' AND dc.metric = 'surveys' AND dc.day BETWEEN make_date(:year, 1, 1)
+                   WHERE dc.channel = 'all' AND dc.metric = 'surveys'
+                         AND dc.day BETWEEN make_date(:year, 1, 1)
                          AND make_date(:year, 12, 31)"""
             ),
             {"year": YEAR},
