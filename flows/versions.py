@@ -32,6 +32,7 @@ from flows.loading import (
     flow_from_definition,
     shipped_path,
 )
+from storage import audit
 from storage.flows import (
     add_version,
     assign,
@@ -118,7 +119,8 @@ def publish(
     now: datetime,
 ) -> PublishResult:
     """Store `flow` (a checked flow; `source` its file text) and make it live for new surveys of
-    `agency` (None: the default) on `channels` (None: the flow's own channel)."""
+    `agency` (None: the default) on `channels` (None: the flow's own channel). A new version or a
+    change of what is live is written to the audit log, by `by`."""
     wanted = tuple(channels) if channels else (flow.channel,)
     for channel in wanted:
         if channel not in flow.runs_on:
@@ -137,6 +139,21 @@ def publish(
             continue
         assign(session, agency_id=agency_id, channel=channel, version=row, at=now, by=by)
         made_live.append(channel)
+    if created or made_live:
+        audit.append(
+            session,
+            by or "unknown",
+            "flows.publish",
+            f"flow:{row.name}",
+            None,
+            {
+                "version": row.version,
+                "new": created,
+                "scope": agency.code if agency is not None else "default",
+                "live_on": [channel.value for channel in made_live],
+            },
+            agency_id=agency_id,
+        )
     return PublishResult(row.name, row.version, created, tuple(made_live), tuple(already))
 
 

@@ -282,15 +282,9 @@ def _publish(ctx: AppContext, viewer: Viewer, report: FlowReport, source: str, e
     flow = report.flow
     with ctx.sessions() as session, session.begin():
         agency = _scope_agency(session, viewer, editor.scope)
-        result = publish(session, flow, source, agency=agency, channels=None, by=viewer.username,
-                         now=datetime.now(UTC))  # fmt: skip
-        audit.append(
-            session, viewer.username, "flows.publish", f"flow:{result.name}",
-            None,
-            {"version": result.version, "new": result.created, "scope": agency.code if agency else "default",
-             "live_on": [c.value for c in result.made_live]},
-            agency_id=agency.id if agency else None,
-        )  # fmt: skip
+        result = publish(
+            session, flow, source, agency=agency, channels=None, by=viewer.username, now=datetime.now(UTC)
+        )  # audited by flows.versions.publish
         return result.version
 
 
