@@ -36,6 +36,12 @@ DAILY_TREND_MAX_DAYS = 62  # longer periods trend by month
 _MAX_WIDTH = 60
 _HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 _CHANNEL_NAMES = {"all": "Tất cả", "sms": "SMS", "zalo": "Zalo"}
+LEVEL_NAMES = {
+    "province": "Tỉnh/Thành phố",
+    "department": "Sở, ban, ngành",
+    "district": "Quận/Huyện (trước 7/2025)",
+    "commune": "Xã/Phường/Đặc khu",
+}
 
 Cell = str | int | float | bool | None
 
@@ -144,13 +150,13 @@ UNIT_PERCENT_COLUMNS = {10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, *range(24, 2
 
 
 def unit_row(row: dict[str, Any]) -> list[Cell]:
-    """One unit's figures in the order of UNIT_HEADERS: the JSON values, unchanged."""
+    """One unit's figures in the order of UNIT_HEADERS: the JSON values, the level in words."""
     sipas_ci = row["sipas_ci95"] or [None, None]
     ci = row["overall_ci95"] or [None, None]
     return [
         row["agency_code"],
         row["agency_name"],
-        row["level"],
+        LEVEL_NAMES.get(row["level"], row["level"]),
         row["parent_code"],
         row["period"],
         row["n_cases_closed"],
@@ -245,7 +251,7 @@ def comment_rows(
             comment.written_at.strftime("%d/%m/%Y %H:%M"),
             comment.agency_code,
             comment.agency_name,
-            comment.channel,
+            _CHANNEL_NAMES.get(comment.channel, comment.channel),
             comment.question,
             comment.text,
         ]
