@@ -26,7 +26,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from itertools import product
 
 from flows.understanding.normalize import strip_diacritics
@@ -71,6 +71,8 @@ _QUESTION_NUMBER = re.compile(r"(?:cau|cauhoi|c|q)[0-9]+")
 _QWERTY_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 _T9_KEYS = ("abc", "def", "ghi", "jkl", "mno", "pqrs", "tuv", "wxyz")
 _MAX_READINGS = 16
+# Words decoded or corrected are remembered, within bounds: a worker runs for weeks.
+_CACHED_WORDS = 8192
 
 
 def _qwerty_neighbours() -> dict[str, frozenset[str]]:
@@ -137,7 +139,7 @@ def _rewrite(text: str, decode: Callable[[str], str | None]) -> tuple[str | None
     return (rewritten if changed else None), tuple(changed)
 
 
-@cache
+@lru_cache(maxsize=_CACHED_WORDS)
 def decode_telex(word: str) -> str | None:
     """The syllable a Telex-typed `word` stands for ("raats" -> "rất"), or None when the word uses
     no Telex key or does not decode to a well-formed syllable."""
@@ -171,7 +173,7 @@ def _lone_w(letters: list[str]) -> bool:
     return True
 
 
-@cache
+@lru_cache(maxsize=_CACHED_WORDS)
 def decode_vni(word: str) -> str | None:
     """The syllable a VNI-typed `word` stands for ("ha2i" -> "hài", "d9u7o7ng2" -> "đường"), or
     None when it has no digit or does not decode to a well-formed syllable."""
@@ -296,7 +298,7 @@ def slip_readings(
     return found[:_MAX_READINGS]
 
 
-@cache
+@lru_cache(maxsize=_CACHED_WORDS)
 def _corrections(word: str, vocabulary: frozenset[str], pieces: frozenset[str]) -> tuple[str, ...]:
     fixes: list[str] = []
     if len(word) >= 4 and word.isalpha():
