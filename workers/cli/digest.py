@@ -11,8 +11,6 @@ import click
 from config.settings import get_settings
 from flows.scores.periods import yesterday
 from flows.scores.report import UnknownAgencyError
-from workers.digest.send import send_digests
-from workers.runtime import Runtime
 
 
 @click.group()
@@ -32,6 +30,9 @@ def digest() -> None:
 @click.option("--force", is_flag=True, help="Send again to supervisors who already got this day's digest.")
 def send(day: datetime | None, agency_code: str | None, dry_run: Path | None, force: bool) -> None:
     """Send (or write) the digest of a day; a digest already sent is skipped unless --force."""
+    from workers.digest.send import send_digests  # keeps matplotlib out of every other command
+    from workers.runtime import Runtime
+
     settings = get_settings()
     chosen = day.date() if day is not None else yesterday(settings.tz)
     if dry_run is not None:

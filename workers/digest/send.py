@@ -32,7 +32,6 @@ from storage import outbox
 from storage.agencies import get_by_code
 from storage.models import Agency, Channel, Digest, Route, User, UserRole
 from storage.users import subtree_ids
-from workers.digest.chart import chart_png
 from workers.digest.content import DigestContent, gather
 from workers.digest.message import RenderedDigest, email_message, render, zalo_text
 from workers.queues import SCORES_QUEUE, queue
@@ -96,6 +95,8 @@ def send_digests(
     mailer: Mailer | None = None,
 ) -> DigestRun:
     """Every supervisor's digest of `day` (see the module docstring)."""
+    from workers.digest.chart import chart_png  # matplotlib loads in ~1 s: only when digests are made
+
     settings = runtime.settings
     run = DigestRun(day)
     if mailer is None and settings.SMTP_HOST:
