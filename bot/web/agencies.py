@@ -1,6 +1,7 @@
 """/agencies: the registry as staff configure it: the tree of their units, a unit's details
 (edit, merged into another or closed, staff numbers) and its survey rules with their origin
-("set here", "inherited from ..."), and a rules file to import. Every change is audited."""
+("set here", "inherited from ..."), and a file to import (a registry file, as `sipas agencies
+import` reads, or a rules file, as `sipas rules import`). Every change is audited."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ from bot.web.render import error_page, render
 from bot.web.sessions import redirect
 from flows.inbox import mask_sender
 from flows.phones import InvalidPhoneError, normalize_phone
+from flows.registry import RegistryFileError, apply_import, plan_file, read_records
 from flows.rules import RULES, Resolved, RuleBook, RuleValueError, change_rule, plan_import
 from storage import audit
-from storage.agencies import add_staff_phone, get_by_code
+from storage.agencies import AgencyRow, add_staff_phone, get_by_code
 from storage.models import Agency, AgencyLevel, StaffPhone
 
 routes = web.RouteTableDef()
@@ -185,7 +187,32 @@ async def _tree_error(request: web.Request, message: str, report: list[str] | No
     )
 
 
-def _import_rules(ctx: AppContext, viewer: Viewer, text: str) -> int:
+def _is_registry(text: str, name: str) -> bool:
+    """A registry file (CSV, or YAML listing agencies) rather than a rules file."""
+    if name.lower().endswith(".csv"):
+        return True
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return isinstance(data, list) or (isinstance(data, dict) and isinstance(data.get("agencies"), list))
+
+
+def _import_file(ctx: AppContext, viewer: Viewer, text: str, name: str) -> str:
+    """Import a registry file (flows.registry) or a rules file (flows.rules.plan_import), all or
+    nothing, within the account's units. Returns what was done, for the notice."""
+    if _is_registry(text, name):
+        try:
+            records = read_records(text, name if name.lower().endswith(".csv") else "file.yaml")
+        except RegistryFileError as exc:
+            raise FormError(str(exc)) from None
+        with ctx.sessions() as session, session.begin():
+            plan = plan_file(session, records)
+            errors = plan.errors or _outside_scope(session, viewer, plan.rows)
+            if errors:
+                raise ImportRefusedError(errors)
+            counts = apply_import(session, plan.rows, viewer.username)
+        return f"registry:{counts['created']}:{counts['updated']}"
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -200,10 +227,28 @@ def _import_rules(ctx: AppContext, viewer: Viewer, text: str) -> int:
         if errors:
             raise ImportRefusedError(errors)
         now, changed = datetime.now(UTC), 0
-        for agency, name, value in changes:
-            before, after = change_rule(session, agency, name, value, actor=viewer.username, now=now)
+        for agency, rule, value in changes:
+            before, after = change_rule(session, agency, rule, value, actor=viewer.username, now=now)
             changed += before != after
-    return changed
+    return f"rules:{changed}"
+
+
+def _outside_scope(session: Session, viewer: Viewer, rows: list[AgencyRow]) -> list[str]:
+    """Rows a staff account may not write: units outside its subtree, new units under one."""
+    if viewer.scope is None:
+        return []
+    new = {row.code for row in rows if get_by_code(session, row.code) is None}
+    errors = []
+    for row in rows:
+        existing = get_by_code(session, row.code)
+        parent = get_by_code(session, row.parent_code) if row.parent_code else None
+        if existing is not None and not viewer.sees(existing.id):
+            errors.append(f"{row.code}: not one of this account's units")
+        elif (
+            existing is None and row.parent_code not in new and (parent is None or not viewer.sees(parent.id))
+        ):
+            errors.append(f"{row.code}: its parent must be one of this account's units")
+    return errors
 
 
 @routes.post("/agencies/import")
@@ -212,7 +257,9 @@ async def import_rules(request: web.Request) -> web.Response:
     form = await request.post()
     upload = form.get("file")
     text = form.get("text")
+    name = "rules.yaml"
     if isinstance(upload, web.FileField):
+        name = upload.filename or name
         content = upload.file.read(MAX_UPLOAD + 1)
         if len(content) > MAX_UPLOAD:
             return await _tree_error(request, "Tệp quá lớn (tối đa 256 KB).")
@@ -221,14 +268,14 @@ async def import_rules(request: web.Request) -> web.Response:
         except UnicodeDecodeError:
             return await _tree_error(request, "Tệp không phải văn bản UTF-8.")
     if not isinstance(text, str) or not text.strip():
-        return await _tree_error(request, "Chọn một tệp quy tắc (YAML).")
+        return await _tree_error(request, "Chọn một tệp danh mục đơn vị (CSV, YAML) hoặc tệp quy tắc (YAML).")
     try:
-        changed = await asyncio.to_thread(_import_rules, request.app[CONTEXT], viewer_of(request), text)
+        done = await asyncio.to_thread(_import_file, request.app[CONTEXT], viewer_of(request), text, name)
     except ImportRefusedError as exc:
         return await _tree_error(request, "Tệp có lỗi, chưa nhập gì:", exc.errors)
     except FormError as exc:
         return await _tree_error(request, str(exc))
-    return redirect(f"/agencies?done=imported&n={changed}")
+    return redirect(f"/agencies?done=imported&what={done}")
 
 
 # -- one unit ----------------------------------------------------------------------------------

@@ -384,3 +384,41 @@ async def test_rules_file_import_is_all_or_nothing(
         ("rules.set", "agency:HN:holidays"),
         ("rules.set", "agency:HN-BD:reminder_after"),
     ]
+
+
+async def test_registry_file_import_within_the_accounts_units(
+    staff: tuple[Client, str], sessions: sessionmaker[Session]
+) -> None:
+    client, csrf = staff
+
+    def upload(text: str, name: str) -> FormData:
+        form = FormData()
+        form.add_field("csrf_token", csrf)
+        form.add_field("file", text.encode("utf-8"), filename=name, content_type="text/plain")
+        return form
+
+    outside = "code,name,parent_code,level\nHCM,Thành phố Hồ Chí Minh,,province\n"
+    refused = await client.post("/agencies/import", data=upload(outside, "units.csv"))
+    assert refused.status == 422
+    assert "HCM: its parent must be one of this account" in await refused.text()
+    wrong = "code,name,parent_code,level\nHN-TH,Phường Tây Hồ,HN-XX,commune\n"
+    assert (
+        "line 2: parent_code &#39;HN-XX&#39;"
+        in await (await client.post("/agencies/import", data=upload(wrong, "units.csv"))).text()
+    )
+    good = (
+        "agencies:\n  - {code: HN-TH, name: Phường Tây Hồ, parent_code: HN, level: commune}\n"
+        "  - {code: HN-HK, name: Phường Hoàn Kiếm, parent_code: HN, level: commune, valid_to: 2025-07-01,"
+        " successor_code: HN-TH}\n"
+    )
+    done = await client.post("/agencies/import", data=upload(good, "units.yaml"), allow_redirects=False)
+    assert done.status == 303
+    tree = await (await client.get("/agencies")).text()
+    assert "Phường Tây Hồ" in tree
+    assert "đã sáp nhập vào HN-TH" in tree
+    # The new ward; the old one closed, then (once its successor exists) merged into it.
+    assert _audit(sessions) == [
+        ("agencies.add", "agency:HN-TH"),
+        ("agencies.update", "agency:HN-HK"),
+        ("agencies.update", "agency:HN-HK"),
+    ]
