@@ -154,9 +154,7 @@ def _one(
         if mailer is None:
             run.no_smtp += 1
         else:
-            _email(
-                runtime, run, content.day, username, content, rendered, chart, email, sender, force, mailer
-            )
+            _email(runtime, run, username, content, rendered, chart, email, sender, force, mailer)
     if zalo_user_id:
         _zalo(runtime, run, content, username, rendered, zalo_user_id, force)
 
@@ -194,7 +192,6 @@ def _already(session: Session, day: date, username: str, channel: str, done: tup
 def _email(
     runtime: Runtime,
     run: DigestRun,
-    day: date,
     username: str,
     content: DigestContent,
     rendered: RenderedDigest,
@@ -204,6 +201,7 @@ def _email(
     force: bool,
     mailer: Mailer,
 ) -> None:
+    day = content.day
     with runtime.sessions() as session, session.begin():
         if not force and _already(session, day, username, EMAIL, (SENT,)):
             run.already_sent += 1
