@@ -37,8 +37,8 @@ HOOK_SECRET = "bench-onestop-secret-0123456789abcdef"
 
 
 @contextmanager
-def web_process(env: dict[str, str], port: int) -> Iterator[str]:
-    """`sipas web` on `port` until the block ends; yields its base URL once /healthz answers."""
+def web_process(env: dict[str, str], port: int) -> Iterator[tuple[str, int]]:
+    """`sipas web` on `port` until the block ends; yields its base URL and pid once /healthz answers."""
     sipas = str(Path(sys.executable).with_name("sipas"))
     process = subprocess.Popen([sipas, "web", "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
@@ -53,7 +53,7 @@ def web_process(env: dict[str, str], port: int) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("sipas web did not start")
             time.sleep(0.1)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -74,7 +74,13 @@ def _case(n: int, closed: datetime) -> dict[str, object]:
     }
 
 
-async def drive(base: str, cases: int, batch: int, concurrency: int) -> list[str]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(base: str, pid: int, cases: int, batch: int, concurrency: int) -> list[str]:
     """Post every batch, `concurrency` in flight, and probe /healthz meanwhile."""
     closed = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     bodies = [
@@ -116,9 +122,11 @@ async def drive(base: str, cases: int, batch: int, concurrency: int) -> list[str
                 await asyncio.sleep(0.02)
 
         prober = asyncio.create_task(probe())
+        cpu_before = cpu_seconds(pid)
         start = time.perf_counter()
         await asyncio.gather(*(poster() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
+        cpu = cpu_seconds(pid) - cpu_before
         done.set()
         await prober
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(outcomes.items()))
@@ -126,7 +134,7 @@ async def drive(base: str, cases: int, batch: int, concurrency: int) -> list[str
         f"intake over HTTP, batches of {batch}, {concurrency} in flight: {cases} cases in "
         f"{elapsed:.2f} s, {cases / elapsed:,.0f} cases/s; request p50 "
         f"{percentile(latencies, 50) * 1000:.0f} ms, p95 {percentile(latencies, 95) * 1000:.0f} ms "
-        f"({summary})",
+        f"({summary}); the web process used {cpu:.1f} CPU s ({cpu / cases * 1e6:.0f} µs a case)",
         f"  /healthz meanwhile: {len(probes)} probes, p50 {percentile(probes, 50) * 1000:.1f} ms, "
         f"p99 {percentile(probes, 99) * 1000:.1f} ms, max {max(probes) * 1000:.1f} ms",
     ]
@@ -147,8 +155,8 @@ def run(server_url: str, redis_url: str | None, cases: int, batch: int, concurre
             "PORT": str(port),
             "SIPAS_PUBLIC_URL": f"http://127.0.0.1:{port}",
         }
-        base = stack.enter_context(web_process(env, port))
-        return asyncio.run(drive(base, cases, batch, concurrency))
+        base, pid = stack.enter_context(web_process(env, port))
+        return asyncio.run(drive(base, pid, cases, batch, concurrency))
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,15 +54,19 @@ def run(server_url: str, redis_url: str, rows: int, fmt: str, recent_share: floa
         write_cases(path, rows, recent_share, fmt)
         sipas = str(Path(sys.executable).with_name("sipas"))
         env = {**os.environ, **bench_env(db_url, redis_url)}
+        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(
             [sipas, "cases", "import", str(path)], env=env, capture_output=True, text=True, check=False
         )
         elapsed = time.perf_counter() - start
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
     return [
         f"cases import, {rows:,} rows ({fmt}, {recent_share:.0%} recent): {elapsed:.1f} s, "
-        f"{rows / elapsed:,.0f} rows/s, exit {done.returncode}",
+        f"{rows / elapsed:,.0f} rows/s, exit {done.returncode}; the sipas process used {cpu:.1f} CPU s "
+        f"({cpu / rows * 1e6:.0f} µs a row, start-up included; PostgreSQL's own CPU not counted)",
         f"  {summary}",
     ]
 

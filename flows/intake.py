@@ -60,7 +60,7 @@ from flows.channel_policy import choose_start
 from flows.phones import InvalidPhoneError, normalize_phone
 from flows.rules import AgencyRules, RuleBook
 from flows.versions import live_version
-from storage.bulk import insert_rows
+from storage.bulk import among, insert_rows
 from storage.crypto import PhoneVault
 from storage.models import (
     Agency,
@@ -346,10 +346,10 @@ class _Candidate:
     reason: str | None = None
     probability: float = 1.0
     survey_id: int | None = None
+    identities: tuple[str, ...] = ()  # the phone and Zalo hashes there are
 
-    @property
-    def identities(self) -> tuple[str, ...]:
-        return tuple(h for h in (self.phone_hash, self.zalo_hash) if h is not None)
+    def __post_init__(self) -> None:
+        self.identities = tuple(h for h in (self.phone_hash, self.zalo_hash) if h is not None)
 
 
 @dataclass(frozen=True)
@@ -445,7 +445,7 @@ def _stored_surveys(session: Session, case_ids: Iterable[str]) -> dict[str, int 
         rows = session.execute(
             select(Case.case_id, Survey.id)
             .outerjoin(Survey, Survey.case_pk == Case.id)
-            .where(Case.case_id.in_(chunk))
+            .where(among(session, Case.case_id, chunk))
         )
         found.update({case_id: survey_id for case_id, survey_id in rows})
     return found
@@ -464,10 +464,14 @@ def _decide(session: Session, settings: Settings, candidates: list[_Candidate], 
     opted_out: set[str] = set()
     staff: set[tuple[int, str]] = set()
     for chunk in _chunks(identities):
-        opted_out.update(session.scalars(select(OptOut.phone_hash).where(OptOut.phone_hash.in_(chunk))))
+        opted_out.update(
+            session.scalars(select(OptOut.phone_hash).where(among(session, OptOut.phone_hash, chunk)))
+        )
     for chunk in _chunks(phones):
         rows = session.execute(
-            select(StaffPhone.agency_id, StaffPhone.phone_hash).where(StaffPhone.phone_hash.in_(chunk))
+            select(StaffPhone.agency_id, StaffPhone.phone_hash).where(
+                among(session, StaffPhone.phone_hash, chunk)
+            )
         )
         staff.update((agency_id, phone_hash) for agency_id, phone_hash in rows)
     longest_cap = max((c.rules.frequency_cap_days for c in candidates), default=0)
@@ -501,7 +505,7 @@ def _surveys_of(session: Session, candidates: list[_Candidate], since: datetime)
                 select(column, Survey.created_at, Survey.status)
                 .join(Case, Survey.case_pk == Case.id)
                 .where(
-                    column.in_(chunk),
+                    among(session, column, chunk),
                     or_(Survey.created_at >= since, Survey.status.in_(_OPEN)),
                 )
             )

@@ -17,13 +17,24 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy import JSON, Column, Dialect, Table, insert
+from sqlalchemy import JSON, Column, ColumnElement, Dialect, String, Table, any_, insert, literal
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-__all__ = ["insert_rows"]
+__all__ = ["among", "insert_rows"]
 
 _stages = itertools.count(1)
+
+
+def among(
+    session: Session, column: InstrumentedAttribute[str | None], values: Sequence[str]
+) -> ColumnElement[bool]:
+    """`column` is one of `values`: `= ANY(array)` on PostgreSQL, one parameter whatever the
+    number of values (an IN list of thousands makes the driver and SQLAlchemy rewrite the statement
+    text every time, a fifth of a batch's time when measured), IN elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(values), postgresql.ARRAY(String)))
+    return column.in_(values)
 
 
 def insert_rows(
