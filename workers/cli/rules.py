@@ -53,8 +53,10 @@ def rules_show(code: str, fmt: str) -> None:
             click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
             return
         width = max(len(name) for name in resolved)
+        shown = {name: r.shown() or "-" for name, r in resolved.items()}
+        value_width = min(max(len(text) for text in shown.values()), 40)
         for r in resolved.values():
-            click.echo(f"{r.name:<{width}}  {r.shown() or '-'}  [{r.origin('en')}]")
+            click.echo(f"{r.name:<{width}}  {shown[r.name]:<{value_width}}  [{r.origin('en')}]")
 
 
 @rules.command("set")
