@@ -220,7 +220,10 @@ def record_opt_out(session: Session, phone_hash: str, source: str, now: datetime
     """Honour a refusal at once and keep it: store the OptOut (once) and end every scheduled or
     active survey of that number. Returns whether the refusal is new."""
     now = now or datetime.now(UTC)
-    new = session.get(OptOut, phone_hash) is None
+    existing = session.get(OptOut, phone_hash)
+    new = existing is None
+    if existing is not None:
+        existing.rejoin_requested_at = None  # a refusal again cancels an opt-in not yet confirmed
     if new:
         try:
             with session.begin_nested():

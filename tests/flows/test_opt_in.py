@@ -218,3 +218,18 @@ def test_cli_lists_and_removes_a_refusal(
         assert entry.action == "opt_outs.remove"
         assert entry.actor.startswith("cli:")
         assert audit.verify(session) is None
+
+
+async def test_a_refusal_after_dk_cancels_the_pending_opt_in(
+    client: Client, dispatcher: RecordingDispatcher, runtime: Runtime
+) -> None:
+    _close_case(runtime, "C-1", NOW)
+    await _sms(client, dispatcher, runtime, "TC", NOW)
+    await _sms(client, dispatcher, runtime, "DK", NOW + timedelta(minutes=1))
+    await _sms(client, dispatcher, runtime, "TC", NOW + timedelta(minutes=2))
+    result, replies = await _sms(client, dispatcher, runtime, "CO", NOW + timedelta(minutes=3))
+    assert result.startswith("inbox ")  # an ordinary message now: nothing lifted, no reply
+    assert replies == []
+    refusal = _refused(runtime)
+    assert refusal is not None
+    assert refusal.rejoin_requested_at is None
