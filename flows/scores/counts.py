@@ -34,11 +34,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import Select, and_, case, delete, func, insert, not_, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from flows.scores.formulas import LOW_VALUES, OVERALL, YES, counts_as_k, is_integrity, is_valid_value
+from flows.scores.formulas import (
+    ELEMENTS,
+    INTEGRITY_PREFIX,
+    LOW_VALUES,
+    NO,
+    OVERALL,
+    SATISFIED_VALUES,
+    SCALE_VALUES,
+    YES,
+)
 from storage.models import (
     Answer,
     Case,
@@ -84,14 +93,10 @@ class Tallies:
     counters: Counter[str] = field(default_factory=Counter)
     criteria: dict[str, list[float]] = field(default_factory=dict)  # code -> [n, k, Σw, Σw·k, Σw²]
 
-    def answer(self, code: str, value: int, weight: float) -> None:
+    def add(self, code: str, n: int, k: int, w: float, wk: float, w2: float) -> None:
         cell = self.criteria.setdefault(code, [0, 0, 0.0, 0.0, 0.0])
-        satisfied = counts_as_k(code, value)
-        cell[0] += 1
-        cell[1] += int(satisfied)
-        cell[2] += weight
-        cell[3] += weight if satisfied else 0.0
-        cell[4] += weight * weight
+        for index, value in enumerate((n, k, w, wk, w2)):
+            cell[index] += value
 
 
 @dataclass(frozen=True)
@@ -172,30 +177,19 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]
             bad_cases.add(case_pk)
 
     messages = _message_statuses(session, closed)
-    answers = _valid_answers(session, closed)
-    surveys = session.execute(
-        select(
-            Survey.id,
-            Survey.case_pk,
-            Survey.channel,
-            Survey.status,
-            Survey.inclusion_probability,
-            func.coalesce(Survey.phone_hash, Case.zalo_user_hash),
-        )
-        .join(Case, Case.id == Survey.case_pk)
-        .where(*closed)
-        .order_by(Case.closed_at, Survey.id)
-    ).all()
     seen = _phones_answered_earlier_in_month(session, day, tz, closed)
-    for survey_id, case_pk, channel, status, probability, phone_key in surveys:
+    repeats: list[int] = []
+    for survey_id, case_pk, channel, status, phone_key, n_valid, low, yes in session.execute(
+        _surveys_of_the_day(closed)
+    ):
         agency_id = case_agency[case_pk]
         opted_out = status is SurveyStatus.OPTED_OUT
-        valid = [] if opted_out else answers.get(survey_id, [])
+        answered = n_valid > 0 and not opted_out
         statuses = messages.get(survey_id, set())
         # A reply proves delivery, and delivery proves sending: keeps sent >= delivered >= responded
         # even when a delivery report is lost or a provider sends outside our outbox.
         delivered = (
-            bool(valid)
+            answered
             or OutboxStatus.DELIVERED in statuses
             or (channel not in CHANNELS_WITH_DELIVERY_REPORTS and bool(statuses & _LEFT_US))
         )
@@ -204,29 +198,31 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]
             status is SurveyStatus.FAILED or (OutboxStatus.FAILED in statuses and not sent)
         )
         repeat = False
-        if valid and phone_key is not None:
+        if answered and phone_key is not None:
             repeat = (agency_id, phone_key) in seen
             seen.add((agency_id, phone_key))
-        counted = [] if repeat else valid
-        low_overall = any(code == OVERALL and value in LOW_VALUES for code, value in counted)
-        complaint = any(is_integrity(code) and value == YES for code, value in counted)
-        if low_overall or complaint:
+        if repeat:
+            repeats.append(survey_id)
+        low_overall = answered and not repeat and bool(low)
+        if low_overall or (answered and not repeat and bool(yes)):
             bad_cases.add(case_pk)
-        weight = 1.0 / probability if probability and probability > 0 else 1.0
         for target in (tallies[agency_id, channel.value], tallies[agency_id, ALL_CHANNELS]):
             counters = target.counters
             counters["surveys"] += 1
             counters["surveys_sent"] += int(sent)
             counters["surveys_delivered"] += int(delivered)
-            counters["surveys_responded"] += int(bool(valid))
+            counters["surveys_responded"] += int(answered)
             counters["surveys_completed"] += int(status is SurveyStatus.COMPLETED)
             counters["surveys_opted_out"] += int(opted_out)
             counters["surveys_expired"] += int(status is SurveyStatus.EXPIRED)
             counters["surveys_undeliverable"] += int(undeliverable)
             counters["surveys_repeat_phone"] += int(repeat)
             counters["overall_low"] += int(low_overall)
-            for code, value in counted:
-                target.answer(code, value, weight)
+
+    for agency_id, channel, code, n, k, w, wk, w2 in session.execute(_criteria_of_the_day(closed, repeats)):
+        sums = (int(n), int(k or 0), float(w or 0.0), float(wk or 0.0), float(w2 or 0.0))
+        tallies[agency_id, channel.value].add(code, *sums)
+        tallies[agency_id, ALL_CHANNELS].add(code, *sums)
 
     for case_pk in bad_cases:
         tallies[case_agency[case_pk], ALL_CHANNELS].counters["cases_bad_766"] += 1
@@ -314,18 +310,80 @@ def _message_statuses(
     return statuses
 
 
-def _valid_answers(
-    session: Session, closed: tuple[ColumnElement[bool], ...]
-) -> dict[int, list[tuple[str, int]]]:
-    """Per survey, its answers that count: a known criterion code and a value in its scale."""
-    answers: defaultdict[int, list[tuple[str, int]]] = defaultdict(list)
-    for survey_id, code, value in session.execute(
-        select(Answer.survey_id, Answer.criterion_code, Answer.value)
+def _is_integrity_code() -> ColumnElement[bool]:
+    return and_(
+        Answer.criterion_code.startswith(INTEGRITY_PREFIX, autoescape=True),
+        func.length(Answer.criterion_code) > len(INTEGRITY_PREFIX),
+    )
+
+
+def _valid_answer() -> ColumnElement[bool]:
+    """formulas.is_valid_value in SQL: `overall` or an element's criterion with 1-5, or an
+    integrity question with yes (1) or no (2)."""
+    scored_code = or_(
+        Answer.criterion_code == OVERALL,
+        *(Answer.criterion_code == element for element in ELEMENTS),
+        *(Answer.criterion_code.startswith(f"{element}.", autoescape=True) for element in ELEMENTS),
+    )
+    return or_(
+        and_(scored_code, Answer.value.in_(sorted(SCALE_VALUES))),
+        and_(_is_integrity_code(), Answer.value.in_((YES, NO))),
+    )
+
+
+def _surveys_of_the_day(closed: DayFilter) -> Select[int, int, Channel, SurveyStatus, str, int, Any, Any]:
+    """One row per survey of the day's cases, in closing order: its valid answers counted, and
+    whether it rated `overall` 1-2 or said "yes" to an integrity question."""
+    phone_key = func.coalesce(Survey.phone_hash, Case.zalo_user_hash)
+    low = case((and_(Answer.criterion_code == OVERALL, Answer.value.in_(sorted(LOW_VALUES))), 1), else_=0)
+    yes = case((and_(_is_integrity_code(), Answer.value == YES), 1), else_=0)
+    return (
+        select(
+            Survey.id,
+            Survey.case_pk,
+            Survey.channel,
+            Survey.status,
+            phone_key,
+            func.count(Answer.id),
+            func.max(low),
+            func.max(yes),
+        )
+        .join(Case, Case.id == Survey.case_pk)
+        .outerjoin(Answer, and_(Answer.survey_id == Survey.id, _valid_answer()))
+        .where(*closed)
+        .group_by(Survey.id, Survey.case_pk, Survey.channel, Survey.status, phone_key, Case.closed_at)
+        .order_by(Case.closed_at, Survey.id)
+    )
+
+
+def _criteria_of_the_day(
+    closed: DayFilter, repeats: list[int]
+) -> Select[int, Channel, str | None, int, Any, Any, Any, Any]:
+    """Per agency, channel and criterion: valid answers, satisfied (integrity: "yes") answers, and
+    their design weights w = 1/p summed (all, satisfied, squared). Opted-out surveys and the
+    surveys set aside by "one phone counts once" are left out."""
+    satisfied = case(
+        (and_(_is_integrity_code(), Answer.value == YES), 1),
+        (and_(not_(_is_integrity_code()), Answer.value.in_(sorted(SATISFIED_VALUES))), 1),
+        else_=0,
+    )
+    weight = case((Survey.inclusion_probability > 0, 1.0 / Survey.inclusion_probability), else_=1.0)
+    query = (
+        select(
+            Survey.agency_id,
+            Survey.channel,
+            Answer.criterion_code,
+            func.count(Answer.id),
+            func.sum(satisfied),
+            func.sum(weight),
+            func.sum(weight * satisfied),
+            func.sum(weight * weight),
+        )
         .join(Survey, Survey.id == Answer.survey_id)
         .join(Case, Case.id == Survey.case_pk)
-        .where(*closed, Answer.criterion_code.is_not(None), Answer.value.is_not(None))
-        .order_by(Answer.id)
-    ):
-        if code is not None and value is not None and is_valid_value(code, value):
-            answers[survey_id].append((code, value))
-    return answers
+        .where(*closed, _valid_answer(), Survey.status != SurveyStatus.OPTED_OUT)
+        .group_by(Survey.agency_id, Survey.channel, Answer.criterion_code)
+    )
+    if repeats:
+        query = query.where(Survey.id.not_in(repeats))
+    return query
