@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -228,4 +229,25 @@ async def test_an_oa_event_a_day_old_or_from_the_future_is_403(
     event = oa_event(timestamp=now_ms() + shift_ms)
     raw = dumps(event)
     assert await _post(web, OA, raw, signed_oa(raw, event["timestamp"])) == (403, error)
+    assert stored(sessions) == 0
+
+
+@pytest.mark.parametrize(("path", "header"), [(BOT, b"X-Bot-Api-Secret-Token"), (OA, b"X-ZEvent-Signature")])
+async def test_undecodable_header_bytes_are_refused_not_a_500(
+    web: Client, sessions: sessionmaker[Session], path: str, header: bytes
+) -> None:
+    """Raw bytes no client library would send (0xff in a header value), over a plain socket."""
+    assert web.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", web.server.port)
+    body = dumps(bot_event()).encode()
+    writer.write(
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + header + b": \xff\xfe" + BOT_SECRET.encode() + b"\r\nContent-Length: " + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n" + body
+    )  # fmt: skip
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] in (b"400", b"401")
     assert stored(sessions) == 0
