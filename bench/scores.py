@@ -153,12 +153,31 @@ def seed_year(url: str, answers: int, units: int) -> None:
         s.execute(text("ANALYZE"))
 
 
+def run_night(url: str, settings: Settings, answers: int) -> dict[str, Any]:
+    print(f"night: {answers} answers on {NIGHT}", flush=True)
+    _, seeded = timed("generate", lambda: seed_night(url, answers))
+
+    def counts() -> int:
+        with session_factory(url)() as s, s.begin():
+            return compute_days(s, NIGHT, NIGHT, settings.tz).rows
+
+    def flags() -> int:
+        with session_factory(url)() as s, s.begin():
+            return detect_days(s, NIGHT, NIGHT, settings)
+
+    rows, counted = timed("the day's counts (compute_days)", counts)
+    _, flagged = timed("the day's anomaly flags (detect_days)", flags)
+    return {"seed_night_s": seeded, "night_counts_s": counted, "night_flags_s": flagged, "night_rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True, help="a PostgreSQL server URL")
     parser.add_argument("--night-answers", type=int, default=300_000)
     parser.add_argument("--year-answers", type=int, default=10_000_000)
-    parser.add_argument("--units", type=int, default=150)
+    parser.add_argument("--units", type=int, default=126, help="wards and communes (Hà Nội has 126)")
+    parser.add_argument("--skip-night", action="store_true", help="only the year view and the workbook")
+    parser.add_argument("--skip-year", action="store_true", help="only the night")
     args = parser.parse_args()
     figures: dict[str, Any] = {"python": platform.python_version(), **vars(args)}
     figures.pop("database_url")
@@ -166,18 +185,12 @@ def main() -> None:
         upgrade(url)
         settings = Settings(_env_file=None, DATABASE_URL=url, SIPAS_SECRET_KEY="bench-secret-key-0123456789")  # type: ignore[call-arg]
         seed_units(url, args.units)
-        print(f"night: {args.night_answers} answers on {NIGHT}", flush=True)
-        _, figures["seed_night_s"] = timed("generate", lambda: seed_night(url, args.night_answers))
+        if not args.skip_night:
+            figures.update(run_night(url, settings, args.night_answers))
 
-        def night() -> Any:
-            with session_factory(url)() as s, s.begin():
-                summary = compute_days(s, NIGHT, NIGHT, settings.tz)
-                flags = detect_days(s, NIGHT, NIGHT, settings)
-            return summary, flags
-
-        (summary, _flags), figures["night_s"] = timed("compute the day's counts and anomaly flags", night)
-        figures["night_rows"] = summary.rows
-
+        if args.skip_year:
+            print(json.dumps(figures, ensure_ascii=False))
+            return
         print(f"year {YEAR}: daily counts for {args.year_answers} answers", flush=True)
         _, figures["seed_year_s"] = timed("generate", lambda: seed_year(url, args.year_answers, args.units))
         with session_factory(url)() as s:

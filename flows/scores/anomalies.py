@@ -22,12 +22,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import String, cast, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from flows.scores.counts import ALL_CHANNELS, local_day_bounds
-from flows.scores.formulas import is_valid_value, round2
+from flows.scores.counts import ALL_CHANNELS, local_day_bounds, valid_answer
+from flows.scores.formulas import round2
 from flows.scores.periods import Period, day_period
 from flows.scores.report import build_report
 from storage.models import AnomalyFlag, Answer, Case, DailyCount, OutboundMessage, Survey, SurveyStatus
@@ -71,37 +71,40 @@ def _answer_flags(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, A
         ).all()
     )
     surveys: dict[int, tuple[int, str | None]] = {}  # survey -> (agency, phone key)
-    answers: defaultdict[int, list[tuple[str, int]]] = defaultdict(list)
+    answers: dict[int, tuple[str, ...]] = {}  # survey -> its valid answers as sorted "code=value"
     first_answer: dict[int, datetime] = {}
-    for survey_id, agency_id, phone_key, code, value, answered_at in session.execute(
+    phone_key = func.coalesce(Survey.phone_hash, Case.zalo_user_hash)
+    for survey_id, agency_id, key, pattern, answered_at in session.execute(
         select(
             Survey.id,
             Survey.agency_id,
-            func.coalesce(Survey.phone_hash, Case.zalo_user_hash),
-            Answer.criterion_code,
-            Answer.value,
-            Answer.answered_at,
+            phone_key,
+            func.aggregate_strings(Answer.criterion_code + "=" + cast(Answer.value, String), ","),
+            func.min(Answer.answered_at),
         )
         .join(Case, Case.id == Survey.case_pk)
         .join(Answer, Answer.survey_id == Survey.id)
-        .where(Case.closed_at >= low, Case.closed_at < high, Survey.status != SurveyStatus.OPTED_OUT)
+        .where(
+            Case.closed_at >= low,
+            Case.closed_at < high,
+            Survey.status != SurveyStatus.OPTED_OUT,
+            valid_answer(),
+        )
+        .group_by(Survey.id, Survey.agency_id, phone_key)
     ):
-        if code is None or value is None or not is_valid_value(code, value):
-            continue
-        surveys[survey_id] = (agency_id, phone_key)
-        answers[survey_id].append((code, value))
-        if survey_id not in first_answer or answered_at < first_answer[survey_id]:
-            first_answer[survey_id] = answered_at
+        surveys[survey_id] = (agency_id, key)
+        answers[survey_id] = tuple(sorted(str(pattern).split(",")))
+        first_answer[survey_id] = answered_at
 
     answered: Counter[int] = Counter()
     fast: Counter[int] = Counter()
-    patterns: defaultdict[tuple[int, tuple[tuple[str, int], ...]], list[str | None]] = defaultdict(list)
-    for survey_id, (agency_id, key) in surveys.items():
+    patterns: defaultdict[tuple[int, tuple[str, ...]], list[str | None]] = defaultdict(list)
+    for survey_id, (agency_id, phone) in surveys.items():
         answered[agency_id] += 1
         sent = first_sent.get(survey_id)
         if sent is not None and (first_answer[survey_id] - sent).total_seconds() < FAST_SECONDS:
             fast[agency_id] += 1
-        patterns[agency_id, tuple(sorted(answers[survey_id]))].append(key)
+        patterns[agency_id, answers[survey_id]].append(phone)
 
     rows: list[dict[str, Any]] = []
     for agency_id, count in sorted(fast.items()):
@@ -110,12 +113,12 @@ def _answer_flags(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, A
             detail = {"surveys": count, "answered": answered[agency_id], "seconds": FAST_SECONDS}
             rows.append(_flag(agency_id, day, "fast_answers", detail))
     identical: dict[int, dict[str, Any]] = {}
-    for (agency_id, pattern), phones in sorted(patterns.items()):
+    for (agency_id, same_answers), phones in sorted(patterns.items()):
         distinct = len(set(phones))
         if len(phones) >= IDENTICAL_MIN_SURVEYS and distinct <= IDENTICAL_MAX_PHONES:
             worst = identical.get(agency_id)
             if worst is None or len(phones) > worst["surveys"]:
-                answers_text = ", ".join(f"{code}={value}" for code, value in pattern)
+                answers_text = ", ".join(same_answers)
                 identical[agency_id] = {"surveys": len(phones), "phones": distinct, "answers": answers_text}
     rows.extend(_flag(agency_id, day, "identical_answers", detail) for agency_id, detail in identical.items())
     return rows

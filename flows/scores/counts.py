@@ -317,7 +317,7 @@ def _is_integrity_code() -> ColumnElement[bool]:
     )
 
 
-def _valid_answer() -> ColumnElement[bool]:
+def valid_answer() -> ColumnElement[bool]:
     """formulas.is_valid_value in SQL: `overall` or an element's criterion with 1-5, or an
     integrity question with yes (1) or no (2)."""
     scored_code = or_(
@@ -349,7 +349,7 @@ def _surveys_of_the_day(closed: DayFilter) -> Select[int, int, Channel, SurveySt
             func.max(yes),
         )
         .join(Case, Case.id == Survey.case_pk)
-        .outerjoin(Answer, and_(Answer.survey_id == Survey.id, _valid_answer()))
+        .outerjoin(Answer, and_(Answer.survey_id == Survey.id, valid_answer()))
         .where(*closed)
         .group_by(Survey.id, Survey.case_pk, Survey.channel, Survey.status, phone_key, Case.closed_at)
         .order_by(Case.closed_at, Survey.id)
@@ -381,7 +381,7 @@ def _criteria_of_the_day(
         )
         .join(Survey, Survey.id == Answer.survey_id)
         .join(Case, Case.id == Survey.case_pk)
-        .where(*closed, _valid_answer(), Survey.status != SurveyStatus.OPTED_OUT)
+        .where(*closed, valid_answer(), Survey.status != SurveyStatus.OPTED_OUT)
         .group_by(Survey.agency_id, Survey.channel, Answer.criterion_code)
     )
     if repeats:
