@@ -31,6 +31,7 @@ __all__ = [
     "ANYONE",
     "CONFIGURE",
     "PUBLIC_ROUTES",
+    "ROLE_NAMES",
     "Access",
     "Viewer",
     "access_of",
@@ -42,12 +43,13 @@ __all__ = [
 ANYONE = (UserRole.ADMIN, UserRole.STAFF, UserRole.SUPERVISOR)  # any logged-in account
 CONFIGURE = (UserRole.ADMIN, UserRole.STAFF)  # may change configuration of their subtree
 ADMIN_ONLY = (UserRole.ADMIN,)
+ROLE_NAMES = {UserRole.ADMIN: "Quản trị", UserRole.STAFF: "Cán bộ", UserRole.SUPERVISOR: "Giám sát"}
 
 # Routes outside bot/web that need no session, and what protects them instead.
 PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("/healthz", "GET"): "liveness probe, no data",
     ("/readyz", "GET"): "readiness probe, names only which dependency is down",
-    ("/metrics", "GET"): "Prometheus scrape on the private network; labels carry no personal data",
+    ("/metrics", "GET"): "Authorization: Bearer SIPAS_METRICS_TOKEN (404 without one); no personal data",
     ("/api/v1/cases/closed", "POST"): "HMAC signature of the one-stop system (X-Sipas-Signature)",
     ("/webhooks/sms/kannel", "GET"): "Kannel MO token (KANNEL_MO_TOKEN)",
     ("/webhooks/sms/kannel", "POST"): "Kannel MO token (KANNEL_MO_TOKEN)",

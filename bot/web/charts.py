@@ -100,8 +100,9 @@ def line_chart(points: Sequence[Point], *, title: str, width: int = 560, height:
     every = max(1, math.ceil(len(points) / 8))
     for i, point in enumerate(points):
         if (len(points) - 1 - i) % every == 0:  # counted back from the newest, always labelled
+            anchor = "end" if i == len(points) - 1 and i > 0 else "start" if i == 0 else "middle"
             parts.append(
-                f'<text x="{x(i):.1f}" y="{height - 10}" text-anchor="middle">{escape(point.label)}</text>'
+                f'<text x="{x(i):.1f}" y="{height - 10}" text-anchor="{anchor}">{escape(point.label)}</text>'
             )
     if not shown:
         parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">—</text>')

@@ -5,8 +5,8 @@ this way), `?period=P` any period `sipas scores show` accepts (default: the curr
 yesterday), `?channel=all|sms|zalo` the answers of one channel. Also here: the Excel download of
 the same figures (/export.xlsx) and the archive of the digests sent to supervisors (/digests).
 
-Reports are cached per app for a few minutes: the daily counts they are built from change only
-when the nightly job (or `sipas scores compute`) runs.
+Reports are cached per app until the nightly job (or `sipas scores compute`) writes new counts
+(ReportCache): a page read again, or another unit's page, is served from memory.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.context import CONTEXT, AppContext
@@ -29,47 +29,79 @@ from bot.web.access import ANYONE, Viewer, require_role, viewer_of
 from bot.web.charts import Bar, Point, bar_chart, line_chart
 from bot.web.i18n import LANG, translator
 from bot.web.render import error_page, render
+from bot.web.trend import sipas_trend
 from flows.scores.comments import CitizenComment, load_comments
 from flows.scores.counts import CHANNELS
-from flows.scores.formulas import ELEMENTS, OVERALL
+from flows.scores.formulas import ELEMENTS, OVERALL, Estimate
 from flows.scores.periods import FORMS, Period, PeriodError, day_period, parse_period, yesterday
 from flows.scores.render import CHANNEL_NAMES, ELEMENT_NAMES, FUNNEL_NAMES, flag_text, rank_text
 from flows.scores.report import Report, build_report
 from flows.scores.xlsx import build_workbook, workbook_bytes
-from storage.models import Agency, Digest
+from storage.models import Agency, AnomalyFlag, DailyCount, Digest
 
 routes = web.RouteTableDef()
+_T = TypeVar("_T")
 
-CACHE_SECONDS = 300
+CACHE_SECONDS = 6 * 3600
 DAILY_POINTS = 30
 MONTHLY_POINTS = 12
 LATEST_COMMENTS = 10
+RANKING_BARS = 15  # more child units than this: the chart shows the 10 best and the 5 worst
 BAD_PERIOD = "Kỳ báo cáo không hợp lệ."
 BAD_CHANNEL = "Kênh không hợp lệ."
 
 
 class ReportCache:
-    """Reports by (period, agency, channel) for CACHE_SECONDS; one per app, shared by threads."""
+    """Reports by (period, agency, channel), shared by every request of the app.
 
-    def __init__(self, seconds: float = CACHE_SECONDS, size: int = 512) -> None:
+    A report is built from daily counts that only the nightly job (or `sipas scores compute`)
+    rewrites, and a rewrite inserts new rows: the highest daily-count and anomaly-flag ids are the
+    cache's generation, and a new generation empties it. CACHE_SECONDS bounds the age anyway.
+    """
+
+    def __init__(self, seconds: float = CACHE_SECONDS, size: int = 1024) -> None:
         self._seconds = seconds
         self._size = size
-        self._items: dict[tuple[str, str, str], tuple[float, Report]] = {}
+        self._items: dict[tuple[str, ...], tuple[float, object]] = {}
+        self._generation: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
-    def get(self, ctx: AppContext, session: Session, period: Period, agency: str, channel: str) -> Report:
-        key = (period.label, agency, channel)
+    def refresh(self, session: Session) -> None:
+        """Check the generation (two primary-key look-ups) once per request."""
+        generation = (
+            int(session.scalar(select(func.max(DailyCount.id))) or 0),
+            int(session.scalar(select(func.max(AnomalyFlag.id))) or 0),
+        )
+        with self._lock:
+            if generation != self._generation:
+                self._items.clear()
+                self._generation = generation
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def get(
+        self, ctx: AppContext, session: Session, period: Period, agency: str | None, channel: str
+    ) -> Report:
+        def build() -> Report:
+            return build_report(session, period, agency, settings=ctx.settings, channel=channel)
+
+        return self.memo(("report", period.label, agency or "*", channel), build)
+
+    def memo(self, key: tuple[str, ...], compute: Callable[[], _T]) -> _T:
+        """The cached value of `key`, computed (outside the lock) when absent or too old."""
         now = time.monotonic()
         with self._lock:
             hit = self._items.get(key)
             if hit is not None and hit[0] > now:
-                return hit[1]
-        report = build_report(session, period, agency, settings=ctx.settings, channel=channel)
+                return cast(_T, hit[1])
+        value = compute()
         with self._lock:
             if len(self._items) >= self._size:
                 self._items.clear()
-            self._items[key] = (now + self._seconds, report)
-        return report
+            self._items[key] = (now + self._seconds, value)
+        return value
 
 
 REPORTS = web.AppKey("dashboard_reports", ReportCache)
@@ -97,6 +129,7 @@ class Dashboard:
     elements: list[Bar]
     criteria: list[Bar]
     ranking: list[Bar]
+    ranking_cut: bool  # the chart shows the 10 best and 5 worst ranked units only
     flags: list[tuple[str, str, str]]  # day, unit, sentence
     comments: list[CitizenComment]
     minimum: int
@@ -157,43 +190,56 @@ def criterion_name(code: str) -> str:
     return ELEMENT_NAMES.get(code, code)
 
 
-def _point(report: Report, code: str, label: str) -> Point:
-    for row in report.as_json():
-        if row["agency_code"] == code:
-            return Point(label, row["sipas_index"], _ci(row.get("sipas_ci95")))
-    return Point(label, None)
+def _points(estimates: Sequence[Estimate], labels: Sequence[str]) -> list[Point]:
+    return [Point(label, e.value, e.ci95) for e, label in zip(estimates, labels, strict=True)]
 
 
 def build_dashboard(
     ctx: AppContext, cache: ReportCache, viewer: Viewer, code: str, period: Period, channel: str
 ) -> Dashboard | None:
-    """Everything the page shows; None when `code` is not a unit the account may see."""
-    tz = ctx.settings.tz
+    """Everything the page shows; None when `code` is not a unit the account may see. The figures
+    are cached with the reports; the latest comments and the digest count are read every time."""
     with ctx.sessions() as session:
         units, parents, names = _tree(session, viewer)
         if code not in {u.code for u in units}:
             return None
-        report = cache.get(ctx, session, period, code, channel)
-        rows = report.as_json()
-        unit = next(r for r in rows if r["agency_code"] == code)
-        children = [r for r in rows if r["parent_code"] == code]
-        children.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, r["agency_code"]))
-        days, months = _trend_parts(period, yesterday(tz))
-        daily = [_point(cache.get(ctx, session, d, code, channel), code, f"{d.start:%d/%m}") for d in days]
-        monthly = [
-            _point(cache.get(ctx, session, m, code, channel), code, f"{m.start:%m/%Y}") for m in months
-        ]
-        comments = list(load_comments(session, period, tz, code))[-LATEST_COMMENTS:][::-1]
-        scope = viewer.scope
-        digest_query = select(Digest.id)
-        if scope is not None:
-            digest_query = digest_query.where(Digest.agency_id.in_(scope))
-        digests = len(session.scalars(digest_query.limit(1000)).all())
+        cache.refresh(session)
+        figures = cache.memo(
+            ("dashboard", str(viewer.agency_id), code, period.label, channel),
+            lambda: _figures(ctx, session, cache, (units, parents, names), code, period, channel),
+        )
+        comments = load_comments(session, period, ctx.settings.tz, code, latest=LATEST_COMMENTS)
+        digest_query = select(func.count()).select_from(Digest)
+        if viewer.scope is not None:
+            digest_query = digest_query.where(Digest.agency_id.in_(viewer.scope))
+        digests = int(session.scalar(digest_query) or 0)
+    return replace(figures, comments=list(reversed(comments)), digests=digests)
+
+
+def _figures(
+    ctx: AppContext,
+    session: Session,
+    cache: ReportCache,
+    tree: tuple[list[UnitChoice], dict[str, str | None], dict[str, str]],
+    code: str,
+    period: Period,
+    channel: str,
+) -> Dashboard:
+    units, parents, names = tree
+    report = cache.get(ctx, session, period, code, channel)
+    rows = report.as_json()
+    unit = next(r for r in rows if r["agency_code"] == code)
+    children = [r for r in rows if r["parent_code"] == code]
+    children.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, r["agency_code"]))
+    days, months = _trend_parts(period, yesterday(ctx.settings.tz))
+    root_id = next(r.unit.id for r in report.rows if r.unit.code == code)
+    daily = _points(sipas_trend(session, root_id, days, channel), [f"{d.start:%d/%m}" for d in days])
+    monthly = _points(sipas_trend(session, root_id, months, channel), [f"{m.start:%m/%Y}" for m in months])
     trail: list[UnitChoice] = []
     current: str | None = code
-    allowed = {u.code for u in units}
+    allowed = {u.code: u for u in units}
     while current is not None and current in allowed:
-        trail.append(next(u for u in units if u.code == current))
+        trail.append(allowed[current])
         current = parents.get(current)
     trail.reverse()
     elements = [
@@ -204,6 +250,8 @@ def build_dashboard(
         Bar(criterion_name(c), v.get("index"), _ci(v.get("ci95")), note=f"n={v.get('n', 0)}")
         for c, v in sorted(unit["criteria"].items())
     ]
+    ranked = [r for r in children if r["rank"] is not None]
+    charted = children if len(children) <= RANKING_BARS else [*ranked[:10], *ranked[10:][-5:]]
     ranking = [
         Bar(
             r["agency_name"],
@@ -212,11 +260,11 @@ def build_dashboard(
             muted=bool(r["suppressed"]),
             note=f"#{rank_text(r.get('rank_range'))}" if r.get("rank_range") else "",
         )
-        for r in children
+        for r in charted
     ]
     flags = [
         (str(flag["day"]), names.get(r["agency_code"], r["agency_code"]), flag_text(flag))
-        for r in [unit, *[x for x in rows if x is not unit]]
+        for r in rows
         for flag in r.get("anomalies", [])
     ]
     return Dashboard(
@@ -229,10 +277,11 @@ def build_dashboard(
         elements=elements,
         criteria=criteria,
         ranking=ranking,
+        ranking_cut=len(charted) < len(children),
         flags=sorted(flags, reverse=True)[:20],
-        comments=comments,
+        comments=[],
         minimum=report.minimum,
-        digests=digests,
+        digests=0,
     )
 
 

@@ -24,7 +24,7 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from bot.web.access import access_of
+from bot.web.access import ROLE_NAMES, access_of
 from bot.web.i18n import LANG, translator
 from bot.web.sessions import CSRF_FIELD, SESSION, optional_viewer
 
@@ -56,6 +56,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["static_url"] = static_url
+    env.globals["role_names"] = {role.value: name for role, name in ROLE_NAMES.items()}
     env.filters["number"] = format_number
     return env
 

@@ -49,10 +49,16 @@ def _subtree(session: Session, root_code: str | None) -> dict[int, Agency]:
 
 
 def load_comments(
-    session: Session, period: Period, tz: ZoneInfo, agency_code: str | None = None
+    session: Session,
+    period: Period,
+    tz: ZoneInfo,
+    agency_code: str | None = None,
+    *,
+    latest: int | None = None,
 ) -> Sequence[CitizenComment]:
-    """Comments on cases closed in `period` (local days) under `agency_code`, oldest first.
-    Surveys of citizens who refused are left out entirely."""
+    """Comments on cases closed in `period` (local days) under `agency_code`, oldest first
+    (with `latest`, only the newest that many: the dashboard's list). Surveys of citizens who
+    refused are left out entirely."""
     agencies = _subtree(session, agency_code)
     start = datetime.combine(period.start, time.min, tz).astimezone(UTC)
     end = datetime.combine(period.end + timedelta(days=1), time.min, tz).astimezone(UTC)
@@ -62,18 +68,23 @@ def load_comments(
         Survey.agency_id.in_(agencies),
         Survey.status != SurveyStatus.OPTED_OUT,
     )
-    free_text = session.execute(
+    free_text_query = (
         select(Answer.answered_at, Survey.agency_id, Survey.channel, Answer.question_key, Answer.text_value)
         .join(Survey, Answer.survey_id == Survey.id)
         .join(Case, Survey.case_pk == Case.id)
         .where(Answer.text_value.is_not(None), *in_scope)
-    ).all()
-    kept = session.execute(
+    )
+    kept_query = (
         select(Comment.created_at, Survey.agency_id, Survey.channel, Comment.question_key, Comment.text)
         .join(Survey, Comment.survey_id == Survey.id)
         .join(Case, Survey.case_pk == Case.id)
         .where(*in_scope)
-    ).all()
+    )
+    if latest is not None:
+        free_text_query = free_text_query.order_by(Answer.answered_at.desc()).limit(latest)
+        kept_query = kept_query.order_by(Comment.created_at.desc()).limit(latest)
+    free_text = session.execute(free_text_query).all()
+    kept = session.execute(kept_query).all()
     rows = [
         CitizenComment(
             written_at=at.astimezone(tz),
@@ -86,4 +97,5 @@ def load_comments(
         for at, agency_id, channel, question, text in [*free_text, *kept]
         if (text or "").strip()
     ]
-    return sorted(rows, key=lambda row: (row.written_at, row.agency_code))
+    ordered = sorted(rows, key=lambda row: (row.written_at, row.agency_code))
+    return ordered[-latest:] if latest is not None else ordered

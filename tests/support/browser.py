@@ -72,8 +72,8 @@ def artifacts_dir() -> Path:
     return path
 
 
-async def save_screenshot(page: Page, name: str) -> Path:
-    """A full-page PNG of what the browser shows now."""
+async def save_screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """A PNG of what the browser shows now: the whole page, or only the window."""
     path = artifacts_dir() / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    await page.screenshot(path=str(path), full_page=full_page)
     return path

@@ -108,6 +108,7 @@ async def test_province_supervisor_sees_the_ranking_and_a_unit_page(
     width = await small.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"] + 1, f"the page scrolls sideways on a phone ({width}px)"
     await save_screenshot(small, "dashboard-phone")
+    await save_screenshot(small, "dashboard-phone-top", full_page=False)
     await phone.close()
     await context.close()
 

@@ -6,11 +6,11 @@ import re
 from datetime import date
 from pathlib import Path
 
+from bot.web.access import ROLE_NAMES
 from bot.web.dashboard import BAD_CHANNEL, BAD_PERIOD, _presets
 from bot.web.i18n import english, pick_language, translator
 from bot.web.render import NAVIGATION
 from flows.scores.render import CHANNEL_NAMES, ELEMENT_NAMES, FUNNEL_NAMES
-from storage.models import UserRole
 
 WEB = Path(__file__).resolve().parents[2] / "bot" / "web"
 _WRAPPED = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
@@ -19,7 +19,7 @@ _MESSAGES = re.compile(r"""error_page\([^"]*"([^"]+)"\)""")
 
 
 def _texts() -> set[str]:
-    found: set[str] = {label for _, label in NAVIGATION} | {role.value for role in UserRole}
+    found: set[str] = {label for _, label in NAVIGATION} | set(ROLE_NAMES.values())
     found |= {label for label, _ in _presets(date(2026, 11, 30))} | {BAD_PERIOD, BAD_CHANNEL}
     # Names from flows.scores shown on the pages.
     found |= {*ELEMENT_NAMES.values(), *FUNNEL_NAMES.values(), *CHANNEL_NAMES.values()}
