@@ -1,12 +1,19 @@
-"""Inbound events: stored raw (encrypted) before the provider gets its 2xx, processed later."""
+"""Inbound events: stored raw (encrypted) before the provider gets its 2xx, processed later.
+
+Processing (workers.inbound) takes pending events in batches, one sender's events in order, with
+the attempts counted in a transaction of their own; an event that keeps failing is set aside
+(`dead_at`, a dead letter) after SIPAS_MAX_EVENT_ATTEMPTS, so it neither retries forever nor holds
+back newer events (`sipas dead-letters list|retry|drop`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,18 +65,95 @@ def store_event(
 
 
 def lock_unprocessed(session: Session, event_id: int) -> InboundEvent | None:
-    """The event, row-locked for this transaction, or None if it is already processed."""
+    """The event, row-locked for this transaction, or None if it is processed or set aside."""
     event = session.get(InboundEvent, event_id, with_for_update=True, populate_existing=True)
-    if event is None or event.processed_at is not None:
+    if event is None or event.processed_at is not None or event.dead_at is not None:
         return None
     return event
 
 
-def unprocessed(session: Session, now: datetime, grace: timedelta, limit: int = 500) -> Sequence[int]:
-    """Events accepted more than `grace` ago and still not processed (their job was lost)."""
+def _pending() -> ColumnElement[bool]:
+    return and_(InboundEvent.processed_at.is_(None), InboundEvent.dead_at.is_(None))
+
+
+def pending_ids(session: Session, limit: int, exclude: Collection[int] = ()) -> Sequence[int]:
+    """The oldest events still to process (neither processed nor set aside), oldest first."""
+    query = select(InboundEvent.id).where(_pending()).order_by(InboundEvent.id).limit(limit)
+    if exclude:
+        query = query.where(InboundEvent.id.not_in(list(exclude)))
+    return session.scalars(query).all()
+
+
+def has_pending(session: Session, received_before: datetime) -> bool:
+    """Whether an event received before `received_before` still waits (its wake-up was lost)."""
+    return (
+        session.scalar(
+            select(InboundEvent.id).where(_pending(), InboundEvent.received_at <= received_before).limit(1)
+        )
+        is not None
+    )
+
+
+def count_attempts(session: Session, event_ids: Collection[int], delta: int = 1) -> None:
+    """Add `delta` to the events' attempts. The caller commits this on its own, before it
+    processes them, so a crash or an error while processing still counts."""
+    if event_ids:
+        session.execute(
+            update(InboundEvent)
+            .where(InboundEvent.id.in_(list(event_ids)))
+            .values(attempts=InboundEvent.attempts + delta)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def record_failure(
+    session: Session, event: InboundEvent, error: str, max_attempts: int, now: datetime
+) -> bool:
+    """Keep why processing failed; after `max_attempts` the event is set aside (dead letter), so
+    it stops being retried and stops holding back its sender's later events. Returns whether it
+    was set aside."""
+    event.last_error = error[:2000]
+    if event.attempts >= max_attempts:
+        event.dead_at = now
+        return True
+    return False
+
+
+def try_lock_sender(session: Session, sender_key: str) -> bool:
+    """Hold the sender's conversation for this transaction, or False when another transaction
+    holds it (PostgreSQL advisory lock, never waited for). SQLite serialises writers anyway."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    key = int(hashlib.sha256(sender_key.encode()).hexdigest()[:15], 16)
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(key))))
+
+
+def dead_letters(session: Session, limit: int = 100) -> Sequence[InboundEvent]:
     return session.scalars(
-        select(InboundEvent.id)
-        .where(InboundEvent.processed_at.is_(None), InboundEvent.received_at <= now - grace)
-        .order_by(InboundEvent.id)
-        .limit(limit)
+        select(InboundEvent).where(InboundEvent.dead_at.is_not(None)).order_by(InboundEvent.id).limit(limit)
     ).all()
+
+
+def retry_dead(session: Session, event_ids: Collection[int] | None) -> int:
+    """Give set-aside events (all when `event_ids` is None) a fresh set of attempts."""
+    query = update(InboundEvent).where(InboundEvent.dead_at.is_not(None), InboundEvent.processed_at.is_(None))
+    if event_ids is not None:
+        query = query.where(InboundEvent.id.in_(list(event_ids)))
+    result = session.execute(
+        query.values(dead_at=None, attempts=0).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def drop_dead(session: Session, event_ids: Collection[int] | None, now: datetime) -> int:
+    """Close set-aside events for good: processed, result says an operator dropped them (the
+    stored event stays, for the record, until retention purges it)."""
+    query = update(InboundEvent).where(InboundEvent.dead_at.is_not(None), InboundEvent.processed_at.is_(None))
+    if event_ids is not None:
+        query = query.where(InboundEvent.id.in_(list(event_ids)))
+    result = session.execute(
+        query.values(processed_at=now, result="dropped by an operator (dead letter)").execution_options(
+            synchronize_session=False
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -274,6 +274,21 @@ def next_due_at(session: Session) -> datetime | None:
     )
 
 
+def unreported(session: Session, claimed_before: datetime) -> Sequence[int]:
+    """`unknown` messages claimed before `claimed_before` that no delivery report ever mentioned:
+    with a gateway that reports every message it takes (Kannel with our dlr-mask), these almost
+    surely never reached it. For an operator to resend, never resent by themselves."""
+    return session.scalars(
+        select(OutboundMessage.id)
+        .where(
+            OutboundMessage.status == OutboxStatus.UNKNOWN,
+            OutboundMessage.dlr_status.is_(None),
+            OutboundMessage.claimed_at < claimed_before,
+        )
+        .order_by(OutboundMessage.id)
+    ).all()
+
+
 class NotResolvableError(ValueError):
     """The operator asked to resolve a message that is not waiting for a decision."""
 

@@ -4,13 +4,14 @@ and a real Redis: first message, reminder, expiry, quiet hours, and recovery of 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from redis import Redis
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from config.settings import Settings
 from flows.intake import submit_cases
@@ -27,7 +28,7 @@ from storage.models import (
 )
 from workers.queues import DEFAULT_QUEUE
 from workers.runtime import Runtime
-from workers.timers import fire, sweep_once
+from workers.timers import drain, fire, sweep_once
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 # 10:00 local: inside the 07:30-21:00 window.
@@ -68,9 +69,10 @@ def test_first_message_reminder_and_expiry(runtime: Runtime, redis: Redis) -> No
 
     counts = sweep_once(runtime, MORNING + timedelta(seconds=1))
     assert counts["timers"] == 1
-    assert f"timer-{first.id}" in _queued_job_ids(redis)
-    # A second sweep before the job ran does not fire the timer again.
+    assert _queued_job_ids(redis) == {"drain-timers-1"}
+    # A second sweep (or a second cron process) before the drain ran wakes nothing more.
     assert sweep_once(runtime, MORNING + timedelta(seconds=2))["timers"] == 0
+    assert _queued_job_ids(redis) == {"drain-timers-1"}
 
     result, opening = fire(runtime, first.id, MORNING + timedelta(seconds=3))
     assert result == "first_message done"
@@ -83,7 +85,6 @@ def test_first_message_reminder_and_expiry(runtime: Runtime, redis: Redis) -> No
     assert expire.due_at == MORNING + timedelta(seconds=3, hours=72)
 
     day_later = reminder.due_at + timedelta(seconds=1)
-    assert sweep_once(runtime, day_later)["timers"] == 1
     result, reminded = fire(runtime, reminder.id, day_later)
     assert result == "reminder done"
     assert len(reminded) == 1
@@ -115,7 +116,7 @@ def test_sweep_recovers_lost_sends_and_events(runtime: Runtime, redis: Redis) ->
     first = _timer(runtime, survey_id, TimerKind.FIRST_MESSAGE)
     _result, opening = fire(runtime, first.id, MORNING)
     with runtime.sessions() as session, session.begin():
-        stored = store_event(
+        store_event(
             session,
             provider="kannel",
             kind="mo",
@@ -138,15 +139,38 @@ def test_sweep_recovers_lost_sends_and_events(runtime: Runtime, redis: Redis) ->
     # The dead worker's claim (older than the lease) may have reached the gateway: it is set
     # aside as unknown, never resent by itself.
     assert early["sends_unknown"] == 1
+    assert early["sends"] == 1  # the other opening message is due: the send drain is woken
     later = datetime.now(UTC) + timedelta(seconds=runtime.settings.SIPAS_SEND_LEASE + 60)
     counts = sweep_once(runtime, later)
-    assert counts["sends_recovered"] == 1
+    assert counts["sends"] == 0  # its drain job is still pending: not woken twice
     assert counts["events_recovered"] == 1
-    assert {f"send-{opening[1]}", f"inbound-{stored.event_id}"} <= _queued_job_ids(redis)
-    assert f"send-{opening[0]}" not in _queued_job_ids(redis)
+    assert {"drain-sends-1", "drain-inbound-1"} <= _queued_job_ids(redis)
     with runtime.sessions() as session:
         unknown = session.get(OutboundMessage, opening[0])
         assert unknown is not None
         assert unknown.status is OutboxStatus.UNKNOWN
         assert unknown.last_error is not None
         assert "outcome unknown" in unknown.last_error
+    # Sweeping again while those jobs wait adds nothing to the queue (it never grows).
+    sweep_once(runtime, later)
+    assert len(Queue(DEFAULT_QUEUE, connection=redis)) == len(_queued_job_ids(redis)) == 3
+
+
+def test_concurrent_timer_drains_fire_each_timer_once(runtime: Runtime, redis: Redis) -> None:
+    """Two workers (or wake-ups from two cron processes) drain at once: row locks with SKIP
+    LOCKED split the timers between them, and each survey's opening is stored once."""
+    surveys = [_schedule(runtime, MORNING - timedelta(minutes=5), f"09123450{n:02d}") for n in range(40)]
+    windowless = Runtime.build(
+        runtime.settings.model_copy(update={"SIPAS_BATCH_SIZE": 7, "SIPAS_SEND_WINDOW": "00:00-24:00"})
+    )
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: drain(windowless, budget=60), range(2)))
+    assert sum(r.get("first_message done", 0) for r in results) == len(surveys)
+    assert all(r.get("first_message done", 0) > 0 for r in results)  # both workers took a share
+    with runtime.sessions() as session:
+        per_survey = dict(
+            session.execute(
+                select(OutboundMessage.survey_id, func.count()).group_by(OutboundMessage.survey_id)
+            ).all()
+        )
+    assert per_survey == dict.fromkeys(surveys, 2)  # the opening notice and the first question, once

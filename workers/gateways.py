@@ -1,10 +1,10 @@
-"""Which API sends an outbox row, behind one synchronous interface for the send job.
+"""Which API sends an outbox row, behind one async interface for the batched send job.
 
-SMS go through Kannel (bot.channels.kannel). Zalo rows go through the async clients of bot.zalo,
-one per route: Bot Platform sendMessage to a chat, OA customer-service message to a user id,
-ZNS template by phone. RQ jobs are synchronous, so a Zalo send runs its client inside
-`asyncio.run`: one short HTTP exchange per job, and the event loop, the httpx client and its
-connections all live and die inside the job (no loop shared between forked work-horses).
+`Senders` lives for one batch of the send drain (workers.sending), inside the `asyncio.run` of
+that batch: SMS go through Kannel (bot.channels.kannel) over one pooled httpx.AsyncClient, so a
+batch of hundreds reuses a few keep-alive connections; Zalo rows go through the async clients of
+bot.zalo, one per route: Bot Platform sendMessage to a chat, OA customer-service message to a
+user id, ZNS template by phone. Nothing outlives the batch's event loop.
 
 Every failure becomes a SendError that says what the outbox should do with the row:
 
@@ -22,12 +22,11 @@ Every failure becomes a SendError that says what the outbox should do with the r
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
-from bot.channels.closing import Closing
+import httpx
+
 from bot.channels.kannel import KannelGateway
 from bot.channels.sms import OutgoingSms, SmsSendError
 from bot.zalo.bot_api import ZaloBotClient
@@ -45,15 +44,14 @@ from flows.phones import to_msisdn
 from storage.models import Channel, Route
 from workers.runtime import Runtime
 
+SMS_CONNECTIONS = 20  # keep-alive connections to Kannel per worker process
+
 __all__ = [
-    "Gateway",
     "Outgoing",
     "SendError",
+    "Senders",
     "Sent",
-    "SmsRoute",
-    "ZaloRoute",
     "failure_from_zalo",
-    "gateway_for",
     "route_of",
 ]
 
@@ -98,41 +96,11 @@ class SendError(Exception):
         self.code = code
 
 
-class Gateway(Protocol):
-    def send(self, message: Outgoing) -> Sent: ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-
 def route_of(channel: Channel, route: Route | None) -> Route:
     """A row's route; rows stored before routes existed go by their channel's usual API."""
     if route is not None:
         return route
     return Route.SMS if channel is Channel.SMS else Route.ZALO_OA
-
-
-class SmsRoute(Closing):
-    """SMS through Kannel."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._kannel = KannelGateway(runtime.settings)
-
-    def close(self) -> None:
-        self._kannel.close()
-
-    def send(self, message: Outgoing) -> Sent:
-        sms = OutgoingSms(to=message.to, text=message.text, ref=str(message.message_id))
-        try:
-            result = self._kannel.send(sms)
-        except SmsSendError as exc:
-            raise SendError(str(exc), retryable=exc.retryable, ambiguous=exc.ambiguous) from exc
-        return Sent(result.provider_id or str(message.message_id), result.segments, result.coding)
 
 
 def failure_from_zalo(exc: ZaloError) -> SendError:
@@ -149,11 +117,22 @@ def failure_from_zalo(exc: ZaloError) -> SendError:
     return SendError(str(exc), retryable=exc.retryable, code=exc.code)
 
 
-class ZaloRoute(Closing):
-    """Zalo Bot Platform, OA and ZNS: each send opens its client inside its own event loop."""
+class Senders:
+    """The APIs of one send batch: `async with Senders(runtime) as senders: await senders.send(m)`."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
+        self._kannel: KannelGateway | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        if self._kannel is not None:
+            self._kannel.close()
 
     def _token_store(self) -> DatabaseTokenStore:
         runtime = self._runtime
@@ -162,13 +141,34 @@ class ZaloRoute(Closing):
             runtime.sessions, runtime.vault, runtime.redis, runtime.settings.ZALO_OA_APP_ID
         )
 
-    def send(self, message: Outgoing) -> Sent:
+    async def send(self, message: Outgoing) -> Sent:
+        """Hand one message to its API; every failure is a SendError (module docstring)."""
+        if message.route is Route.SMS:
+            return await self._send_sms(message)
         try:
-            return asyncio.run(self._send(message))
+            return await self._send_zalo(message)
         except ZaloError as exc:
             raise failure_from_zalo(exc) from exc
 
-    async def _send(self, message: Outgoing) -> Sent:
+    async def _send_sms(self, message: Outgoing) -> Sent:
+        if self._kannel is None:
+            self._kannel = KannelGateway(self._runtime.settings)
+            timeout = float(self._runtime.settings.SIPAS_SEND_TIMEOUT)
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+                limits=httpx.Limits(
+                    max_connections=SMS_CONNECTIONS, max_keepalive_connections=SMS_CONNECTIONS
+                ),
+            )
+        assert self._client is not None
+        sms = OutgoingSms(to=message.to, text=message.text, ref=str(message.message_id))
+        try:
+            result = await self._kannel.send_async(sms, self._client)
+        except SmsSendError as exc:
+            raise SendError(str(exc), retryable=exc.retryable, ambiguous=exc.ambiguous) from exc
+        return Sent(result.provider_id or str(message.message_id), result.segments, result.coding)
+
+    async def _send_zalo(self, message: Outgoing) -> Sent:
         settings = self._runtime.settings
         if message.route is Route.ZALO_BOT:
             if not settings.ZALO_BOT_TOKEN:
@@ -208,10 +208,3 @@ class ZaloRoute(Closing):
                 )
             return Sent(template.msg_id, 1, "template")
         raise ZaloPermanentError(f"route {message.route} is not a Zalo route", method="send")
-
-
-def gateway_for(runtime: Runtime, route: Route) -> Gateway:
-    """A new gateway for one job; the caller closes it (`with gateway_for(...) as gw`)."""
-    if route is Route.SMS:
-        return SmsRoute(runtime)
-    return ZaloRoute(runtime)

@@ -1,28 +1,78 @@
-"""Queue names and the dispatcher the web process uses to hand work to RQ."""
+"""Queue names, the coalesced wake-up of the drain jobs, and the dispatcher the web process uses.
+
+Work is not one RQ job per message: the database holds what must be done (pending inbound
+events, due outbox rows, due timers) and one *drain* job per kind works it off in batches
+(workers.inbound, workers.sending, workers.timers). `wake` makes sure one drain job of a kind is
+pending, and only one: a Redis flag set with NX guards the enqueue, and the drain job clears the
+flag before it reads the database, so work stored while it runs wakes a successor instead of
+being missed. Storing a thousand events costs one enqueue, and the queue never grows with the
+backlog. The flag expires (WAKE_TTL), so a lost job (Redis restarted, worker killed before the
+job started) is re-woken by the cron sweep at the latest.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
 
 from redis import Redis
 from rq import Queue
 
-DEFAULT_QUEUE = "sipas"  # inbound processing, sends, timers
+DEFAULT_QUEUE = "sipas"  # drain jobs: inbound events, sends, timers; the sweep
 SCORES_QUEUE = "sipas-scores"  # nightly aggregation and digests: long, must not delay replies
 ALL_QUEUES = (DEFAULT_QUEUE, SCORES_QUEUE)
+
+Drain = Literal["inbound", "sends", "timers"]
+# Seconds a wake flag may outlive its job: a worker killed between taking the job and clearing
+# the flag delays the next wake-up by at most this (a duplicate job is harmless, a lost one is not).
+WAKE_TTL = 10
 
 
 def queue(redis: Redis, name: str = DEFAULT_QUEUE) -> Queue:
     return Queue(name, connection=redis)
 
 
+def wake_key(kind: Drain) -> str:
+    return f"sipas:wake:{kind}"
+
+
+def wake(redis: Redis, kind: Drain) -> bool:
+    """Make sure one drain job of `kind` is pending. Returns whether this call enqueued it."""
+    if not redis.set(wake_key(kind), b"1", nx=True, ex=WAKE_TTL):
+        return False
+    job = _drain_function(kind)
+    number = redis.incr(f"sipas:wake:{kind}:n")
+    queue(redis).enqueue(
+        job, job_id=f"drain-{kind}-{number}", result_ttl=0, failure_ttl=3600, job_timeout=600
+    )
+    return True
+
+
+def woken(redis: Redis, kind: Drain) -> None:
+    """Called by a drain job before it reads the database: later work wakes a new job."""
+    redis.delete(wake_key(kind))
+
+
+def _drain_function(kind: Drain) -> Callable[[], object]:
+    if kind == "inbound":
+        from workers.inbound import drain_inbound
+
+        return drain_inbound
+    if kind == "sends":
+        from workers.sending import drain_sends
+
+        return drain_sends
+    from workers.timers import drain_timers
+
+    return drain_timers
+
+
 class RQDispatcher:
-    """bot.context.JobDispatcher over RQ. Job ids are derived from the stored row, so enqueueing
-    the same work twice (webhook retry, sweep recovery) leaves one job, and the job itself is
-    idempotent in case it does run twice."""
+    """bot.context.JobDispatcher over RQ: a stored inbound event wakes the inbound drain job
+    (coalesced: a burst of webhooks costs one pending job, see `wake`)."""
 
     def __init__(self, redis: Redis) -> None:
-        self._queue = queue(redis)
+        self._redis = redis
 
     def inbound_received(self, event_id: int) -> None:
-        from workers.inbound import process_inbound_event
-
-        self._queue.enqueue(process_inbound_event, event_id, job_id=f"inbound-{event_id}")
+        wake(self._redis, "inbound")

@@ -1,8 +1,14 @@
-"""The send job: claim one outbox row, hand it to its route's gateway, settle the row.
+"""The send drain: claim a batch of due outbox rows, send them concurrently, settle each row.
 
-The database, not Redis, decides what still has to be sent: a job that runs twice finds the row
-already claimed or sent and does nothing; a job that dies mid-send leaves a claim that the sweep
-sets aside as `unknown` after the lease (storage.outbox says why it is never resent by itself).
+The database, not Redis, decides what still has to be sent. One coalesced RQ job
+(workers.queues.wake) claims up to SIPAS_BATCH_SIZE due rows at once (`FOR UPDATE SKIP LOCKED`:
+two workers take different rows), sends them concurrently over one pooled async HTTP client per
+batch (workers.gateways.Senders), no faster than the provider's rate (SIPAS_SMS_RATE,
+SIPAS_ZALO_RATE, shared by every worker through Redis), and settles every row under its claim
+token. A worker that dies mid-batch leaves claims that the sweep sets aside as `unknown` after
+the lease; storage.outbox says why they are never resent by themselves.
+
+Before a row is sent the cost caps are checked (workers.caps): over a cap it fails, unsent.
 
 A Zalo message that can never arrive (the citizen is unreachable on Zalo, outside the OA window,
 or the retries ran out) moves its survey to SMS in the same transaction that settles the row
@@ -11,10 +17,14 @@ or the retries ran out) moves its survey to SMS in the same transaction that set
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
+from redis import Redis
 from sqlalchemy.orm import Session
 
 from flows.zalo_survey import fall_back_to_sms
@@ -22,97 +32,170 @@ from storage import outbox
 from storage.fsm import RedisStateStorage
 from storage.models import Channel, OutboundMessage, Route
 from workers.caps import Caps
-from workers.gateways import Gateway, Outgoing, SendError, gateway_for, route_of
-from workers.queues import queue
+from workers.gateways import Outgoing, SendError, Senders, Sent, route_of
+from workers.queues import wake, woken
 from workers.runtime import Runtime, get_runtime
 from workers.zalo_window import oa_window_refusal
 
 log = structlog.get_logger(__name__)
 
-GatewayFactory = Callable[[Runtime, Route], Gateway]
+# A drain job hands the worker back after about this long, waking a successor if work is left.
+DRAIN_BUDGET_SECONDS = 2.0
+IN_FLIGHT = 50  # sends awaiting their answer at once, per worker process
 
 
-def send_message(message_id: int) -> str:
-    """RQ job: send outbox row `message_id` once."""
-    return deliver(get_runtime(), message_id)
+def drain_sends() -> dict[str, int]:
+    """RQ job (coalesced, workers.queues.wake): send every due message, a batch at a time."""
+    runtime = get_runtime()
+    woken(runtime.redis, "sends")
+    return drain(runtime)
 
 
 def enqueue_sends(runtime: Runtime, message_ids: Iterable[int]) -> None:
-    """Queue a send job per stored message; the job id makes a repeated enqueue harmless."""
-    q = queue(runtime.redis)
-    for message_id in message_ids:
-        q.enqueue(send_message, message_id, job_id=f"send-{message_id}")
+    """Messages were stored: make sure the send drain runs (one pending job, however many)."""
+    if list(message_ids):
+        wake(runtime.redis, "sends")
 
 
-def deliver(
-    runtime: Runtime,
-    message_id: int,
-    now: datetime | None = None,
-    gateways: GatewayFactory = gateway_for,
-) -> str:
-    """Send one message if it is due, unclaimed and has attempts left. Returns what happened."""
+def drain(runtime: Runtime, budget: float = DRAIN_BUDGET_SECONDS) -> dict[str, int]:
+    """Send due messages in batches for about `budget` seconds; wake a successor if some are left."""
+    deadline = time.monotonic() + budget
+    totals: dict[str, int] = {}
+    while True:
+        outcomes = send_batch(runtime, runtime.settings.SIPAS_BATCH_SIZE)
+        if not outcomes:
+            break
+        for outcome in outcomes:
+            totals[outcome] = totals.get(outcome, 0) + 1
+        if time.monotonic() > deadline:
+            wake(runtime.redis, "sends")  # harmless when nothing is left: the job finds nothing
+            break
+    return totals
+
+
+def deliver(runtime: Runtime, message_id: int, now: datetime | None = None) -> str:
+    """Send one message if it is due, unclaimed and has attempts left (tests, operators)."""
+    outcomes = send_batch(runtime, 1, now=now, ids=[message_id])
+    return outcomes[0] if outcomes else "skipped"
+
+
+@dataclass(frozen=True)
+class _Ready:
+    token: str
+    outgoing: Outgoing
+    refusal: SendError | None  # decided before sending: OA window, cost cap
+
+
+def send_batch(
+    runtime: Runtime, limit: int, now: datetime | None = None, ids: Sequence[int] | None = None
+) -> list[str]:
+    """Claim up to `limit` due rows, send them concurrently, settle them; one outcome per row."""
     now = now or datetime.now(UTC)
     with runtime.sessions() as session, session.begin():
-        claims = outbox.claim_due(session, now, 1, ids=[message_id])
-        if not claims:
-            return "skipped"
-        [claim] = claims
-        outgoing = Outgoing(
-            message_id=claim.id,
-            survey_id=claim.survey_id,
-            route=route_of(claim.channel, claim.route),
-            to=runtime.vault.decrypt(claim.recipient_enc),
-            text=claim.text,
-            payload=claim.payload,
+        claims = outbox.claim_due(session, now, limit, ids=ids)
+        ready = [_prepare(runtime, session, claim, now) for claim in claims]
+    if not ready:
+        return []
+    caps = Caps(runtime.redis, runtime.settings)
+    checked = []
+    for item in ready:
+        capped = item.refusal is None and caps.send_refusal(
+            item.outgoing.survey_id, runtime.vault.lookup_hash(item.outgoing.to), now
         )
-        refusal = (
-            oa_window_refusal(session, runtime, _row(session, claim.id), outgoing.to, now)
-            if outgoing.route is Route.ZALO_OA
-            else None
+        checked.append(
+            _Ready(item.token, item.outgoing, SendError(capped, retryable=False)) if capped else item
         )
-    capped = Caps(runtime.redis, runtime.settings).send_refusal(
-        claim.survey_id, runtime.vault.lookup_hash(outgoing.to), now
-    )
-    if capped is not None:
-        return _settle_failure(runtime, claim.id, claim.token, SendError(capped, retryable=False))
-    try:
-        if refusal is not None:
-            raise SendError(refusal, retryable=False, unreachable=True)
-        with gateways(runtime, outgoing.route) as gateway:
-            result = gateway.send(outgoing)
-    except SendError as exc:
-        return _settle_failure(runtime, claim.id, claim.token, exc)
-    with runtime.sessions() as session, session.begin():
-        ours = outbox.mark_sent(
-            session,
-            claim.id,
-            claim.token,
-            provider_id=result.provider_id,
-            segments=result.segments,
-            coding=result.coding,
-            now=datetime.now(UTC),
-        )
-    log.info(
-        "message sent",
-        message_id=message_id,
-        route=outgoing.route.value,
-        segments=result.segments,
-        coding=result.coding,
-        claim_current=ours,
-    )
-    return "sent"
+    results = asyncio.run(_send_all(runtime, checked))
+    sent = [(item, result) for item, result in zip(checked, results, strict=True) if isinstance(result, Sent)]
+    outcomes = ["sent"] * len(sent)
+    if sent:
+        settled_at = datetime.now(UTC)
+        with runtime.sessions() as session, session.begin():
+            for item, result in sent:
+                outbox.mark_sent(
+                    session,
+                    item.outgoing.message_id,
+                    item.token,
+                    provider_id=result.provider_id,
+                    segments=result.segments,
+                    coding=result.coding,
+                    now=settled_at,
+                )
+    for item, answer in zip(checked, results, strict=True):
+        if isinstance(answer, SendError):
+            outcomes.append(_settle_failure(runtime, item.outgoing.message_id, item.token, answer))
+    if len(ready) > 1:
+        log.info("send batch", messages=len(ready), sent=len(sent))
+    return outcomes
 
 
-def _row(session: Session, message_id: int) -> OutboundMessage:
-    row = session.get(OutboundMessage, message_id)
-    assert row is not None
-    return row
+def _prepare(runtime: Runtime, session: Session, claim: outbox.Claim, now: datetime) -> _Ready:
+    outgoing = Outgoing(
+        message_id=claim.id,
+        survey_id=claim.survey_id,
+        route=route_of(claim.channel, claim.route),
+        to=runtime.vault.decrypt(claim.recipient_enc),
+        text=claim.text,
+        payload=claim.payload,
+    )
+    refusal = None
+    if outgoing.route is Route.ZALO_OA:
+        row = session.get(OutboundMessage, claim.id)
+        assert row is not None
+        reason = oa_window_refusal(session, runtime, row, outgoing.to, now)
+        refusal = SendError(reason, retryable=False, unreachable=True) if reason else None
+    return _Ready(claim.token, outgoing, refusal)
+
+
+async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | SendError]:
+    """Send concurrently (at most IN_FLIGHT at once), each provider no faster than its rate."""
+    limiter = RateLimiter(runtime.redis, runtime.settings.SIPAS_SMS_RATE, runtime.settings.SIPAS_ZALO_RATE)
+    in_flight = asyncio.Semaphore(IN_FLIGHT)
+
+    async with Senders(runtime) as senders:
+
+        async def one(item: _Ready) -> Sent | SendError:
+            if item.refusal is not None:
+                return item.refusal
+            async with in_flight:
+                await limiter.wait(item.outgoing.route)
+                try:
+                    return await senders.send(item.outgoing)
+                except SendError as exc:
+                    return exc
+                except Exception as exc:  # the request may have gone out: its outcome is unknown
+                    return SendError(f"{type(exc).__name__}: {exc}", retryable=False, ambiguous=True)
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+class RateLimiter:
+    """Messages per second per provider (SMS / Zalo), across every worker: a counter per second
+    in Redis; a send over the second's allowance waits for the next second."""
+
+    def __init__(self, redis: Redis, sms_rate: float, zalo_rate: float) -> None:
+        self._redis = redis
+        self._rates = {"sms": sms_rate, "zalo": zalo_rate}
+
+    async def wait(self, route: Route) -> None:
+        provider = "sms" if route is Route.SMS else "zalo"
+        rate = self._rates[provider]
+        while True:
+            second = int(time.time())
+            key = f"sipas:rate:{provider}:{second}"
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 5)
+                taken = int(pipe.execute()[0])
+            if taken <= rate:
+                return
+            await asyncio.sleep(max(0.0, second + 1 - time.time()) + 0.001)
 
 
 def _settle_failure(runtime: Runtime, message_id: int, token: str, exc: SendError) -> str:
-    """Record the failed attempt; a retry is scheduled, the row is set aside as unknown (the
-    gateway may have it) or given up, and a given-up Zalo survey message moves its survey to
-    SMS (once: the survey is no longer on Zalo after)."""
+    """Record the failed attempt; the row is retried later (the sweep wakes the drain when it is
+    due), set aside as unknown (the gateway may have it) or given up, and a given-up Zalo survey
+    message moves its survey to SMS (once: the survey is no longer on Zalo after)."""
     now = datetime.now(UTC)
     fallback_ids: list[int] = []
     with runtime.sessions() as session, session.begin():
@@ -126,36 +209,24 @@ def _settle_failure(runtime: Runtime, message_id: int, token: str, exc: SendErro
             retry_after=exc.retry_after,
             now=now,
         )
-        row = _row(session, message_id)
-        survey_id, channel = row.survey_id, row.channel
-        if failure.outcome == "failed" and channel is Channel.ZALO and survey_id is not None:
+        row = session.get(OutboundMessage, message_id)
+        assert row is not None
+        if failure.outcome == "failed" and row.channel is Channel.ZALO and row.survey_id is not None:
             reason = f"zalo {'unreachable' if exc.unreachable else 'failed'}: {exc}"
             fallback_ids = fall_back_to_sms(
-                session, RedisStateStorage(runtime.redis), runtime.settings, survey_id, reason, now
+                session, RedisStateStorage(runtime.redis), runtime.settings, row.survey_id, reason, now
             )
-    if failure.outcome == "unknown":
-        log.warning(
-            "message outcome unknown", message_id=message_id, attempts=failure.attempts, error=str(exc)
-        )
-        return "unknown"
-    if failure.retry_at is None:
-        log.warning(
-            "message failed",
-            message_id=message_id,
-            attempts=failure.attempts,
-            error=str(exc),
-            unreachable=exc.unreachable,
-            fallback_messages=len(fallback_ids),
-        )
-        enqueue_sends(runtime, fallback_ids)
-        return "fallback" if fallback_ids else failure.outcome
-    queue(runtime.redis).enqueue_at(
-        failure.retry_at, send_message, message_id, job_id=f"send-{message_id}-{failure.attempts}"
-    )
-    log.info(
-        "message will be retried",
+    if failure.outcome == "retry":
+        log.info("message will be retried", message_id=message_id, attempts=failure.attempts, error=str(exc))
+        return "retry"
+    log.warning(
+        "message not sent",
         message_id=message_id,
+        outcome=failure.outcome,
         attempts=failure.attempts,
-        retry_at=failure.retry_at.isoformat(),
+        error=str(exc),
+        unreachable=exc.unreachable,
+        fallback_messages=len(fallback_ids),
     )
-    return "retry"
+    enqueue_sends(runtime, fallback_ids)
+    return "fallback" if fallback_ids else failure.outcome

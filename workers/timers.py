@@ -1,105 +1,143 @@
-"""Timers (first message, reminder, expiry) and the sweep that keeps the queues honest.
+"""Timers (first message, reminder, expiry), their drain, and the sweep that keeps the work moving.
 
-`sweep` runs every few seconds from `rq cron`. It fires due timers and re-enqueues any stored
-work whose job was lost (worker killed, Redis restarted): the database is the list of what must
-happen, Redis only carries it.
+`sweep` runs every few seconds from `rq cron`. It wakes the drain jobs (workers.queues.wake) that
+have work in the database: due timers, due sends, inbound events waiting longer than the grace
+(their wake-up was lost: worker killed, Redis restarted). The database is the list of what must
+happen, Redis only carries the wake-ups.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from flows.rules import RuleBook
 from flows.survey import expire_survey, send_reminder, start_survey
 from storage import outbox
 from storage.fsm import RedisStateStorage
-from storage.inbound import unprocessed
+from storage.inbound import has_pending
 from storage.models import Survey, Timer, TimerKind
-from workers.queues import RQDispatcher, queue
+from workers.queues import wake, woken
 from workers.runtime import Runtime, get_runtime
-from workers.sending import enqueue_sends
 
 log = structlog.get_logger(__name__)
 
-# A timer's job that has not finished this long after firing is fired again (its job was lost).
-TIMER_LEASE = timedelta(minutes=5)
+# A drain job hands the worker back after about this long, waking a successor if work is left.
+DRAIN_BUDGET_SECONDS = 2.0
 
 
 def sweep() -> dict[str, int]:
-    """RQ cron job: fire due timers, recover lost sends and unprocessed inbound events."""
+    """RQ cron job: wake the drains that have work, set aside sends of dead workers."""
     return sweep_once(get_runtime())
 
 
 def sweep_once(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
+    """Cheap on purpose (three indexed queries, at most three coalesced wake-ups): the drains do
+    the work. Two cron processes, or a sweep that runs twice, wake nothing twice: a wake-up is a
+    pending drain job or nothing (workers.queues.wake), and timers are taken with row locks."""
     now = now or datetime.now(UTC)
-    q = queue(runtime.redis)
+    grace = timedelta(seconds=runtime.settings.SIPAS_RECOVERY_GRACE)
     with runtime.sessions() as session, session.begin():
-        due = session.scalars(
-            select(Timer.id).where(
-                Timer.done_at.is_(None),
-                Timer.due_at <= now,
-                (Timer.fired_at.is_(None)) | (Timer.fired_at < now - TIMER_LEASE),
-            )
-        ).all()
-        if due:
-            session.execute(update(Timer).where(Timer.id.in_(due)).values(fired_at=now))
-        grace = timedelta(seconds=runtime.settings.SIPAS_RECOVERY_GRACE)
         unknown = outbox.expire_claims(session, now, timedelta(seconds=runtime.settings.SIPAS_SEND_LEASE))
-        lost_sends = outbox.overdue(session, now, grace)
-        lost_events = unprocessed(session, now, grace)
-    for timer_id in due:
-        q.enqueue(run_timer, timer_id, job_id=f"timer-{timer_id}")
-    enqueue_sends(runtime, lost_sends)
-    dispatcher = RQDispatcher(runtime.redis)
-    for event_id in lost_events:
-        dispatcher.inbound_received(event_id)
+        timers_due = session.scalar(
+            select(Timer.id).where(Timer.done_at.is_(None), Timer.due_at <= now).limit(1)
+        )
+        sends_due = outbox.overdue(session, now, timedelta(0), limit=1)
+        events_waiting = has_pending(session, now - grace)
     counts = {
-        "timers": len(due),
-        "sends_recovered": len(lost_sends),
+        "timers": int(timers_due is not None and wake(runtime.redis, "timers")),
+        "sends": int(bool(sends_due) and wake(runtime.redis, "sends")),
+        "events_recovered": int(events_waiting and wake(runtime.redis, "inbound")),
         "sends_unknown": len(unknown),
-        "events_recovered": len(lost_events),
     }
     if unknown:
         log.warning("sends of stopped workers set aside as unknown", message_ids=unknown[:50])
-    if lost_sends or lost_events:
-        log.warning("sweep recovered lost work", **counts)
+    if counts["events_recovered"]:
+        log.warning("sweep woke the inbound drain for events waiting longer than the grace")
     return counts
 
 
-def run_timer(timer_id: int) -> str:
-    """RQ job: carry out one timer (idempotent: a done timer is left alone)."""
+def drain_timers() -> dict[str, int]:
+    """RQ job (coalesced, workers.queues.wake): carry out every due timer, a batch at a time."""
     runtime = get_runtime()
-    result, outbox_ids = fire(runtime, timer_id)
-    enqueue_sends(runtime, outbox_ids)
-    return result
+    woken(runtime.redis, "timers")
+    return drain(runtime)
+
+
+def drain(runtime: Runtime, budget: float = DRAIN_BUDGET_SECONDS) -> dict[str, int]:
+    """Due timers in batches, each batch one transaction with the timers row-locked
+    (`FOR UPDATE SKIP LOCKED`): two workers, or two cron processes' wake-ups, never fire one
+    timer twice, and a timer is marked done in the transaction that does its work."""
+    deadline = time.monotonic() + budget
+    counts: dict[str, int] = {}
+    failed: set[int] = set()
+    while True:
+        now = datetime.now(UTC)
+        outbox_ids: list[int] = []
+        with runtime.sessions() as session, session.begin():
+            query = (
+                select(Timer)
+                .where(Timer.done_at.is_(None), Timer.due_at <= now)
+                .order_by(Timer.due_at, Timer.id)
+                .limit(runtime.settings.SIPAS_BATCH_SIZE)
+                .with_for_update(skip_locked=True)
+            )
+            if failed:
+                query = query.where(Timer.id.not_in(list(failed)))
+            timers = session.scalars(query).all()
+            for timer in timers:
+                timer_id = timer.id
+                try:
+                    with session.begin_nested():
+                        result, ids = _carry_out(runtime, session, timer, now)
+                except Exception:
+                    log.exception("timer failed; retried by a later drain", timer_id=timer_id)
+                    failed.add(timer_id)
+                    continue
+                counts[result] = counts.get(result, 0) + 1
+                outbox_ids.extend(ids)
+        if outbox_ids:
+            wake(runtime.redis, "sends")
+        if not timers:
+            break
+        if time.monotonic() > deadline:
+            wake(runtime.redis, "timers")
+            break
+    return counts
 
 
 def fire(runtime: Runtime, timer_id: int, now: datetime | None = None) -> tuple[str, list[int]]:
+    """Carry out one timer in its own transaction (tests); (what happened, outbox ids)."""
     now = now or datetime.now(UTC)
-    settings = runtime.settings
     with runtime.sessions() as session, session.begin():
         timer = session.get(Timer, timer_id, with_for_update=True, populate_existing=True)
         if timer is None or timer.done_at is not None:
             return "already done", []
-        if timer.kind in (TimerKind.FIRST_MESSAGE, TimerKind.REMINDER):
-            survey = session.get(Survey, timer.survey_id)
-            rules = RuleBook(session, settings).for_agency_id(survey.agency_id) if survey else None
-            if rules is not None and not rules.in_send_window(now):
-                # Quiet hours or a holiday (the agency's rules may have changed since the timer
-                # was set): wait for the window to open on the next working day.
-                timer.due_at = rules.next_send_time(now)
-                timer.fired_at = None
-                return "deferred to send window", []
-        states = RedisStateStorage(runtime.redis)
-        if timer.kind is TimerKind.FIRST_MESSAGE:
-            outbox_ids = start_survey(session, states, runtime.settings, timer.survey_id, now)
-        elif timer.kind is TimerKind.REMINDER:
-            outbox_ids = send_reminder(session, runtime.settings, timer.survey_id, now)
-        else:
-            expire_survey(session, timer.survey_id, now)
-            outbox_ids = []
-        timer.done_at = now
-        return f"{timer.kind.value} done", outbox_ids
+        return _carry_out(runtime, session, timer, now)
+
+
+def _carry_out(runtime: Runtime, session: Session, timer: Timer, now: datetime) -> tuple[str, list[int]]:
+    """The timer's work in the caller's transaction; the timer is done (or moved) with it."""
+    settings = runtime.settings
+    if timer.kind in (TimerKind.FIRST_MESSAGE, TimerKind.REMINDER):
+        survey = session.get(Survey, timer.survey_id)
+        rules = RuleBook(session, settings).for_agency_id(survey.agency_id) if survey else None
+        if rules is not None and not rules.in_send_window(now):
+            # Quiet hours or a holiday (the agency's rules may have changed since the timer
+            # was set): wait for the window to open on the next working day.
+            timer.due_at = rules.next_send_time(now)
+            return "deferred to send window", []
+    states = RedisStateStorage(runtime.redis)
+    if timer.kind is TimerKind.FIRST_MESSAGE:
+        outbox_ids = start_survey(session, states, runtime.settings, timer.survey_id, now)
+    elif timer.kind is TimerKind.REMINDER:
+        outbox_ids = send_reminder(session, runtime.settings, timer.survey_id, now)
+    else:
+        expire_survey(session, timer.survey_id, now)
+        outbox_ids = []
+    timer.fired_at = timer.done_at = now
+    return f"{timer.kind.value} done", outbox_ids

@@ -98,7 +98,8 @@ class KannelGateway(Closing):
         )
         return f"{self._dlr_base}?{query}&status=%d&ts=%T"
 
-    def send(self, sms: OutgoingSms) -> SendResult:
+    def _request(self, sms: OutgoingSms) -> tuple[dict[str, str], SendResult]:
+        """The sendsms parameters of one attempt, and what a 2xx answer to them means."""
         if not _PLAIN.match(sms.ref):
             raise SmsSendError(f"ref {sms.ref!r} is not plain ASCII (dlr-url)", retryable=False)
         if not _MSISDN.match(sms.to):
@@ -117,17 +118,26 @@ class KannelGateway(Closing):
             "dlr-mask": str(DLR_MASK_ALL),
             "dlr-url": self.dlr_url(sms.ref, attempt_id),
         }
+        return params, SendResult(provider_id=attempt_id, segments=count_segments(text), coding=coding)
+
+    def send(self, sms: OutgoingSms) -> SendResult:
+        params, result = self._request(sms)
         try:
             response = self._client.get(self._settings.KANNEL_SENDSMS_URL, params=params)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise SmsSendError(f"cannot reach Kannel: {type(exc).__name__}", retryable=True) from exc
         except httpx.TransportError as exc:
-            # The request may have reached Kannel: the outbox must not send it again by itself.
-            raise SmsSendError(
-                f"Kannel's answer was lost: {type(exc).__name__}", retryable=True, ambiguous=True
-            ) from exc
+            raise _transport_failure(exc) from exc
         _raise_for_refusal(response)
-        return SendResult(provider_id=attempt_id, segments=count_segments(text), coding=coding)
+        return result
+
+    async def send_async(self, sms: OutgoingSms, client: httpx.AsyncClient) -> SendResult:
+        """`send` over a shared async client (the batched send job sends many at once)."""
+        params, result = self._request(sms)
+        try:
+            response = await client.get(self._settings.KANNEL_SENDSMS_URL, params=params)
+        except httpx.TransportError as exc:
+            raise _transport_failure(exc) from exc
+        _raise_for_refusal(response)
+        return result
 
     @staticmethod
     def parse_inbound(params: Mapping[str, str]) -> InboundSms:
@@ -178,6 +188,13 @@ class KannelGateway(Closing):
             attempt_id=attempt_id,
             reported_at=_parse_epoch(params.get("ts", "")),
         )
+
+
+def _transport_failure(exc: httpx.TransportError) -> SmsSendError:
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return SmsSendError(f"cannot reach Kannel: {type(exc).__name__}", retryable=True)
+    # The request may have reached Kannel: the outbox must not send it again by itself.
+    return SmsSendError(f"Kannel's answer was lost: {type(exc).__name__}", retryable=True, ambiguous=True)
 
 
 def _raise_for_refusal(response: httpx.Response) -> None:

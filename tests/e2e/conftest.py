@@ -101,6 +101,7 @@ def service(db_url: str, tmp_path: Path, service_env: dict[str, str]) -> Iterato
             "SIPAS_SWEEP_INTERVAL": "1",
             "SIPAS_RECOVERY_GRACE": "3",
             "SIPAS_SEND_LEASE": "10",
+            "SIPAS_SEND_TIMEOUT": "5",
             "SIPAS_MIN_RESPONSES": "1",
             "LOG_LEVEL": "INFO",
             **kannel.settings_overrides(),

@@ -23,7 +23,7 @@ from storage.crypto import PhoneVault
 from storage.models import Channel, OutboundMessage, OutboxStatus, Route
 from tests.support.app import RecordingDispatcher
 from tests.support.kannel import KannelHarness
-from workers.gateways import Outgoing, gateway_for
+from workers.gateways import Outgoing, Senders
 from workers.runtime import Runtime
 from workers.sending import deliver
 from workers.timers import sweep_once
@@ -80,20 +80,19 @@ def _store(sessions: sessionmaker[Session], vault: PhoneVault) -> int:
         return row.id
 
 
-def _send_then_die(runtime: Runtime, message_id: int) -> None:
+async def _send_then_die(runtime: Runtime, message_id: int) -> None:
     """What the dead worker did: claim the row, hand it to Kannel, and stop before committing."""
     with runtime.sessions() as session, session.begin():
         [claim] = outbox.claim_due(session, datetime.now(UTC), 1, ids=[message_id])
-    outgoing = Outgoing(claim.id, None, Route.SMS, PHONE, claim.text)
-    with gateway_for(runtime, Route.SMS) as gateway:
-        gateway.send(outgoing)
+    async with Senders(runtime) as senders:
+        await senders.send(Outgoing(claim.id, None, Route.SMS, PHONE, claim.text))
 
 
 async def test_a_send_whose_worker_died_is_never_sent_again(
     kannel: KannelHarness, runtime: Runtime, web: None
 ) -> None:
     message_id = _store(runtime.sessions, runtime.vault)
-    await asyncio.to_thread(_send_then_die, runtime, message_id)
+    await _send_then_die(runtime, message_id)
     first = await asyncio.to_thread(kannel.phone.wait_for_mt, PHONE)
     assert first.text.startswith("Cau 1/3")
 

@@ -100,4 +100,4 @@ async def test_poll_stores_each_update_once_and_queues_it(
     assert (event.provider, event.kind, event.provider_id) == ("zalo_bot", "message.text.received", "poll-1")
     assert json.loads(vault.decrypt(event.payload_enc)) == update
     assert event.sender_hash == vault.lookup_hash("u-42")
-    assert Queue(DEFAULT_QUEUE, connection=redis).job_ids == [f"inbound-{event.id}"]
+    assert Queue(DEFAULT_QUEUE, connection=redis).job_ids == ["drain-inbound-1"]  # coalesced wake-up

@@ -3,7 +3,7 @@ whose outcome is unknown (storage.outbox explains why such a message is never re
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 from sqlalchemy import select
@@ -49,27 +49,42 @@ def outbox_list(status: str, limit: int) -> None:
 
 
 @outbox_group.command("resolve")
-@click.argument("message_id", type=int)
+@click.argument("message_ids", type=int, nargs=-1)
 @click.option("--sent", "decision", flag_value="sent", help="It did reach the gateway: mark it sent.")
 @click.option("--resend", "decision", flag_value="resend", help="It did not: send it once more.")
-def outbox_resolve(message_id: int, decision: str | None) -> None:
-    """Settle a message whose outcome is unknown: --sent (checked at the gateway, e.g. Kannel's
+@click.option(
+    "--unreported-for",
+    type=int,
+    default=None,
+    help="Instead of ids: every unknown message claimed this many seconds ago or more that no "
+    "delivery report mentions (Kannel reports every message it takes).",
+)
+def outbox_resolve(message_ids: tuple[int, ...], decision: str | None, unreported_for: int | None) -> None:
+    """Settle messages whose outcome is unknown: --sent (checked at the gateway, e.g. Kannel's
     access log, or with the citizen) or --resend (one more attempt; attempts stay capped)."""
     from workers.runtime import get_runtime
     from workers.sending import enqueue_sends
 
     if decision is None:
         raise click.UsageError("say --sent or --resend")
+    if bool(message_ids) == (unreported_for is not None):
+        raise click.UsageError("name message ids, or give --unreported-for SECONDS")
     get_settings().require("SIPAS_SECRET_KEY")
     runtime = get_runtime()
+    now = datetime.now(UTC)
     try:
         with runtime.sessions() as session, session.begin():
-            outbox.resolve(session, message_id, sent=decision == "sent", now=datetime.now(UTC))
+            ids = list(message_ids)
+            if unreported_for is not None:
+                ids = list(outbox.unreported(session, now - timedelta(seconds=unreported_for)))
+            for message_id in ids:
+                outbox.resolve(session, message_id, sent=decision == "sent", now=now)
     except outbox.NotResolvableError as exc:
         raise click.ClickException(str(exc)) from None
     if decision == "resend":
-        enqueue_sends(runtime, [message_id])
-    click.echo(f"message {message_id}: {'marked sent' if decision == 'sent' else 'queued to send once more'}")
+        enqueue_sends(runtime, ids)
+    verb = "marked sent" if decision == "sent" else "queued to send once more"
+    click.echo(f"{len(ids)} message(s) {verb}: {' '.join(map(str, ids))}")
 
 
 COMMANDS = [outbox_group]
