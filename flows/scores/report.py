@@ -304,18 +304,64 @@ def build_report(
     """Scores of every unit with data in the period, in tree order; with `agency_code`, that unit
     (always, even without data) and the units under it. `with_predecessors` counts a merged
     unit's cases as its successor's (a new ward's trend then starts before the ward existed)."""
-    if isinstance(period, str):
-        period = parse_period(period)
+    chosen = parse_period(period) if isinstance(period, str) else period
+    [report] = build_reports(
+        session,
+        [chosen],
+        agency_code,
+        settings=settings,
+        channel=channel,
+        with_predecessors=with_predecessors,
+    )
+    return report
+
+
+def build_reports(
+    session: Session,
+    periods: Sequence[Period],
+    agency_code: str | None = None,
+    *,
+    settings: Settings,
+    channel: str = ALL_CHANNELS,
+    with_predecessors: bool = False,
+) -> list[Report]:
+    """build_report for several periods (a trend), reading the registry and the flags once."""
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
-    minimum = settings.SIPAS_MIN_RESPONSES
+    if not periods:
+        return []
     units = _load_units(session)
     children: defaultdict[int | None, list[Unit]] = defaultdict(list)
     for unit in units.values():
         children[unit.parent_id].append(unit)
     for siblings in children.values():
         siblings.sort(key=lambda u: u.code)
-    own = _load_own_figures(session, period, channel, successor_map(units) if with_predecessors else None)
+    fold = successor_map(units) if with_predecessors else None
+    span = Period("span", min(p.start for p in periods), max(p.end for p in periods))
+    all_flags = load_flags(session, span)
+    reports = []
+    for period in periods:
+        own = _load_own_figures(session, period, channel, fold)
+        flags = {
+            agency_id: [f for f in listed if period.start.isoformat() <= f["day"] <= period.end.isoformat()]
+            for agency_id, listed in all_flags.items()
+        }
+        reports.append(_assemble(period, agency_code, settings, channel, units, children, own, flags))
+    return reports
+
+
+def _assemble(
+    period: Period,
+    agency_code: str | None,
+    settings: Settings,
+    channel: str,
+    units: Mapping[int, Unit],
+    children: Mapping[int | None, list[Unit]],
+    own: Mapping[int, Figures],
+    flags: Mapping[int, Sequence[Mapping[str, Any]]],
+) -> Report:
+    """One period's report from its units' own figures: roll-ups, suppression, ranks, rows."""
+    minimum = settings.SIPAS_MIN_RESPONSES
 
     rolled: dict[int, Figures] = {}
     own_of_parent: dict[int, Figures] = {}
@@ -352,7 +398,6 @@ def build_report(
             u.id: ci for u in present if not suppressed(u) and (ci := rolled[u.id].sipas.ci95) is not None
         }
         ranges.update(rank_ranges(intervals))
-    flags = load_flags(session, period)
 
     if agency_code is None:
         starts = children.get(None, [])

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from flows.scores.comments import load_comments
 from flows.scores.counts import CHANNELS
-from flows.scores.formulas import ELEMENTS
+from flows.scores.formulas import ELEMENTS, round2
 from flows.scores.periods import Period, day_period
 from flows.scores.render import ELEMENT_NAMES, FUNNEL_NAMES, flag_text, rank_text
-from flows.scores.report import Report, build_report
+from flows.scores.report import Report, build_report, build_reports
 
 PERCENT_FORMAT = "0.00"
 COUNT_FORMAT = "0"
@@ -230,16 +230,20 @@ def trend_rows(
 ) -> Iterable[list[Cell]]:
     """The units of the report, period by period (days, or months for long periods)."""
     codes = {row.unit.code for row in report.rows}
-    for part in trend_periods(report.period):
-        for row in build_report(session, part, agency_code, settings=settings, channel=channel).as_json():
-            if row["agency_code"] in codes:
+    parts = trend_periods(report.period)
+    for part, part_report in zip(
+        parts, build_reports(session, parts, agency_code, settings=settings, channel=channel), strict=True
+    ):
+        for row in part_report.rows:
+            if row.unit.code in codes:
+                figures = row.figures
                 yield [
                     part.label,
-                    row["agency_code"],
-                    row["agency_name"],
-                    row["sipas_index"],
-                    row["overall_satisfaction"],
-                    row["n_overall"],
+                    row.unit.code,
+                    row.unit.name,
+                    round2(figures.sipas_index),
+                    round2(figures.overall_satisfaction),
+                    figures.n_overall,
                 ]
 
 
