@@ -53,7 +53,7 @@ def receive(
 ) -> Received:
     """Store a message that belongs to no survey and queue the day's automatic reply (SMS only,
     and never to a number that refused our messages). Idempotent per inbound event."""
-    agency_id = inbox.latest_case_agency(session, sender_hash)
+    agency_id = inbox.latest_case_agency(session, sender_hash, channel)
     row, created = inbox.add(
         session,
         inbound_event_id=inbound_event_id,
@@ -89,8 +89,11 @@ def _reply_text(session: Session, settings: Settings, agency: Agency | None) -> 
     return fit_sms(RuleBook(session, settings).for_agency(agency).inbox_reply, {"agency": agency.name})
 
 
-def mask_sender(phone: str) -> str:
-    """A number as staff see it in the inbox: the network prefix and the last three digits."""
+def mask_sender(phone: str, channel: Channel = Channel.SMS) -> str:
+    """A sender as staff see it in the inbox: a number's network prefix and last three digits; a
+    Zalo user id's last three characters."""
+    if channel is Channel.ZALO:
+        return "Zalo •••" + phone[-3:] if len(phone) > 6 else "Zalo •••"
     national = "0" + phone[3:] if phone.startswith("+84") else phone
     if len(national) < 7:
         return "•" * len(national)
@@ -110,7 +113,8 @@ def forward_email(
     received = message.received_at.strftime("%Y-%m-%d %H:%M UTC")
     mail.set_content(
         "Kính gửi bộ phận Phản ánh kiến nghị,\n\n"
-        f"Số điện thoại {phone} đã nhắn tới tổng đài khảo sát SIPAS lúc {received} "
+        f"{'Người dùng Zalo (user id)' if message.channel is Channel.ZALO else 'Số điện thoại'} {phone} "
+        f"đã nhắn tới tổng đài khảo sát SIPAS lúc {received} "
         "(ngoài khảo sát), nội dung:\n\n"
         f"    {message.text}\n\n"
         f"Đơn vị: {unit}. Người chuyển: {by}.\n"

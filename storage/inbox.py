@@ -17,11 +17,13 @@ from storage.models import Case, Channel, InboxMessage, InboxStatus
 __all__ = ["add", "counts_by_status", "latest_case_agency", "listing", "set_status"]
 
 
-def latest_case_agency(session: Session, phone_hash: str) -> int | None:
-    """The agency of the newest case closed for this number (the unit the citizen last dealt with)."""
+def latest_case_agency(session: Session, sender_hash: str, channel: Channel = Channel.SMS) -> int | None:
+    """The agency of the newest case closed for this number (or Zalo user, by its look-up hash):
+    the unit the citizen last dealt with."""
+    column = Case.zalo_user_hash if channel is Channel.ZALO else Case.phone_hash
     return session.scalar(
         select(Case.agency_id)
-        .where(Case.phone_hash == phone_hash)
+        .where(column == sender_hash)
         .order_by(Case.closed_at.desc(), Case.id.desc())
         .limit(1)
     )

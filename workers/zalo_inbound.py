@@ -48,6 +48,7 @@ from bot.zalo.types import (
     parse_oa_event,
     validation_summary,
 )
+from flows.inbox import receive as receive_in_inbox
 from flows.routes import find_start_codes
 from flows.survey import record_opt_out
 from flows.understanding import Keyword, ReplyKind, parse_reply
@@ -222,6 +223,13 @@ async def oa_text(event: OAEvent, ctx: InboundContext) -> Handled:
     if sender and parse_reply(text, ReplyKind.TEXT).keyword is Keyword.OPT_OUT:
         record_opt_out(ctx.session, sender, "zalo", ctx.now)
         return "opt-out without active survey", []
+    if sender and event.user_id:
+        # Outside any survey: kept for the unit's staff (flows.inbox; no automatic reply on Zalo).
+        received = receive_in_inbox(
+            ctx.session, ctx.runtime.settings, ctx.runtime.vault, inbound_event_id=ctx.event.id,
+            sender=event.user_id, sender_hash=sender, text=text, channel=Channel.ZALO, now=ctx.now,
+        )  # fmt: skip
+        return f"inbox {received.message_id}", []
     return "no active survey for sender", []
 
 

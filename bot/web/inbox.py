@@ -62,7 +62,7 @@ def _rows(ctx: AppContext, viewer: Viewer, status: str) -> dict[str, Any]:
                     id=m.id,
                     received_at=m.received_at.astimezone(ctx.settings.tz),
                     unit=f"{m.agency.code} · {m.agency.name}" if m.agency is not None else "",
-                    sender=mask_sender(ctx.vault.decrypt(m.sender_enc)),
+                    sender=mask_sender(ctx.vault.decrypt(m.sender_enc), m.channel),
                     text=masked_text(m),
                     status=m.status.value,
                     channel=m.channel.value,

@@ -11,7 +11,7 @@ from redis import Redis
 from sqlalchemy import select
 
 from config.settings import Settings
-from flows.inbox import mask_sender
+from flows.inbox import mask_sender, receive
 from flows.intake import submit_cases
 from flows.rules import change_rule
 from storage.agencies import get_by_code
@@ -19,6 +19,7 @@ from storage.inbound import store_event
 from storage.models import (
     Agency,
     AgencyLevel,
+    Channel,
     InboxMessage,
     InboxStatus,
     OutboundMessage,
@@ -131,3 +132,41 @@ def test_replies_in_a_survey_never_reach_the_inbox(runtime: Runtime) -> None:
 def test_masked_sender() -> None:
     assert mask_sender("+84912345678") == "091••••678"
     assert mask_sender("8040") == "••••"
+
+
+def test_a_zalo_message_goes_to_the_unit_of_the_users_latest_case_without_a_reply(runtime: Runtime) -> None:
+    case = {
+        "case_id": "ZL-1",
+        "agency_code": "P-B",
+        "procedure_code": "1.001612",
+        "zalo_user_id": "4411223344556677",
+        "closed_at": (MORNING - timedelta(days=9)).isoformat(),
+    }
+    with runtime.sessions() as session, session.begin():
+        submit_cases(session, runtime.vault, runtime.settings, [case], MORNING - timedelta(days=9))
+        event = store_event(
+            session,
+            provider="zalo_oa",
+            kind="user_send_text",
+            provider_id="z-1",
+            payload_enc=runtime.vault.encrypt("{}"),
+            sender_hash=None,
+        )
+        received = receive(
+            session,
+            runtime.settings,
+            runtime.vault,
+            inbound_event_id=event.event_id,
+            sender="4411223344556677",
+            sender_hash=runtime.vault.lookup_hash("4411223344556677"),
+            text="Cho hỏi giờ làm việc?",
+            channel=Channel.ZALO,
+            now=MORNING,
+        )
+        assert received.outbox_ids == ()
+        message = session.get(InboxMessage, received.message_id)
+        assert message is not None
+        ward = get_by_code(session, "P-B")
+        assert ward is not None
+        assert message.agency_id == ward.id
+    assert mask_sender("4411223344556677", Channel.ZALO) == "Zalo •••677"
