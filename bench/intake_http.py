@@ -43,7 +43,7 @@ def web_process(env: dict[str, str], port: int) -> Iterator[tuple[str, int]]:
     process = subprocess.Popen([sipas, "web", "--port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine starts slowly
         while True:
             try:
                 if httpx.get(base + "/healthz", timeout=1).status_code == 200:
