@@ -35,8 +35,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+## bench: in-process figures, then the sms_load harness against the real processes (QUICK=1: 200 citizens)
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.sms_load $(if $(QUICK),--quick,)
 
 ## migration m="what changed": autogenerate a migration from storage/models.py
 migration: $(STAMP)
