@@ -458,3 +458,39 @@ def test_concurrent_requests_with_one_case_id_make_one_survey(
     assert kinds(second_result) == ["duplicate", "scheduled"]
     assert second_result[0].survey_id == first_outcomes[0].survey_id
     assert counts(sessions) == {"cases": 2, "surveys": 2, "timers": 2}
+
+
+def test_a_concurrent_request_that_rolls_back_leaves_the_case_to_the_other(
+    postgres_url: str | None, vault: PhoneVault, settings: Settings
+) -> None:
+    """The insert that waited on the other transaction's row goes ahead when that one rolls
+    back: the case is stored and scheduled once, by the request that committed."""
+    require_or_skip(postgres_url is not None, "needs PostgreSQL (row locks on the unique index)")
+    assert postgres_url is not None
+    sessions = session_factory(postgres_url)
+    with sessions() as session, session.begin():
+        session.add(Agency(code="HN-TX-HD", name="UBND phường Hạ Đình", level="commune"))
+    shared = case(case_id="SHARED", closed_at=at(1))
+    second_result: list[Outcome] = []
+    first = sessions()
+    first.begin()
+    submit_cases(first, vault, settings, [shared], NOW)
+    thread = threading.Thread(target=lambda: second_result.extend(submit(sessions, vault, settings, shared)))
+    thread.start()
+    try:
+        with sessions() as watcher:
+            while not watcher.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ):
+                watcher.rollback()
+                thread.join(0.01)
+                assert thread.is_alive(), "the second request did not wait for the first"
+        first.rollback()
+    finally:
+        first.close()
+        thread.join()
+    assert kinds(second_result) == ["scheduled"]
+    assert counts(sessions) == {"cases": 1, "surveys": 1, "timers": 1}
