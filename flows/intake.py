@@ -375,7 +375,7 @@ def submit_cases(
             valid.append((index, validate_case(raw, now)))
         except CaseValidationError as exc:
             results[index] = Outcome(exc.case_id, OutcomeKind.REJECTED, errors=exc.errors)
-    candidates, repeats = _candidates(session, vault, settings, valid, results)
+    candidates, repeats = _candidates(session, vault, settings, valid, results, now)
     _decide(session, settings, candidates, now)
     _store(session, vault, settings, candidates, now)
     for candidate in candidates:
@@ -394,6 +394,7 @@ def _candidates(
     settings: Settings,
     valid: list[tuple[int, ValidCase]],
     results: list[Outcome | None],
+    now: datetime,
 ) -> tuple[list[_Candidate], list[tuple[int, _Candidate]]]:
     """Valid cases not stored before, of a known agency (the others get their outcome in
     `results`); and the later repeats of a case_id within the request, with its first case."""
@@ -431,7 +432,7 @@ def _candidates(
             rules=rules[agency.id],
             phone_hash=vault.lookup_hash(case.phone) if case.phone is not None else None,
             zalo_hash=vault.lookup_hash(zalo_id) if zalo_id is not None else None,
-            probability=book.sampling_probability(agency, datetime.now(UTC)),
+            probability=book.sampling_probability(agency, now),
         )
         first[case.case_id] = candidate
         candidates.append(candidate)
