@@ -53,7 +53,9 @@ def nightly_scores(now_iso: str | None = None) -> dict[str, Any]:
     days = max(nightly_lookback_days(runtime.settings), 1 + math.ceil(reach.total_seconds() / _DAY))
     start = end - timedelta(days=days - 1)
     summary = compute_scores(start.isoformat(), end.isoformat())
-    queue(runtime.redis, SCORES_QUEUE).enqueue(send_nightly_digests, end.isoformat(), 1, job_id=f"digest-{end}-1")
+    queue(runtime.redis, SCORES_QUEUE).enqueue(
+        send_nightly_digests, end.isoformat(), 1, job_id=f"digest-{end}-1"
+    )
     return summary
 
 
