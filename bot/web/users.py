@@ -111,7 +111,10 @@ async def add_account(request: web.Request) -> web.Response:
     try:
         await asyncio.to_thread(_add, request.app[CONTEXT], viewer_of(request), form)
     except UserError as exc:
-        return await _page(request, status=422, error=str(exc))
+        _ = translator(request[LANG])
+        return await _page(
+            request, status=422, error=_("Không tạo được tài khoản: {reason}", reason=str(exc))
+        )
     return redirect("/users?done=added")
 
 
@@ -125,10 +128,13 @@ def _disable(ctx: AppContext, viewer: Viewer, username: str) -> None:
 async def disable_account(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
     username = request.match_info["username"]
+    _ = translator(request[LANG])
     if username == viewer.username:
-        return await _page(request, status=422, error="you cannot disable your own account")
+        return await _page(request, status=422, error=_("Không thể tự khóa tài khoản của chính mình."))
     try:
         await asyncio.to_thread(_disable, request.app[CONTEXT], viewer, username)
     except UserError as exc:
-        return await _page(request, status=404, error=str(exc))
+        return await _page(
+            request, status=404, error=_("Không khóa được tài khoản: {reason}", reason=str(exc))
+        )
     return redirect("/users?done=disabled")
