@@ -7,8 +7,11 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from redis import Redis
 
+from bot.errors import json_errors
 from bot.intake import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from config.settings import Settings
 from storage.crypto import PhoneVault
@@ -54,7 +57,8 @@ async def test_readyz_names_the_part_that_is_down(broken_db_client: Client) -> N
     assert body["redis"] == "ok"
 
 
-async def test_unexpected_failure_is_a_json_500(broken_db_client: Client) -> None:
+async def test_database_down_at_intake_is_503_not_500(broken_db_client: Client) -> None:
+    """A database that cannot be reached means "could not store, retry" (503), never a 500."""
     raw = json.dumps({"case_id": "X1", "agency_code": "HN", "procedure_code": "1.1", "phone": "0912345678",
                       "closed_at": "2026-11-20T10:00:00+07:00"}).encode()  # fmt: skip
     stamp = str(int(time.time()))
@@ -63,11 +67,25 @@ async def test_unexpected_failure_is_a_json_500(broken_db_client: Client) -> Non
         data=raw,
         headers={TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(ONESTOP_SECRET, stamp, raw)},
     )
-    assert response.status == 500
-    assert await response.json() == {
-        "error": "internal_error",
-        "message": "the service failed to handle this request; retry later",
-    }
+    assert response.status == 503
+    assert (await response.json())["error"] == "storage_unavailable"
+
+
+async def test_unexpected_failure_is_a_json_500() -> None:
+    """The json_errors middleware answers a bug with a bare JSON 500 (no details leak)."""
+
+    async def broken(_request: web.Request) -> web.Response:
+        raise RuntimeError("a bug with a secret in its message")
+
+    app = web.Application(middlewares=[json_errors])
+    app.router.add_get("/broken", broken)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/broken")
+        assert response.status == 500
+        assert await response.json() == {
+            "error": "internal_error",
+            "message": "the service failed to handle this request; retry later",
+        }
 
 
 async def test_unknown_route_and_method_are_json(client: Client) -> None:
