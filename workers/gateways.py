@@ -22,8 +22,10 @@ Every failure becomes a SendError that says what the outbox should do with the r
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -45,6 +47,9 @@ from storage.models import Channel, Route
 from workers.runtime import Runtime
 
 SMS_CONNECTIONS = 20  # keep-alive connections to Kannel per worker process
+T = TypeVar("T")
+_LOOP: asyncio.AbstractEventLoop | None = None
+_SHARED: Senders | None = None
 
 __all__ = [
     "Outgoing",
@@ -53,6 +58,8 @@ __all__ = [
     "Sent",
     "failure_from_zalo",
     "route_of",
+    "run_async",
+    "shared_senders",
 ]
 
 
@@ -117,10 +124,30 @@ def failure_from_zalo(exc: ZaloError) -> SendError:
     return SendError(str(exc), retryable=exc.retryable, code=exc.code)
 
 
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on the worker process's one event loop, kept between batches so that the
+    pooled HTTP client of `shared_senders` (its keep-alive connections, its TLS context) is built
+    once per process, not once per batch."""
+    global _LOOP
+    if _LOOP is None or _LOOP.is_closed():
+        _LOOP = asyncio.new_event_loop()
+    return _LOOP.run_until_complete(coro)
+
+
+def shared_senders(runtime: Runtime) -> Senders:
+    """The process's Senders for `run_async` (never closed: it lives as long as the worker)."""
+    global _SHARED
+    if _SHARED is None or _SHARED.runtime is not runtime:
+        _SHARED = Senders(runtime)
+    return _SHARED
+
+
 class Senders:
-    """The APIs of one send batch: `async with Senders(runtime) as senders: await senders.send(m)`."""
+    """The APIs of a send batch: `async with Senders(runtime) as senders: await senders.send(m)`,
+    or the process-wide `shared_senders(runtime)` on `run_async`'s loop."""
 
     def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         self._runtime = runtime
         self._kannel: KannelGateway | None = None
         self._client: httpx.AsyncClient | None = None

@@ -32,7 +32,7 @@ from storage import outbox
 from storage.fsm import RedisStateStorage
 from storage.models import Channel, OutboundMessage, Route
 from workers.caps import Caps
-from workers.gateways import Outgoing, SendError, Senders, Sent, route_of
+from workers.gateways import Outgoing, SendError, Sent, route_of, run_async, shared_senders
 from workers.queues import wake, woken
 from workers.runtime import Runtime, get_runtime
 from workers.zalo_window import oa_window_refusal
@@ -105,7 +105,7 @@ def send_batch(
         checked.append(
             _Ready(item.token, item.outgoing, SendError(capped, retryable=False)) if capped else item
         )
-    results = asyncio.run(_send_all(runtime, checked))
+    results = run_async(_send_all(runtime, checked))
     sent = [(item, result) for item, result in zip(checked, results, strict=True) if isinstance(result, Sent)]
     outcomes = ["sent"] * len(sent)
     if sent:
@@ -152,21 +152,21 @@ async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | Se
     limiter = RateLimiter(runtime.redis, runtime.settings.SIPAS_SMS_RATE, runtime.settings.SIPAS_ZALO_RATE)
     in_flight = asyncio.Semaphore(IN_FLIGHT)
 
-    async with Senders(runtime) as senders:
+    senders = shared_senders(runtime)
 
-        async def one(item: _Ready) -> Sent | SendError:
-            if item.refusal is not None:
-                return item.refusal
-            async with in_flight:
-                await limiter.wait(item.outgoing.route)
-                try:
-                    return await senders.send(item.outgoing)
-                except SendError as exc:
-                    return exc
-                except Exception as exc:  # the request may have gone out: its outcome is unknown
-                    return SendError(f"{type(exc).__name__}: {exc}", retryable=False, ambiguous=True)
+    async def one(item: _Ready) -> Sent | SendError:
+        if item.refusal is not None:
+            return item.refusal
+        async with in_flight:
+            await limiter.wait(item.outgoing.route)
+            try:
+                return await senders.send(item.outgoing)
+            except SendError as exc:
+                return exc
+            except Exception as exc:  # the request may have gone out: its outcome is unknown
+                return SendError(f"{type(exc).__name__}: {exc}", retryable=False, ambiguous=True)
 
-        return list(await asyncio.gather(*(one(item) for item in items)))
+    return list(await asyncio.gather(*(one(item) for item in items)))
 
 
 class RateLimiter:
