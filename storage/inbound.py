@@ -84,6 +84,37 @@ def pending_ids(session: Session, limit: int, exclude: Collection[int] = ()) -> 
     return session.scalars(query).all()
 
 
+def reload_pending(session: Session, event_ids: Collection[int]) -> Sequence[InboundEvent]:
+    """The events of `event_ids` still to process, read again from the database, oldest first.
+
+    A batch reads its events before it holds their senders; by the time it holds one, another
+    worker may have applied that sender's events and let go. Reading them again under the hold
+    is what keeps an event from being applied twice."""
+    if not event_ids:
+        return []
+    query = (
+        select(InboundEvent)
+        .where(InboundEvent.id.in_(list(event_ids)), _pending())
+        .order_by(InboundEvent.id)
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(query).all()
+
+
+def oldest_pending_by_sender(session: Session, sender_hashes: Collection[str]) -> dict[tuple[str, str], int]:
+    """(provider, sender_hash) -> id of that sender's oldest event still to process. A batch that
+    holds a sender applies its events only from the oldest on, so an event left behind (failed,
+    or held by a worker that died) is never overtaken by a later one."""
+    if not sender_hashes:
+        return {}
+    rows = session.execute(
+        select(InboundEvent.provider, InboundEvent.sender_hash, func.min(InboundEvent.id))
+        .where(_pending(), InboundEvent.sender_hash.in_(list(sender_hashes)))
+        .group_by(InboundEvent.provider, InboundEvent.sender_hash)
+    ).all()
+    return {(provider, sender): oldest for provider, sender, oldest in rows if sender is not None}
+
+
 def has_pending(session: Session, received_before: datetime) -> bool:
     """Whether an event received before `received_before` still waits (its wake-up was lost)."""
     return (

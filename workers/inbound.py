@@ -30,7 +30,15 @@ from flows.opt_in import handle_opt_in
 from flows.survey import find_active_survey, handle_reply, record_opt_out
 from flows.understanding import Keyword, ReplyKind, parse_reply
 from storage.fsm import RedisStateStorage
-from storage.inbound import count_attempts, lock_unprocessed, pending_ids, record_failure, try_lock_sender
+from storage.inbound import (
+    count_attempts,
+    lock_unprocessed,
+    oldest_pending_by_sender,
+    pending_ids,
+    record_failure,
+    reload_pending,
+    try_lock_sender,
+)
 from storage.models import Channel, InboundEvent
 from workers.caps import Caps
 from workers.queues import wake, woken
@@ -117,6 +125,8 @@ def _process_batch(runtime: Runtime, ids: Sequence[int]) -> _Batch:
             (mine if held[key] else []).append(event)
             if not held[key]:
                 batch.busy.add(event.id)
+        mine, behind = _in_turn(session, mine)
+        batch.busy.update(behind)
         if postgres:
             _count(runtime, [event.id for event in mine], 1)
         elif batch.busy:
@@ -157,6 +167,24 @@ def _process_batch(runtime: Runtime, ids: Sequence[int]) -> _Batch:
             count_attempts(session, waiting, -1)  # not attempted: their count stays as it was
             batch.failed.update(waiting)
     return batch
+
+
+def _in_turn(session: Session, held: Sequence[InboundEvent]) -> tuple[list[InboundEvent], set[int]]:
+    """Of the events whose senders this batch holds: those still to process, read again now that
+    the senders are held (another worker may have applied them meanwhile), and the ids of those
+    left for later because an older event of their sender waits outside this batch."""
+    fresh = reload_pending(session, [event.id for event in held])
+    first: dict[str, int] = {}
+    for event in fresh:
+        first.setdefault(_sender_key(event), event.id)
+    oldest = oldest_pending_by_sender(session, {event.sender_hash for event in fresh if event.sender_hash})
+    late = {
+        f"{provider}:{sender}"
+        for (provider, sender), oldest_id in oldest.items()
+        if oldest_id < first.get(f"{provider}:{sender}", oldest_id)
+    }
+    in_turn = [event for event in fresh if _sender_key(event) not in late]
+    return in_turn, {event.id for event in fresh if _sender_key(event) in late}
 
 
 def _count(runtime: Runtime, ids: Sequence[int], delta: int) -> None:
