@@ -82,7 +82,7 @@ def test_closed_case_to_scores(service: Service, sessions: sessionmaker[Session]
     assert ward["n_responses"] == 1
     assert ward["response_rate"] == 100.0
     assert ward["overall_satisfaction"] == 100.0
-    assert ward["criteria"]["overall"] == {"index": 100.0, "n": 1}
+    assert ward["criteria"]["overall"] == {"index": 100.0, "n": 1, "ci95": [20.65, 100.0]}
     assert ward["criteria"]["cong_chuc"]["index"] == 100.0
     assert ward["criteria"]["ket_qua"]["index"] == 0.0
     assert ward["elements"] == {
