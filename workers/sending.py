@@ -148,7 +148,9 @@ def _prepare(runtime: Runtime, session: Session, claim: outbox.Claim, now: datet
 
 
 async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | SendError]:
-    """Send concurrently (at most IN_FLIGHT at once), each provider no faster than its rate."""
+    """Send concurrently (at most IN_FLIGHT at once), each provider no faster than its rate; one
+    recipient's messages one after the other, oldest first, so the opening never reaches a
+    phone after the question that follows it."""
     limiter = RateLimiter(runtime.redis, runtime.settings.SIPAS_SMS_RATE, runtime.settings.SIPAS_ZALO_RATE)
     in_flight = asyncio.Semaphore(IN_FLIGHT)
 
@@ -166,7 +168,16 @@ async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | Se
             except Exception as exc:  # the request may have gone out: its outcome is unknown
                 return SendError(f"{type(exc).__name__}: {exc}", retryable=False, ambiguous=True)
 
-    return list(await asyncio.gather(*(one(item) for item in items)))
+    async def in_order(group: list[tuple[int, _Ready]]) -> list[tuple[int, Sent | SendError]]:
+        return [(index, await one(item)) for index, item in group]
+
+    by_recipient: dict[str, list[tuple[int, _Ready]]] = {}
+    for index, item in sorted(enumerate(items), key=lambda pair: pair[1].outgoing.message_id):
+        by_recipient.setdefault(item.outgoing.to, []).append((index, item))
+    results: dict[int, Sent | SendError] = {}
+    for group in await asyncio.gather(*(in_order(group) for group in by_recipient.values())):
+        results.update(group)
+    return [results[index] for index in range(len(items))]
 
 
 class RateLimiter:
