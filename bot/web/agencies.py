@@ -6,6 +6,7 @@ import` reads, or a rules file, as `sipas rules import`). Every change is audite
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -385,16 +386,24 @@ def _edit_unit(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str])
                      agency_id=agency.id)  # fmt: skip
 
 
-@routes.post("/agencies/{code}")
-@require_role(*CONFIGURE)
-async def edit_unit(request: web.Request) -> web.Response:
+async def _change_unit(
+    request: web.Request, change: Callable[[AppContext, Viewer, str, dict[str, str]], None], done: str
+) -> web.Response:
+    """Apply one of a unit page's forms: `change` runs in a thread; a refusal (FormError) shows the
+    unit page again with its reason (422), success goes back to the page with `?done=<done>`."""
     code = request.match_info["code"]
     form = _form(await request.post())
     try:
-        await asyncio.to_thread(_edit_unit, request.app[CONTEXT], viewer_of(request), code, form)
+        await asyncio.to_thread(change, request.app[CONTEXT], viewer_of(request), code, form)
     except FormError as exc:
         return await _unit(request, status=422, error=str(exc))
-    return redirect(f"/agencies/{code}?done=saved")
+    return redirect(f"/agencies/{code}?done={done}")
+
+
+@routes.post("/agencies/{code}")
+@require_role(*CONFIGURE)
+async def edit_unit(request: web.Request) -> web.Response:
+    return await _change_unit(request, _edit_unit, "saved")
 
 
 def _set_status(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str]) -> None:
@@ -426,13 +435,7 @@ def _set_status(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str]
 @routes.post("/agencies/{code}/status")
 @require_role(*CONFIGURE)
 async def unit_status(request: web.Request) -> web.Response:
-    code = request.match_info["code"]
-    form = _form(await request.post())
-    try:
-        await asyncio.to_thread(_set_status, request.app[CONTEXT], viewer_of(request), code, form)
-    except FormError as exc:
-        return await _unit(request, status=422, error=str(exc))
-    return redirect(f"/agencies/{code}?done=saved")
+    return await _change_unit(request, _set_status, "saved")
 
 
 def _change_rule(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str]) -> None:
@@ -450,13 +453,7 @@ def _change_rule(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str
 @routes.post("/agencies/{code}/rules")
 @require_role(*CONFIGURE)
 async def unit_rule(request: web.Request) -> web.Response:
-    code = request.match_info["code"]
-    form = _form(await request.post())
-    try:
-        await asyncio.to_thread(_change_rule, request.app[CONTEXT], viewer_of(request), code, form)
-    except FormError as exc:
-        return await _unit(request, status=422, error=str(exc))
-    return redirect(f"/agencies/{code}?done=rule#rules")
+    return await _change_unit(request, _change_rule, "rule#rules")
 
 
 def _add_staff(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str]) -> None:
@@ -474,10 +471,4 @@ def _add_staff(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str])
 @routes.post("/agencies/{code}/staff")
 @require_role(*CONFIGURE)
 async def unit_staff(request: web.Request) -> web.Response:
-    code = request.match_info["code"]
-    form = _form(await request.post())
-    try:
-        await asyncio.to_thread(_add_staff, request.app[CONTEXT], viewer_of(request), code, form)
-    except FormError as exc:
-        return await _unit(request, status=422, error=str(exc))
-    return redirect(f"/agencies/{code}?done=staff")
+    return await _change_unit(request, _add_staff, "staff")
