@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Executable, func, literal, select
+from sqlalchemy import Executable, literal, select
 from sqlalchemy.orm import Session
 
 from flows.scores.counts import ALL_CHANNELS, COUNTERS
@@ -31,6 +31,7 @@ from flows.scores.formulas import (
     sipas_estimate,
 )
 from flows.scores.periods import Period
+from flows.scores.report import COUNT_KEYS, COUNT_SUMS
 from storage.models import Agency, DailyCount
 
 __all__ = ["sipas_trend"]
@@ -62,22 +63,13 @@ def sipas_trend(session: Session, root_id: int, parts: Sequence[Period], channel
     tree = _subtree(session, root_id)
     criteria: dict[int, dict[int, dict[str, Tally]]] = {i: defaultdict(dict) for i in range(len(parts))}
     cases: dict[int, dict[int, int]] = {i: {} for i in range(len(parts))}
-    columns = (
-        DailyCount.agency_id,
-        DailyCount.channel,
-        DailyCount.metric,
-        func.sum(DailyCount.n),
-        func.sum(DailyCount.k),
-        func.sum(DailyCount.w),
-        func.sum(DailyCount.wk),
-        func.sum(DailyCount.w2),
-    )
+    columns = (*COUNT_KEYS, *COUNT_SUMS)
     wanted = (
         DailyCount.agency_id.in_(tree),
         DailyCount.channel.in_({channel, ALL_CHANNELS}),
         DailyCount.metric.not_in(_SKIPPED_COUNTERS),
     )
-    grouping = (DailyCount.agency_id, DailyCount.channel, DailyCount.metric)
+    grouping = COUNT_KEYS
     queries: list[tuple[dict[date, int] | int, Executable]] = []
     if all(part.n_days == 1 for part in parts):  # days: one query grouped by day
         index_of = {part.start: i for i, part in enumerate(parts)}

@@ -62,6 +62,17 @@ class AgencyTreeError(ValueError):
     """The parent links of the registry loop, so there is no tree to roll up along."""
 
 
+# What a read of the daily counts groups by, and the sums it takes of each group (n, k, w, wk,
+# w2 in this order): the report and the dashboard's trend read the counts the same way.
+COUNT_KEYS = (DailyCount.agency_id, DailyCount.channel, DailyCount.metric)
+COUNT_SUMS = (
+    func.sum(DailyCount.n),
+    func.sum(DailyCount.k),
+    func.sum(DailyCount.w),
+    func.sum(DailyCount.wk),
+    func.sum(DailyCount.w2),
+)
+
 FUNNEL = (
     ("sent", "surveys_sent"),
     ("delivered", "surveys_delivered"),
@@ -530,18 +541,9 @@ def _load_own_figures(
     integrity: defaultdict[int, defaultdict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
     fold = fold or {}
     result = session.execute(
-        select(
-            DailyCount.agency_id,
-            DailyCount.channel,
-            DailyCount.metric,
-            func.sum(DailyCount.n),
-            func.sum(DailyCount.k),
-            func.sum(DailyCount.w),
-            func.sum(DailyCount.wk),
-            func.sum(DailyCount.w2),
-        )
+        select(*COUNT_KEYS, *COUNT_SUMS)
         .where(DailyCount.day >= period.start, DailyCount.day <= period.end)
-        .group_by(DailyCount.agency_id, DailyCount.channel, DailyCount.metric)
+        .group_by(*COUNT_KEYS)
     )
     for row_agency, row_channel, metric, n_sum, k_sum, w_sum, wk_sum, w2_sum in result:
         agency_id = fold.get(row_agency, row_agency)
