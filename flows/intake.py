@@ -10,10 +10,12 @@ and timers are written with one multi-row insert each (storage.bulk). A case_id 
 request stores first is skipped by the insert (ON CONFLICT DO NOTHING) and answered `duplicate`,
 so one conflicting case never undoes the others.
 
-Decisions, in order, for a valid case of a known agency (docs/intake.md explains them to
+Decisions, in order, for a valid case (docs/intake.md explains them to
 integrators):
 
 1. the case_id is already stored          -> `duplicate` (the original survey id, nothing new)
+   (before these: an agency not in the registry, or one that ceased before the case's local
+   closing day (`valid_to`, inclusive) -> `rejected` on `agency_code`, naming its successor)
 2. the phone / Zalo user refused surveys  -> `opted_out` (case stored, no survey)
 3. the phone is a staff number of the agency -> `staff_number`
 4. closed more than MAX_CASE_AGE ago      -> `not_sampled`, reason `closed_too_long_ago`
@@ -422,6 +424,10 @@ def _candidates(
             error = FieldError("agency_code", "is not in the agency registry")
             results[index] = Outcome(case.case_id, OutcomeKind.REJECTED, errors=(error,))
             continue
+        closed = _closed_agency_error(session, agency, case.data.closed_at, settings.tz)
+        if closed is not None:
+            results[index] = Outcome(case.case_id, OutcomeKind.REJECTED, errors=(closed,))
+            continue
         if agency.id not in rules:
             rules[agency.id] = book.for_agency(agency)
         zalo_id = case.data.zalo_user_id
@@ -437,6 +443,23 @@ def _candidates(
         first[case.case_id] = candidate
         candidates.append(candidate)
     return candidates, repeats
+
+
+def _closed_agency_error(
+    session: Session, agency: Agency, closed_at: datetime, tz: ZoneInfo
+) -> FieldError | None:
+    """Why a case closed at `closed_at` cannot belong to `agency`: the unit no longer existed that
+    local day (its `valid_to`, inclusive, is before it). Names the unit that took it over, so the
+    one-stop system can send the case under the right code."""
+    if agency.valid_to is None or closed_at.astimezone(tz).date() <= agency.valid_to:
+        return None
+    successor = session.get(Agency, agency.successor_id) if agency.successor_id is not None else None
+    after = (
+        f"merged into {successor.code} ({successor.name}): send its cases under {successor.code}"
+        if successor is not None
+        else "no successor unit is registered"
+    )
+    return FieldError("agency_code", f"{agency.code} ceased on {agency.valid_to.isoformat()}; {after}")
 
 
 def _stored_surveys(session: Session, case_ids: Iterable[str]) -> dict[str, int | None]:

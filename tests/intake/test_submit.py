@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -405,6 +405,42 @@ def test_intake_works_on_both_backends(any_db_url: str, vault: PhoneVault, setti
     )
     assert kinds(outcomes) == ["scheduled", "duplicate", "rejected", "scheduled"]
     assert counts(sessions) == {"cases": 2, "surveys": 2, "timers": 2}
+
+
+def test_cases_of_a_unit_that_had_ceased_are_refused_naming_its_successor(
+    any_db_url: str, vault: PhoneVault, settings: Settings
+) -> None:
+    """A unit's valid_to is its last local day: a case closed after it is rejected (with the unit
+    that took it over), one closed on that day still counts, and the batch's other cases go on."""
+    sessions = session_factory(any_db_url)
+    with sessions() as session, session.begin():
+        ward = Agency(code="HN-P-KD", name="UBND phường Khương Đình", level="commune")
+        session.add(ward)
+        session.flush()
+        session.add(Agency(code="HN-TX", name="UBND quận Thanh Xuân", level="district",
+                           valid_to=date(2026, 11, 19), successor_id=ward.id))  # fmt: skip
+        session.add(Agency(code="HN-OLD", name="UBND xã Cũ", level="commune", valid_to=date(2026, 11, 19)))
+    # 23:30 in Hà Nội on the 19th (16:30 UTC) is still the old unit's last day; 00:30 on the 20th is not.
+    outcomes = submit(
+        sessions,
+        vault,
+        settings,
+        case(case_id="LAST-DAY", agency_code="HN-TX", closed_at="2026-11-19T23:30:00+07:00"),
+        case(case_id="AFTER", agency_code="HN-TX", closed_at="2026-11-19T17:30:00+00:00", phone="0987654321"),
+        case(case_id="NO-HEIR", agency_code="HN-OLD", closed_at=at(1), phone="0987654322"),
+        case(case_id="NEW-UNIT", agency_code="HN-P-KD", closed_at=at(1), phone="0987654323"),
+    )
+    assert kinds(outcomes) == ["scheduled", "rejected", "rejected", "scheduled"]
+    assert [e.as_json() for e in outcomes[1].errors] == [
+        {
+            "field": "agency_code",
+            "message": "HN-TX ceased on 2026-11-19; merged into HN-P-KD (UBND phường Khương Đình): "
+            "send its cases under HN-P-KD",
+        }
+    ]
+    assert outcomes[2].errors[0].message == "HN-OLD ceased on 2026-11-19; no successor unit is registered"
+    with sessions() as session:
+        assert sorted(session.scalars(select(Case.case_id))) == ["LAST-DAY", "NEW-UNIT"]
 
 
 def test_naive_now_is_refused(sessions: sessionmaker[Session], vault: PhoneVault, settings: Settings) -> None:
