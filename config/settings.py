@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     SIPAS_OLD_SECRET_KEYS: str = ""
     ONESTOP_WEBHOOK_SECRET: str = ""
 
+    # Which SMS provider sends (bot.channels.registry: kannel, brandname); every provider's
+    # webhooks stay mounted, so reports for messages sent before a switch still arrive.
+    SIPAS_SMS_PROVIDER: str = "kannel"
     KANNEL_SENDSMS_URL: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
     KANNEL_USERNAME: str = ""
     KANNEL_PASSWORD: str = ""
