@@ -12,7 +12,8 @@ Every failure becomes a SendError that says what the outbox should do with the r
 |----------------------------------------------------------|-----------|-------------|
 | Kannel 5xx, connection refused                           | yes       |             |
 | Kannel read timeout, connection dropped after the request | (ambiguous: kept `unknown`) |  |
-| Zalo 5xx, timeout, unreadable answer, -32 / 429          | yes       |             |
+| Zalo read timeout, connection dropped after the request   | (ambiguous: kept `unknown`) |  |
+| Zalo 5xx, connect failure, unreadable answer, -32 / 429  | yes       |             |
 | Zalo token refused again after the client's one refresh  | no        |             |
 | Zalo "cannot reach this person" (-108 -118 -114 -119 -139 -141 -213 -230, bot 403) | no | yes |
 | anything else (bad request, credentials)                 | no        |             |
@@ -33,6 +34,7 @@ from bot.channels.kannel import KannelGateway
 from bot.channels.sms import OutgoingSms, SmsSendError
 from bot.zalo.bot_api import ZaloBotClient
 from bot.zalo.exceptions import (
+    ZaloAnswerLost,
     ZaloError,
     ZaloPermanentError,
     ZaloRateLimited,
@@ -114,6 +116,8 @@ def failure_from_zalo(exc: ZaloError) -> SendError:
     """The outbox's view of a typed Zalo failure (see the module docstring's table)."""
     if isinstance(exc, ZaloUnreachable):
         return SendError(str(exc), retryable=False, unreachable=True, code=exc.code)
+    if isinstance(exc, ZaloAnswerLost):
+        return SendError(str(exc), retryable=True, ambiguous=True, code=exc.code)
     if isinstance(exc, ZaloRateLimited):
         return SendError(str(exc), retryable=True, retry_after=exc.retry_after, code=exc.code)
     if isinstance(exc, ZaloServerError):
@@ -200,7 +204,9 @@ class Senders:
         if message.route is Route.ZALO_BOT:
             if not settings.ZALO_BOT_TOKEN:
                 raise ZaloPermanentError("ZALO_BOT_TOKEN is not set", method="sendMessage")
-            async with ZaloBotClient(settings.ZALO_BOT_TOKEN, settings.ZALO_BOT_API_BASE) as bot:
+            async with ZaloBotClient(
+                settings.ZALO_BOT_TOKEN, settings.ZALO_BOT_API_BASE, timeout=settings.SIPAS_SEND_TIMEOUT
+            ) as bot:
                 sent = await bot.send_message(message.to, message.text)
             return Sent(sent.message_id, 1, "text")
         if message.route is Route.ZALO_OA:
@@ -210,6 +216,7 @@ class Senders:
                 settings.ZALO_OA_APP_ID,
                 settings.ZALO_APP_SECRET,
                 self._token_store(),
+                timeout=settings.SIPAS_SEND_TIMEOUT,
             ) as oa:
                 result = await oa.send_cs_message(message.to, message.text)
             return Sent(result.message_id, 1, "text")
@@ -226,6 +233,7 @@ class Senders:
                 settings.ZALO_OA_APP_ID,
                 settings.ZALO_APP_SECRET,
                 self._token_store(),
+                timeout=settings.SIPAS_SEND_TIMEOUT,
             ) as zns:
                 template = await zns.send_template(
                     to_msisdn(message.to),

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from bot.zalo.exceptions import ZaloPermanentError, ZaloServerError, raise_for_bot_envelope
+from bot.zalo.exceptions import ZaloPermanentError, ZaloServerError, raise_for_bot_envelope, transport_failure
 from bot.zalo.http_client import ZaloHttpClient
 from bot.zalo.types import BotInfo, BotUpdate, BotWebhookInfo, SentBotMessage, parse_bot_update
 
@@ -57,7 +57,7 @@ class ZaloBotClient(ZaloHttpClient):
                 f"{self._prefix}/{method}", json=payload or {}, timeout=timeout or self._timeout
             )
         except httpx.HTTPError as exc:
-            raise ZaloServerError(f"Bot API unreachable: {type(exc).__name__}", method=method) from None
+            raise transport_failure(exc, "Bot API", method) from None
         try:
             body = response.json()
         except ValueError:

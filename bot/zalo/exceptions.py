@@ -8,7 +8,9 @@ failure. Both are mapped here onto one small hierarchy:
 - ZaloRateLimited: slow down and retry later.
 - ZaloUnreachable: this person cannot be reached on Zalo (no account, not a follower, outside the
   interaction window...): do not retry, fall back to another channel.
-- ZaloServerError: 5xx, timeouts, unreadable answers: retry later.
+- ZaloServerError: 5xx, Zalo not reachable, unreadable answers: retry later.
+- ZaloAnswerLost (a ZaloServerError): the request went out but its answer was lost (read
+  timeout, connection dropped): Zalo may have taken it, so a send must not be repeated by itself.
 - ZaloPermanentError: anything else; retrying the same request will not help.
 """
 
@@ -17,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
 __all__ = [
     "OA_RATE_LIMIT_CODES",
     "OA_TOKEN_INVALID_CODES",
     "UNREACHABLE_CODES",
+    "ZaloAnswerLost",
     "ZaloError",
     "ZaloPermanentError",
     "ZaloRateLimited",
@@ -30,6 +35,7 @@ __all__ = [
     "ZaloUnreachable",
     "raise_for_bot_envelope",
     "raise_for_oa_envelope",
+    "transport_failure",
 ]
 
 OA_TOKEN_INVALID_CODES = frozenset({-216, -220, -124})
@@ -84,6 +90,21 @@ class ZaloServerError(ZaloError):
     """Zalo failed or could not be reached (5xx, timeout, garbled answer): retry later."""
 
     retryable = True
+
+
+class ZaloAnswerLost(ZaloServerError):  # noqa: N818 (names read as the condition)
+    """The request left but no answer came back (read timeout, dropped connection): Zalo may
+    have taken it and no Zalo send API takes an idempotency key, so sending it again could
+    deliver it twice. Harmless to retry for reads; the outbox keeps such a send `unknown`."""
+
+
+def transport_failure(exc: Exception, what: str, method: str | None) -> ZaloServerError:
+    """The typed error of an httpx failure: before the request left (connect refused or timed
+    out, no free connection) it is a plain ZaloServerError, safe to retry; after, ZaloAnswerLost."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return ZaloServerError(f"{what} unreachable: {name}", method=method)
+    return ZaloAnswerLost(f"{what}'s answer was lost: {name}", method=method)
 
 
 class ZaloPermanentError(ZaloError):

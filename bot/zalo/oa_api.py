@@ -12,7 +12,12 @@ from typing import Any
 import httpx
 
 from bot.zalo.bot_api import check_text
-from bot.zalo.exceptions import ZaloPermanentError, ZaloServerError, ZaloTokenInvalid, raise_for_oa_envelope
+from bot.zalo.exceptions import (
+    ZaloPermanentError,
+    ZaloTokenInvalid,
+    raise_for_oa_envelope,
+    transport_failure,
+)
 from bot.zalo.http_client import ZaloHttpClient
 from bot.zalo.tokens import OATokenManager, TokenStore
 from bot.zalo.types import OASendResult, ZNSRatingPage, ZNSSendResult
@@ -58,7 +63,7 @@ class _OpenAPIClient(ZaloHttpClient):
                 http_method, f"{self._base}{path}", headers={"access_token": token}, json=json, params=params
             )
         except httpx.HTTPError as exc:
-            raise ZaloServerError(f"Zalo API unreachable: {type(exc).__name__}", method=path) from exc
+            raise transport_failure(exc, "Zalo API", path) from exc
         try:
             body = response.json()
         except ValueError:

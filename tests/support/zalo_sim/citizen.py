@@ -165,8 +165,13 @@ def add_control_routes(app: web.Application, sim: ZaloSimulator) -> None:
 
     async def configure(request: web.Request) -> web.Response:
         """Who cannot be reached: `{"zns_phone_errors": {"84900000000": -118},
-        "oa_user_errors": {"u1": -230}, "blocked_chats": ["u2"]}` (merged into the config)."""
+        "oa_user_errors": {"u1": -230}, "blocked_chats": ["u2"]}` (merged into the config); send
+        faults: `{"send_stall": 20, "send_failures": [500, 429]}` (the stall replaced, the
+        failures appended; see SimConfig)."""
         body = await request.json()
+        if "send_stall" in body:
+            sim.config.send_stall = float(body["send_stall"])
+        sim.config.send_failures.extend(int(status) for status in body.get("send_failures", []))
         sim.config.zns_phone_errors.update(
             {str(k): int(v) for k, v in body.get("zns_phone_errors", {}).items()}
         )
@@ -177,11 +182,15 @@ def add_control_routes(app: web.Application, sim: ZaloSimulator) -> None:
                 "zns_phone_errors": sim.config.zns_phone_errors,
                 "oa_user_errors": sim.config.oa_user_errors,
                 "blocked_chats": sorted(sim.config.blocked_chats),
+                "send_stall": sim.config.send_stall,
+                "send_failures": list(sim.config.send_failures),
             }
         )
 
     async def sent(_request: web.Request) -> web.Response:
-        return web.json_response({"bot": sim.bot_sent, "oa": sim.oa_sent, "zns": sim.zns_sent})
+        return web.json_response(
+            {"bot": sim.bot_sent, "oa": sim.oa_sent, "zns": sim.zns_sent, "refused": sim.send_refusals}
+        )
 
     app.router.add_post("/_sim/bot/say", bot_say)
     app.router.add_post("/_sim/oa/say", oa_say)

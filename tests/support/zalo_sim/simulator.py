@@ -55,6 +55,13 @@ class SimConfig:
     zns_phone_errors: dict[str, int] = field(default_factory=dict)
     # Where the simulated OA posts events (set in the Zalo developer console, not by API).
     oa_webhook_url: str | None = None
+    # Faults of the three send APIs (sendMessage, OA cs, ZNS template). `send_stall`: the message
+    # is taken (recorded as sent), then the answer comes this many seconds later, so a client
+    # with a shorter read timeout loses it (the real "request reached Zalo, answer lost").
+    # `send_failures`: the next sends are refused, one status per send, without taking the
+    # message: 429 (Bot API 429, OA/ZNS -32 with Retry-After: 1) or a 5xx as is.
+    send_stall: float = 0.0
+    send_failures: deque[int] = field(default_factory=deque)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class ZaloSimulator:
         self.oa_sent: list[dict[str, Any]] = []
         self.zns_sent: list[dict[str, Any]] = []
         self.token_grants: list[dict[str, Any]] = []
+        self.send_refusals: list[int] = []  # statuses answered by `send_failures`
         self.ratings: list[dict[str, Any]] = []
         self.webhook_url = ""
         self.webhook_secret = ""
@@ -249,6 +257,22 @@ class ZaloSimulator:
 
     # --- shared checks ----------------------------------------------------------------------------
 
+    def _injected_failure(self, api: str) -> web.Response | None:
+        """The next configured send failure, answered the way `api` (bot, oa) answers it."""
+        if not self.config.send_failures:
+            return None
+        status = self.config.send_failures.popleft()
+        self.send_refusals.append(status)
+        if status == 429:
+            if api == "bot":
+                return self._bot_error(429, "Too Many Requests")
+            return web.json_response({"error": -32, "message": _OA_ERRORS[-32]}, headers={"Retry-After": "1"})
+        return web.json_response({"error": -1, "message": "Internal Server Error"}, status=status)
+
+    async def _stall(self) -> None:
+        if self.config.send_stall > 0:
+            await asyncio.sleep(self.config.send_stall)
+
     def _over_rate(self, key: str, limit: int | None) -> bool:
         if limit is None:
             return False
@@ -371,8 +395,12 @@ class ZaloSimulator:
             return self._bot_error(400, "text must have 1 to 2000 characters")
         if str(chat_id) in self.config.blocked_chats:
             return self._bot_error(403, "Forbidden: the bot cannot send to this chat")
+        refused = self._injected_failure("bot")
+        if refused is not None:
+            return refused
         message = {"message_id": secrets.token_hex(10), "date": now_ms()}
         self.bot_sent.append({"chat_id": str(chat_id), "text": text, **message})
+        await self._stall()
         return self._bot_ok(message)
 
     async def _bot_send_chat_action(self, params: dict[str, Any]) -> web.Response:
@@ -403,8 +431,12 @@ class ZaloSimulator:
             return self._oa_error(-201)
         if str(user_id) in self.config.oa_user_errors:
             return self._oa_error(self.config.oa_user_errors[str(user_id)])
+        refused = self._injected_failure("oa")
+        if refused is not None:
+            return refused
         message_id = secrets.token_hex(10)
         self.oa_sent.append({"user_id": str(user_id), "text": text, "message_id": message_id})
+        await self._stall()
         return web.json_response(
             {"error": 0, "message": "Success", "data": {"message_id": message_id, "user_id": str(user_id)}}
         )
@@ -460,6 +492,9 @@ class ZaloSimulator:
             return self._oa_error(self.config.zns_phone_errors[phone])
         if not phone.isdigit() or not phone.startswith("84") or len(phone) != 11:
             return self._oa_error(-108)
+        refused = self._injected_failure("oa")
+        if refused is not None:
+            return refused
         msg_id, sent = secrets.token_hex(10), now_ms()
         self.zns_sent.append(
             {
@@ -476,6 +511,7 @@ class ZaloSimulator:
             "sent_time": str(sent),
             "quota": {"dailyQuota": "500", "remainingQuota": "499"},
         }
+        await self._stall()
         return web.json_response({"error": 0, "message": "Success", "data": data})
 
     async def _zns_ratings(self, request: web.Request) -> web.Response:
