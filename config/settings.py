@@ -36,7 +36,12 @@ def parse_send_window(value: str) -> tuple[time, time | None]:
 # Shared secrets that authenticate callers (webhooks): outside development each one that is set
 # must be at least this long, so that a guessable one-word secret stops the process at start.
 MIN_WEBHOOK_SECRET_LENGTH = 16
-WEBHOOK_SECRETS = ("ONESTOP_WEBHOOK_SECRET", "KANNEL_MO_TOKEN", "ZALO_BOT_SECRET_TOKEN")
+WEBHOOK_SECRETS = (
+    "ONESTOP_WEBHOOK_SECRET",
+    "KANNEL_MO_TOKEN",
+    "ZALO_BOT_SECRET_TOKEN",
+    "BRANDNAME_CALLBACK_SECRET",
+)
 
 
 class MissingSettingError(RuntimeError):
@@ -65,6 +70,11 @@ class Settings(BaseSettings):
     KANNEL_PASSWORD: str = ""
     KANNEL_MO_TOKEN: str = ""
     SMS_SENDER: str = "8040"
+    # The brandname-SMS HTTP API (bot/channels/brandname, docs/channels.md): send URL, API key,
+    # and the secret that signs its delivery and MO callbacks. The default URL is the simulator.
+    BRANDNAME_API_URL: str = "http://127.0.0.1:13014/v1/sms"
+    BRANDNAME_API_KEY: str = ""
+    BRANDNAME_CALLBACK_SECRET: str = ""
 
     ZALO_BOT_TOKEN: str = ""
     ZALO_BOT_SECRET_TOKEN: str = ""
