@@ -19,7 +19,7 @@ from storage.models import Channel
 __all__ = ["SAMPLE_VALUES", "simulate"]
 
 # What the texts show for {agency} and {case_id} unless staff give their own.
-SAMPLE_VALUES = {"agency": "UBND phường Thanh Xuân Trung", "case_id": "000.00.20.H29-250715-0001"}
+SAMPLE_VALUES = {"agency": "UBND phường Thanh Xuân", "case_id": "000.00.20.H29-250715-0001"}
 
 
 def simulate(
