@@ -1,10 +1,14 @@
 """Citizens' messages outside any survey ("Cho hoi ho so cua toi den dau roi?"): kept for the
-unit that handled the number's latest case, and answered once a day with where to ask instead.
+unit that handled the number's (or Zalo user's) latest case, and answered once a day with where to
+ask instead.
 
-The automatic reply is an outbox message keyed by the number's hash and the local day, so a
+The automatic reply is an outbox message keyed by the sender's hash and the local day, so a
 citizen who writes ten times in a day gets it once, and a retried job never adds a twin; like every
-message it passes the cost caps at send time (workers.caps). Its text is the unit's
-`inbox_reply` rule (flows.rules), fitted into one unaccented SMS.
+message it passes the cost caps at send time (workers.caps). It goes back on the channel the
+citizen wrote on: an SMS with the unit's `inbox_reply` rule, fitted into one unaccented SMS; a
+message to the Zalo Official Account with the unit's `inbox_reply_zalo` rule, in Vietnamese with
+its diacritics (Zalo is not SMS). The OA may write only within its interaction window; the user
+has just written, so it is open, and the send job checks it again (workers.zalo_window).
 """
 
 from __future__ import annotations
@@ -17,18 +21,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from flows.rules import DEFAULT_INBOX_REPLY, RuleBook
-from flows.templates import fit_sms
+from flows.rules import DEFAULT_INBOX_REPLY, DEFAULT_INBOX_REPLY_ZALO, RuleBook
+from flows.templates import fit_sms, render_template
 from flows.understanding.masking import mask_personal_data
 from storage import inbox
 from storage.crypto import PhoneVault
-from storage.models import Agency, Channel, InboxMessage, OptOut, OutboundMessage
+from storage.models import Agency, Channel, InboxMessage, OptOut, OutboundMessage, Route
 from storage.outbox import add_message
 
 __all__ = ["NO_UNIT_NAME", "Received", "forward_email", "mask_sender", "masked_text", "receive"]
 
-# How the reply names the unit when the number has no case with us.
+# How the reply names the unit when the sender has no case with us (SMS: unaccented).
 NO_UNIT_NAME = "co quan giai quyet ho so"
+NO_UNIT_NAME_ZALO = "cơ quan giải quyết hồ sơ"
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,9 @@ def receive(
     channel: Channel,
     now: datetime,
 ) -> Received:
-    """Store a message that belongs to no survey and queue the day's automatic reply (SMS only,
-    and never to a number that refused our messages). Idempotent per inbound event."""
+    """Store a message that belongs to no survey and queue the day's automatic reply on the
+    channel it came by (an SMS, or a Zalo OA message for a Zalo user), never to a sender who
+    refused our messages. Idempotent per inbound event."""
     agency_id = inbox.latest_case_agency(session, sender_hash, channel)
     row, created = inbox.add(
         session,
@@ -64,7 +70,7 @@ def receive(
         text=text,
         received_at=now,
     )
-    if not created or channel is not Channel.SMS or session.get(OptOut, sender_hash) is not None:
+    if not created or session.get(OptOut, sender_hash) is not None:
         # A number that refused our messages is not written to, not even this once.
         return Received(row.id, ())
     key = f"inbox-reply:{sender_hash}:{now.astimezone(settings.tz).date().isoformat()}"
@@ -74,19 +80,23 @@ def receive(
     message = add_message(
         session,
         dedupe_key=key,
-        channel=Channel.SMS,
+        channel=channel,
+        route=Route.ZALO_OA if channel is Channel.ZALO else Route.SMS,
         recipient_enc=row.sender_enc,
-        text=_reply_text(session, settings, agency),
+        text=_reply_text(session, settings, agency, channel),
     )
     row.auto_reply_id = message.id
     session.flush()
     return Received(row.id, (message.id,))
 
 
-def _reply_text(session: Session, settings: Settings, agency: Agency | None) -> str:
-    if agency is None:
-        return fit_sms(DEFAULT_INBOX_REPLY, {"agency": NO_UNIT_NAME})
-    return fit_sms(RuleBook(session, settings).for_agency(agency).inbox_reply, {"agency": agency.name})
+def _reply_text(session: Session, settings: Settings, agency: Agency | None, channel: Channel) -> str:
+    rules = RuleBook(session, settings).for_agency(agency) if agency is not None else None
+    if channel is Channel.ZALO:
+        template = rules.inbox_reply_zalo if rules is not None else DEFAULT_INBOX_REPLY_ZALO
+        return render_template(template, {"agency": agency.name if agency is not None else NO_UNIT_NAME_ZALO})
+    template = rules.inbox_reply if rules is not None else DEFAULT_INBOX_REPLY
+    return fit_sms(template, {"agency": agency.name if agency is not None else NO_UNIT_NAME})
 
 
 def mask_sender(phone: str, channel: Channel = Channel.SMS) -> str:

@@ -17,6 +17,7 @@ this to staff.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -35,14 +36,23 @@ from flows.channel_policy import (
     load_rules,
     policy_for,
 )
+from flows.definition import ZALO_LIMIT
 from flows.schedule import in_send_window, next_send_time
-from flows.templates import MessageTooLongError, TemplateError, fit_sms, is_gsm7, template_fields
+from flows.templates import (
+    MessageTooLongError,
+    TemplateError,
+    fit_sms,
+    is_gsm7,
+    render_template,
+    template_fields,
+)
 from storage import audit
 from storage.models import Agency, AgencyRule, Case, Survey, SurveyStatus
 from storage.rules import rules_of, set_rule, unset_rule
 
 __all__ = [
     "DEFAULT_INBOX_REPLY",
+    "DEFAULT_INBOX_REPLY_ZALO",
     "RULES",
     "AgencyRules",
     "Resolved",
@@ -53,6 +63,7 @@ __all__ = [
     "answer_reach",
     "auto_probability",
     "change_rule",
+    "holiday_day",
     "plan_import",
     "resolve",
     "rule_spec",
@@ -69,6 +80,11 @@ CASES_WINDOW = timedelta(days=30)
 DEFAULT_INBOX_REPLY = (
     "So nay chi nhan tra loi khao sat. Cau hoi ve ho so xin gui {agency} "
     "qua Cong Dich vu cong hoac Bo phan Mot cua. Tran trong."
+)
+# The same answer on Zalo, which is not SMS: Vietnamese with its diacritics, one Zalo message.
+DEFAULT_INBOX_REPLY_ZALO = (
+    "Tài khoản này chỉ nhận trả lời khảo sát mức độ hài lòng. Câu hỏi về hồ sơ xin gửi {agency} "
+    "qua Cổng Dịch vụ công hoặc Bộ phận Một cửa. Trân trọng."
 )
 
 
@@ -144,21 +160,42 @@ def _window(raw: Any) -> Any:
     return value
 
 
+_HOLIDAY = re.compile(r"(?<![\w-])(\d{4}-\d{2}-\d{2})(?![\w-])")
+_SEPARATORS = " \t\r\n,;"
+MAX_HOLIDAY_NAME = 80
+
+
+def holiday_day(entry: str) -> date:
+    """The day of a stored holiday entry (`2026-09-02` or `2026-09-02 Quốc khánh`)."""
+    return date.fromisoformat(entry[:10])
+
+
 def _holidays(raw: Any) -> Any:
-    """Dates `YYYY-MM-DD`, separated by commas, spaces or new lines (or a list in a file)."""
-    items = raw if isinstance(raw, list) else re.split(r"[\s,;]+", _text(raw))
-    days: set[str] = set()
-    for item in items:
-        text = str(item).strip()
-        if not text:
-            continue
+    """Days `YYYY-MM-DD`, each optionally followed by its name (`2026-09-02 Quốc khánh`),
+    separated by commas, semicolons or new lines (dates alone also by spaces); in a file a list of
+    such entries or a mapping of day to name. Stored sorted as `YYYY-MM-DD[ name]` strings."""
+    if isinstance(raw, Mapping):
+        raw = [f"{day} {name or ''}" for day, name in raw.items()]
+    text = "\n".join(str(item) for item in raw) if isinstance(raw, list) else _text(raw)
+    parts = _HOLIDAY.split(unicodedata.normalize("NFC", text))
+    lead = parts[0].strip(_SEPARATORS)
+    if lead:
+        raise RuleValueError(f"{lead.split()[0]!r} is not a date written YYYY-MM-DD")
+    days: dict[str, str] = {}
+    for day, after in zip(parts[1::2], parts[2::2], strict=True):
         try:
-            days.add(date.fromisoformat(text).isoformat())
+            key = date.fromisoformat(day).isoformat()
         except ValueError:
-            raise RuleValueError(f"{text!r} is not a date written YYYY-MM-DD") from None
+            raise RuleValueError(f"{day!r} is not a date written YYYY-MM-DD") from None
+        name = " ".join(after.strip(_SEPARATORS).split())
+        if re.match(r"\d{4}-|\d+$", name):
+            raise RuleValueError(f"{name.split()[0]!r} is not a date written YYYY-MM-DD")
+        if len(name) > MAX_HOLIDAY_NAME:
+            raise RuleValueError(f"a holiday's name has at most {MAX_HOLIDAY_NAME} characters")
+        days[key] = name or days.get(key, "")
     if len(days) > MAX_HOLIDAYS:
         raise RuleValueError(f"at most {MAX_HOLIDAYS} holidays")
-    return sorted(days)
+    return [f"{day} {name}" if name else day for day, name in sorted(days.items())]
 
 
 def _flow_name(raw: Any) -> Any:
@@ -191,6 +228,23 @@ def _reply_text(raw: Any) -> Any:
         fit_sms(value, {"agency": "x" * 255})
     except (TemplateError, MessageTooLongError) as exc:
         raise RuleValueError(str(exc)) from None
+    return value
+
+
+def _zalo_reply_text(raw: Any) -> Any:
+    """The inbox's automatic Zalo message: any Vietnamese text (NFC), one Zalo message even with a
+    255-character agency name."""
+    value = unicodedata.normalize("NFC", " ".join(_text(raw).split()))
+    if not value:
+        raise RuleValueError("must not be empty")
+    try:
+        if any(name != "agency" for name in template_fields(value)):
+            raise RuleValueError("the only placeholder is {agency}")
+        rendered = render_template(value, {"agency": "x" * 255})
+    except TemplateError as exc:
+        raise RuleValueError(str(exc)) from None
+    if len(rendered) > ZALO_LIMIT:
+        raise RuleValueError(f"a Zalo message holds at most {ZALO_LIMIT} characters")
     return value
 
 
@@ -299,7 +353,7 @@ RULES: tuple[RuleSpec, ...] = (
              lambda v: Sampling.from_json(v).describe(), "0.25 | auto margin=0.05 [cases=N]"),
     RuleSpec("send_window", "Khung giờ gửi", "Send window", _window, hint="07:30-21:00"),
     RuleSpec("holidays", "Ngày nghỉ (không gửi)", "Holidays (no sends)", _holidays, _show_list,
-             "2026-09-01, 2026-09-02"),
+             "2026-09-01, 2026-09-02 Quốc khánh"),
     RuleSpec("first_message_delay", "Gửi tin đầu sau", "First message after", _duration(0),
              _show_duration, "0 | 30m | 2h"),
     RuleSpec("reminder_after", "Nhắc lại sau", "Reminder after", _duration(60), _show_duration, "24h"),
@@ -319,6 +373,8 @@ RULES: tuple[RuleSpec, ...] = (
              _email, hint="pakn@example.gov.vn"),
     RuleSpec("inbox_reply", "Tin trả lời tự động (hộp thư)", "Inbox automatic reply", _reply_text,
              hint="unaccented, {agency} allowed"),
+    RuleSpec("inbox_reply_zalo", "Tin trả lời tự động trên Zalo (hộp thư)", "Inbox automatic reply on Zalo",
+             _zalo_reply_text, hint="{agency} allowed"),
 )  # fmt: skip
 _BY_NAME = {spec.name: spec for spec in RULES}
 
@@ -383,6 +439,7 @@ def _defaults(settings: Settings, agency: Agency) -> Iterator[tuple[str, Any, st
         yield f"channel.{key}", value, settings.SIPAS_CHANNELS_FILE.name
     yield "desk_email", None, ""
     yield "inbox_reply", DEFAULT_INBOX_REPLY, ""
+    yield "inbox_reply_zalo", DEFAULT_INBOX_REPLY_ZALO, ""
 
 
 def resolve(
@@ -421,6 +478,7 @@ class AgencyRules:
     frequency_cap_days: int
     desk_email: str | None
     inbox_reply: str
+    inbox_reply_zalo: str
 
     def in_send_window(self, at: datetime) -> bool:
         return in_send_window(at, self.send_window, self.tz, self.holidays)
@@ -442,13 +500,14 @@ class AgencyRules:
             channel=policy,
             sampling=Sampling.from_json(v("sampling")),
             send_window=parse_send_window(v("send_window")),
-            holidays=frozenset(date.fromisoformat(day) for day in v("holidays")),
+            holidays=frozenset(holiday_day(entry) for entry in v("holidays")),
             first_message_delay=timedelta(seconds=v("first_message_delay")),
             reminder_after=timedelta(seconds=v("reminder_after")),
             expiry=timedelta(seconds=v("expiry")),
             frequency_cap_days=int(v("frequency_cap_days")),
             desk_email=v("desk_email"),
             inbox_reply=v("inbox_reply"),
+            inbox_reply_zalo=v("inbox_reply_zalo"),
         )
 
 
@@ -468,6 +527,13 @@ class RuleBook:
             own = rules_of(self.session, (unit.id for unit in _chain(agency)))
             self._resolved[agency.id] = resolve(agency, self.settings, own)
         return self._resolved[agency.id]
+
+    def inherited(self, agency: Agency) -> dict[str, Resolved]:
+        """What every rule of `agency` would be without the rules set on the unit itself: what it
+        inherits (a unit's own holiday list replaces its parent's; pages show both)."""
+        own = rules_of(self.session, (unit.id for unit in _chain(agency)))
+        own.pop(agency.id, None)
+        return resolve(agency, self.settings, own)
 
     def for_agency(self, agency: Agency) -> AgencyRules:
         if agency.id not in self._rules:
@@ -629,7 +695,7 @@ def _quiet_seconds(window: str) -> int:
 
 
 def _longest_run(days: list[str]) -> int:
-    ordered = sorted(date.fromisoformat(day) for day in days)
+    ordered = sorted(holiday_day(entry) for entry in days)
     longest = current = 0
     for index, day in enumerate(ordered):
         current = current + 1 if index and (day - ordered[index - 1]).days == 1 else 1

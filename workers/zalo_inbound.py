@@ -15,8 +15,9 @@ Bot Platform (the citizen writes first):
   explanation; when the chat's survey can move to SMS it does, and the citizen is told so;
 - images and stickers -> "please answer in words or digits".
 
-Official Account: `user_send_text` from the user of an active OA survey is a reply (an OA is the
-agency's general account: other messages are left to its staff, never answered by us);
+Official Account: `user_send_text` from the user of an active OA survey is a reply; other text
+(an OA is the agency's general account) goes to the unit's inbox for its staff, and the user gets
+the inbox's automatic reply at most once a day (flows.inbox);
 `user_feedback` is a ZNS rating (matched by msg_id, then tracking_id = survey id);
 `user_received_message` marks our message delivered; follow/unfollow only count as interactions
 (workers.zalo_window).
@@ -224,12 +225,12 @@ async def oa_text(event: OAEvent, ctx: InboundContext) -> Handled:
         record_opt_out(ctx.session, sender, "zalo", ctx.now)
         return "opt-out without active survey", []
     if sender and event.user_id:
-        # Outside any survey: kept for the unit's staff (flows.inbox; no automatic reply on Zalo).
+        # Outside any survey: kept for the unit's staff, answered on the OA once a day (flows.inbox).
         received = receive_in_inbox(
             ctx.session, ctx.runtime.settings, ctx.runtime.vault, inbound_event_id=ctx.event.id,
             sender=event.user_id, sender_hash=sender, text=text, channel=Channel.ZALO, now=ctx.now,
         )  # fmt: skip
-        return f"inbox {received.message_id}", []
+        return f"inbox {received.message_id}", list(received.outbox_ids)
     return "no active survey for sender", []
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from config.settings import Settings
 from flows.inbox import mask_sender, receive
 from flows.intake import submit_cases
-from flows.rules import change_rule
+from flows.rules import DEFAULT_INBOX_REPLY_ZALO, change_rule
 from storage.agencies import get_by_code
 from storage.inbound import store_event
 from storage.models import (
@@ -23,6 +23,7 @@ from storage.models import (
     InboxMessage,
     InboxStatus,
     OutboundMessage,
+    Route,
     Survey,
     SurveyStatus,
     Timer,
@@ -134,7 +135,7 @@ def test_masked_sender() -> None:
     assert mask_sender("8040") == "••••"
 
 
-def test_a_zalo_message_goes_to_the_unit_of_the_users_latest_case_without_a_reply(runtime: Runtime) -> None:
+def test_a_zalo_message_goes_to_the_unit_of_the_users_latest_case_with_a_zalo_reply(runtime: Runtime) -> None:
     case = {
         "case_id": "ZL-1",
         "agency_code": "P-B",
@@ -163,10 +164,16 @@ def test_a_zalo_message_goes_to_the_unit_of_the_users_latest_case_without_a_repl
             channel=Channel.ZALO,
             now=MORNING,
         )
-        assert received.outbox_ids == ()
         message = session.get(InboxMessage, received.message_id)
         assert message is not None
         ward = get_by_code(session, "P-B")
         assert ward is not None
         assert message.agency_id == ward.id
+        # Answered on the OA, in Vietnamese with its diacritics (Zalo is not SMS).
+        [reply_id] = received.outbox_ids
+        reply = session.get(OutboundMessage, reply_id)
+        assert reply is not None
+        assert (reply.channel, reply.route) == (Channel.ZALO, Route.ZALO_OA)
+        assert runtime.vault.decrypt(reply.recipient_enc) == "4411223344556677"
+        assert reply.text == DEFAULT_INBOX_REPLY_ZALO.format(agency="UBND phường Bình")
     assert mask_sender("4411223344556677", Channel.ZALO) == "Zalo •••677"

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
-from flows.rules import DEFAULT_INBOX_REPLY, RuleValueError, Sampling, auto_probability, rule_spec
+from flows.rules import (
+    DEFAULT_INBOX_REPLY,
+    DEFAULT_INBOX_REPLY_ZALO,
+    RuleValueError,
+    Sampling,
+    auto_probability,
+    rule_spec,
+)
 
 
 @pytest.mark.parametrize(
@@ -23,6 +32,24 @@ from flows.rules import DEFAULT_INBOX_REPLY, RuleValueError, Sampling, auto_prob
         ("channel.oa_window_hours", "48", 48),
         ("desk_email", "pakn@hanoi.gov.vn", "pakn@hanoi.gov.vn"),
         ("inbox_reply", DEFAULT_INBOX_REPLY, DEFAULT_INBOX_REPLY),
+        ("inbox_reply_zalo", DEFAULT_INBOX_REPLY_ZALO, DEFAULT_INBOX_REPLY_ZALO),
+        (
+            "inbox_reply_zalo",
+            "Số này  chỉ nhận khảo sát.\nHỏi {agency}",
+            "Số này chỉ nhận khảo sát. Hỏi {agency}",
+        ),
+        # Holidays with names: one a line, or after commas; a day alone keeps working.
+        (
+            "holidays",
+            "2026-09-02 Quốc khánh\n2026-09-01   Nghỉ lễ Quốc khánh",
+            ["2026-09-01 Nghỉ lễ Quốc khánh", "2026-09-02 Quốc khánh"],
+        ),
+        (
+            "holidays",
+            "2026-04-30 Giải phóng miền Nam, 2026-05-01 Quốc tế lao động; 2026-01-01",
+            ["2026-01-01", "2026-04-30 Giải phóng miền Nam", "2026-05-01 Quốc tế lao động"],
+        ),
+        ("holidays", "2026-09-02 2026-09-01", ["2026-09-01", "2026-09-02"]),
     ],
 )
 def test_values_written_by_staff(name: str, text: str, stored: object) -> None:
@@ -45,6 +72,11 @@ def test_values_written_by_staff(name: str, text: str, stored: object) -> None:
         ("inbox_reply", "Số này chỉ nhận khảo sát", "unaccented"),
         ("inbox_reply", "Xem {case_id}", "only placeholder"),
         ("inbox_reply", "x" * 161, "limit 160"),
+        ("inbox_reply_zalo", "Xem {case_id}", "only placeholder"),
+        ("inbox_reply_zalo", "{agency} " + "x" * 1750, "at most 2000"),
+        ("holidays", "Tết 2026-02-17", "'Tết' is not a date"),
+        ("holidays", "2026-09-01, 2026-9-2", "'2026-9-2' is not a date"),
+        ("holidays", "2026-09-02 " + "x" * 81, "at most 80"),
     ],
 )
 def test_bad_values_are_refused_with_the_reason(name: str, text: str, says: str) -> None:
@@ -67,3 +99,16 @@ def test_auto_sampling_arithmetic() -> None:
     assert Sampling.from_json({"auto": {"margin": 0.03, "expected_cases": 9}}).describe() == (
         "auto margin=0.03 cases=9"
     )
+
+
+def test_a_holiday_list_from_a_file_may_map_days_to_names() -> None:
+    """YAML reads `2026-09-02:` as a date: a mapping of days to names, or a plain list, both work."""
+    parse = rule_spec("holidays").parse
+    assert parse({date(2026, 9, 2): "Quốc khánh", date(2026, 9, 1): None}) == [
+        "2026-09-01",
+        "2026-09-02 Quốc khánh",
+    ]
+    assert parse([date(2026, 1, 1), "2026-04-30 Giải phóng miền Nam"]) == [
+        "2026-01-01",
+        "2026-04-30 Giải phóng miền Nam",
+    ]
