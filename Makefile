@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck pytest bench migration clean
+.PHONY: run demo test lint typecheck pytest bench soak migration clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.sms_load $(if $(QUICK),--quick,)
+
+## soak: the Procfile's processes on PostgreSQL and Redis for 15 min at half capacity (MINUTES=, RATE= replies/s)
+soak: $(STAMP)
+	@mkdir -p var
+	$(BIN)/python -m bench.soak --minutes $(or $(MINUTES),15) --rate $(or $(RATE),8) --out var/soak.json
 
 ## migration m="what changed": autogenerate a migration from storage/models.py
 migration: $(STAMP)
