@@ -17,6 +17,7 @@ from ever getting the same message twice (and the agency from paying twice):
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +31,19 @@ from sqlalchemy.orm import Session
 from storage.models import Channel, OutboundMessage, OutboxStatus, Route
 
 MAX_ATTEMPTS = 3
-# Kannel delivery-report codes (%d) and what they mean for the row.
-DLR_DELIVERED, DLR_FAILED, DLR_BUFFERED, DLR_SMSC_ACCEPTED, DLR_SMSC_REJECTED = 1, 2, 4, 8, 16
+
+
+class Delivery(enum.IntEnum):
+    """What a delivery report says, whatever the provider: each channel package maps its own
+    codes onto these (bot/channels/<provider>/), so the outbox never learns a gateway's codes.
+    Stored in OutboundMessage.dlr_status; the provider's own code goes into last_error when it
+    explains a failure. (Rows settled before this existed hold Kannel's raw %d code there.)"""
+
+    DELIVERED = 1  # on the phone: final
+    FAILED = 2  # will not reach the phone (rejected, expired, undeliverable)
+    ACCEPTED = 3  # the provider or the operator holds it, no outcome yet (buffered, en route)
+
+
 _IN_FLIGHT = (OutboxStatus.SENDING, OutboxStatus.UNKNOWN)
 
 
@@ -212,21 +224,23 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=(10, 60, 300)[min(attempts, 3) - 1])
 
 
-def apply_delivery_report(session: Session, message_id: int, code: int, now: datetime) -> bool:
-    """Apply a Kannel DLR. Reports arrive out of order: `delivered` is final and never undone,
-    intermediate codes (buffered, SMSC-accepted) never downgrade a final state, and any report
-    settles a row whose outcome was unknown (the gateway did take it). Returns whether the
-    message exists."""
+def apply_delivery_report(
+    session: Session, message_id: int, status: Delivery, now: datetime, *, detail: str = ""
+) -> bool:
+    """Apply a delivery report. Reports arrive out of order: `delivered` is final and never undone,
+    `accepted` never downgrades a final state, and any report settles a row whose outcome was
+    unknown (the gateway did take it). `detail` (the provider's own words for a failure) goes
+    into last_error. Returns whether the message exists."""
     message = session.get(OutboundMessage, message_id, with_for_update=True)
     if message is None:
         return False
-    message.dlr_status = code if message.status != OutboxStatus.DELIVERED else message.dlr_status
-    if code == DLR_DELIVERED:
+    message.dlr_status = int(status) if message.status != OutboxStatus.DELIVERED else message.dlr_status
+    if status is Delivery.DELIVERED:
         message.status = OutboxStatus.DELIVERED
         message.delivered_at = message.delivered_at or now
-    elif code in (DLR_FAILED, DLR_SMSC_REJECTED) and message.status != OutboxStatus.DELIVERED:
+    elif status is Delivery.FAILED and message.status != OutboxStatus.DELIVERED:
         message.status = OutboxStatus.FAILED
-        message.last_error = f"delivery report {code}"
+        message.last_error = f"delivery report: {detail or 'failed'}"[:2000]
     elif message.status is OutboxStatus.UNKNOWN:
         message.status = OutboxStatus.SENT
         message.sent_at = message.sent_at or now

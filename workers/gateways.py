@@ -1,7 +1,8 @@
 """Which API sends an outbox row, behind one async interface for the batched send job.
 
 `Senders` lives for one batch of the send drain (workers.sending), inside the `asyncio.run` of
-that batch: SMS go through Kannel (bot.channels.kannel) over one pooled httpx.AsyncClient, so a
+that batch: SMS go through the provider SIPAS_SMS_PROVIDER selects (bot.channels.registry: Kannel,
+or the brandname HTTP API) over one pooled httpx.AsyncClient, so a
 batch of hundreds reuses a few keep-alive connections; Zalo rows go through the async clients of
 bot.zalo, one per route: Bot Platform sendMessage to a chat, OA customer-service message to a
 user id, ZNS template by phone. Nothing outlives the batch's event loop.
@@ -12,6 +13,7 @@ Every failure becomes a SendError that says what the outbox should do with the r
 |----------------------------------------------------------|-----------|-------------|
 | Kannel 5xx, connection refused                           | yes       |             |
 | Kannel read timeout, connection dropped after the request | (ambiguous: kept `unknown`) |  |
+| brandname API: bot/channels/brandname/send.py's table (a lost answer is retried: ref is idempotent) | | |
 | Zalo read timeout, connection dropped after the request   | (ambiguous: kept `unknown`) |  |
 | Zalo 5xx, connect failure, unreadable answer, -32 / 429  | yes       |             |
 | Zalo token refused again after the client's one refresh  | no        |             |
@@ -30,8 +32,8 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from bot.channels.kannel import KannelGateway
-from bot.channels.sms import OutgoingSms, SmsSendError
+from bot.channels import registry
+from bot.channels.sms import OutgoingSms, SmsSender, SmsSendError
 from bot.zalo.bot_api import ZaloBotClient
 from bot.zalo.exceptions import (
     ZaloAnswerLost,
@@ -48,7 +50,7 @@ from flows.phones import to_msisdn
 from storage.models import Channel, Route
 from workers.runtime import Runtime
 
-SMS_CONNECTIONS = 20  # keep-alive connections to Kannel per worker process
+SMS_CONNECTIONS = 20  # keep-alive connections to the SMS provider per worker process
 T = TypeVar("T")
 _LOOP: asyncio.AbstractEventLoop | None = None
 _SHARED: Senders | None = None
@@ -153,7 +155,7 @@ class Senders:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._runtime = runtime
-        self._kannel: KannelGateway | None = None
+        self._sms: SmsSender | None = None
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Self:
@@ -162,8 +164,8 @@ class Senders:
     async def __aexit__(self, *exc: object) -> None:
         if self._client is not None:
             await self._client.aclose()
-        if self._kannel is not None:
-            self._kannel.close()
+        if self._sms is not None:
+            self._sms.close()
 
     def _token_store(self) -> DatabaseTokenStore:
         runtime = self._runtime
@@ -182,8 +184,8 @@ class Senders:
             raise failure_from_zalo(exc) from exc
 
     async def _send_sms(self, message: Outgoing) -> Sent:
-        if self._kannel is None:
-            self._kannel = KannelGateway(self._runtime.settings)
+        if self._sms is None:
+            self._sms = registry.sms_sender(self._runtime.settings)
             timeout = float(self._runtime.settings.SIPAS_SEND_TIMEOUT)
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
@@ -194,9 +196,11 @@ class Senders:
         assert self._client is not None
         sms = OutgoingSms(to=message.to, text=message.text, ref=str(message.message_id))
         try:
-            result = await self._kannel.send_async(sms, self._client)
+            result = await self._sms.send_async(sms, self._client)
         except SmsSendError as exc:
-            raise SendError(str(exc), retryable=exc.retryable, ambiguous=exc.ambiguous) from exc
+            raise SendError(
+                str(exc), retryable=exc.retryable, ambiguous=exc.ambiguous, retry_after=exc.retry_after
+            ) from exc
         return Sent(result.provider_id or str(message.message_id), result.segments, result.coding)
 
     async def _send_zalo(self, message: Outgoing) -> Sent:

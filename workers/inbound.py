@@ -1,6 +1,7 @@
 """The inbound drain: turn stored provider events into answers and replies, exactly once, in order.
 
-Kannel MOs are handled here; Zalo Bot Platform and OA/ZNS events by workers.zalo_inbound.
+SMS (MOs of any provider in bot.channels.registry) are handled here; Zalo Bot Platform and OA/ZNS
+events by workers.zalo_inbound.
 
 One coalesced RQ job (workers.queues.wake) takes the pending events in batches of
 SIPAS_BATCH_SIZE, one transaction per batch. Each event is marked processed in the same
@@ -14,7 +15,6 @@ dead letter instead of being retried forever (storage.inbound).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.channels.kannel import KannelGateway
+from bot.channels import registry
 from flows.inbox import receive as receive_in_inbox
 from flows.opt_in import handle_opt_in
 from flows.survey import find_active_survey, handle_reply, record_opt_out
@@ -225,9 +225,10 @@ def apply_event(
     if event.provider in ZALO_PROVIDERS:
         result, outbox_ids = process_zalo_event(runtime, session, event, now)
         return _finish(event, now, result), outbox_ids
-    if (event.provider, event.kind) != ("kannel", "mo"):
+    provider = registry.provider(event.provider)
+    if provider is None or event.kind != "mo":
         return _finish(event, now, f"ignored {event.provider}/{event.kind}"), []
-    sms = KannelGateway.parse_inbound(json.loads(runtime.vault.decrypt(event.payload_enc)))
+    sms = provider.parse_stored(runtime.vault.decrypt(event.payload_enc))
     survey = find_active_survey(session, Channel.SMS, event.sender_hash or "")
     if survey is None:
         if event.sender_hash and parse_reply(sms.text, ReplyKind.TEXT).keyword is Keyword.OPT_OUT:

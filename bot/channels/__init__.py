@@ -1,6 +1,9 @@
 """Channel adapters: how a message leaves us and how a provider's callbacks are read.
 
-`bot.channels.sms` holds the provider-neutral SMS interface (what the workers and webhooks rely
-on); each gateway (today `bot.channels.kannel`, later HTTP aggregators such as eSMS or SpeedSMS)
-implements it, so nothing above this package knows which gateway carries the messages.
+One package per SMS provider (kannel/, brandname/), each with its webhook routes, its parsers into
+the neutral types of `bot.channels.sms` (InboundSms, DeliveryReport with a storage.outbox.Delivery),
+its sender and its fixtures; `registry` lists them, mounts their routes and picks the sender by
+SIPAS_SMS_PROVIDER; `intake` is the one "store, then dispatch" path of every webhook. Nothing
+outside this package knows which SMS gateway carries the messages. Adding a provider:
+docs/channels.md. (The Zalo adapters are in bot/zalo/ and bot/webhooks/zalo.py.)
 """

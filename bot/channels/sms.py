@@ -1,10 +1,11 @@
 """The SMS adapter interface, independent of the gateway that carries the messages.
 
-Kannel (HTTP to us, SMPP to the operators) is the first implementation; Vietnamese HTTP
-aggregators (eSMS.vn, SpeedSMS, Stringee) fit the same shape: a synchronous `send` called from a
-worker job, and two parsers for what the provider calls back with (a citizen's reply, a
-delivery report). Parsing never touches the database: the webhook stores the raw request first
-and the parsers are re-run by the worker on the stored copy.
+A provider is one package under bot/channels/ (kannel/: HTTP to us, SMPP to the operators;
+brandname/: a JSON brandname-SMS API of the kind Vietnamese aggregators offer) described by one
+`SmsProvider`: its webhook routes, which read callbacks into the neutral `InboundSms` and
+`DeliveryReport` and store them through bot.channels.intake; `parse_stored`, which the worker runs
+again on the stored copy of an MO; and the `SmsSender` the send job uses when SIPAS_SMS_PROVIDER
+selects it. Parsing never touches the database. bot.channels.registry lists the providers.
 
 Segment counting lives here because it is a property of SMS itself, not of a gateway: a text
 that fits the GSM 03.38 alphabet travels as GSM-7 (160 characters, 153 per part when split);
@@ -14,10 +15,15 @@ the whole message into UCS-2 (70 characters, 67 per part).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
+
+import httpx
+
+from config.settings import Settings
+from storage.outbox import Delivery
 
 __all__ = [
     "GSM7_BASIC",
@@ -28,8 +34,9 @@ __all__ = [
     "InboundSms",
     "OutgoingSms",
     "SendResult",
-    "SmsGateway",
+    "SmsProvider",
     "SmsSendError",
+    "SmsSender",
     "count_segments",
     "is_gsm7",
     "sms_coding",
@@ -67,12 +74,16 @@ class SmsSendError(Exception):
     """The gateway did not take the message. `retryable` says whether trying again later can
     help (timeouts, 5xx, connection refused) or not (bad credentials, a request it refuses).
     `ambiguous`: the request went out but its answer was lost (read timeout, dropped
-    connection), so the gateway may have taken it: sending again could send it twice."""
+    connection), so the gateway may have taken it: sending again could send it twice.
+    `retry_after`: seconds the provider asked us to wait (HTTP 429 Retry-After)."""
 
-    def __init__(self, message: str, retryable: bool, *, ambiguous: bool = False) -> None:
+    def __init__(
+        self, message: str, retryable: bool, *, ambiguous: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.ambiguous = ambiguous
+        self.retry_after = retry_after
 
 
 class InboundRequestError(ValueError):
@@ -96,24 +107,33 @@ class InboundSms:
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    ref: str  # the OutgoingSms.ref the report is about
-    code: int  # Kannel's DLR type: 1 delivered, 2 failed, 4 buffered, 8 SMSC accepted, 16 rejected
-    status: str  # the code's name: delivered, failed, buffered, smsc_accepted, smsc_rejected, unknown
+    ref: str  # the OutgoingSms.ref the report is about (our outbox id)
+    status: Delivery  # the neutral meaning; the provider package maps its own codes
+    detail: str  # the provider's own words, e.g. "kannel 16 smsc_rejected" (kept with a failure)
+    provider_id: str  # identifies this report: a provider's retry of it is stored once
     attempt_id: str | None = None  # SendResult.provider_id of the attempt this reports on
     reported_at: datetime | None = None  # UTC
 
 
-class SmsGateway(Protocol):
-    """What the workers need from an SMS gateway. `send` is synchronous: it runs inside an RQ job."""
+class SmsSender(Protocol):
+    """What the send job needs from an SMS provider: one async send over the worker's pooled
+    client. Raises SmsSendError when the provider does not take the message."""
 
-    def send(self, sms: OutgoingSms) -> SendResult:
-        """Hand one message to the gateway; raises SmsSendError when it is not accepted."""
+    async def send_async(self, sms: OutgoingSms, client: httpx.AsyncClient) -> SendResult:
+        """Hand one message to the provider."""
 
-    def parse_inbound(self, params: Mapping[str, str]) -> InboundSms:
-        """A citizen's SMS from the gateway's callback parameters; raises InboundRequestError."""
+    def close(self) -> None:
+        """Release what the sender holds (the send job calls it when it is done)."""
 
-    def parse_delivery_report(self, params: Mapping[str, str]) -> DeliveryReport:
-        """A delivery report from the gateway's callback parameters; raises InboundRequestError."""
+
+@dataclass(frozen=True)
+class SmsProvider:
+    """One SMS provider, as the registry knows it: each package's `PROVIDER`, next to `routes`,
+    the RouteTableDef of its webhooks."""
+
+    name: str  # InboundEvent.provider of its events, and the SIPAS_SMS_PROVIDER value selecting it
+    parse_stored: Callable[[str], InboundSms]  # an MO as its webhook stored it (raises ValueError)
+    sender: Callable[[Settings], SmsSender]  # raises MissingSettingError naming what is not set
 
 
 def is_gsm7(text: str) -> bool:

@@ -1,1 +1,1 @@
-"""Inbound webhooks from the channel providers (Kannel, Zalo): authenticate, store, acknowledge."""
+"""Inbound webhooks of the Zalo channels (the SMS providers keep theirs in bot/channels/<provider>/)."""

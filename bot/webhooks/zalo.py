@@ -4,10 +4,11 @@ Each view refuses, with a JSON error and before storing anything: bodies over 64
 missing or wrong secret/signature (401), OA events older than a day and events for another app
 (403), bodies that are not UTF-8 JSON event objects, nest too deep or hold NUL or unpaired
 surrogates (400). An accepted event is stored raw and encrypted, committed, and only then handed
-to the workers; Zalo gets its 200 well within the 2 s it allows. A redelivered or replayed event
-answers 200 `{"status": "duplicate"}` and is not processed again: replay protection is by the
-event's id, so a correctly signed event Zalo retries after our outage (with its original body and
-timestamp, for about an hour) is still stored. Only a failure to store answers 503.
+to the workers (bot.channels.intake, the path every channel webhook shares); Zalo gets its 200
+well within the 2 s it allows. A redelivered or replayed event answers 200
+`{"status": "duplicate"}` and is not processed again: replay protection is by the event's id, so
+a correctly signed event Zalo retries after our outage (with its original body and timestamp,
+for about an hour) is still stored. Only a failure to store answers 503.
 """
 
 from __future__ import annotations
@@ -22,15 +23,10 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.bodies import decode_json, read_limited
+from bot.channels.intake import storage_unavailable, store_and_wake
 from bot.context import CONTEXT, AppContext
-from bot.errors import RefusedError, error_response
-from bot.zalo.inbound import (
-    InboundRecord,
-    NotAnEventError,
-    accept_event,
-    describe_bot_event,
-    describe_oa_event,
-)
+from bot.errors import RefusedError
+from bot.zalo.inbound import InboundRecord, NotAnEventError, describe_bot_event, describe_oa_event
 from config.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -58,12 +54,12 @@ async def _read_limited(request: web.Request) -> bytes:
 async def _accept(request: web.Request, record: InboundRecord, raw: str) -> web.Response:
     ctx: AppContext = request.app[CONTEXT]
     try:
-        stored = await accept_event(ctx.sessions, ctx.vault, ctx.dispatcher, record, raw)
+        stored = await store_and_wake(
+            ctx, provider=record.provider, kind=record.kind, provider_id=record.provider_id, payload=raw,
+            sender=record.user_id,
+        )  # fmt: skip
     except SQLAlchemyError as exc:
-        log.error(
-            "zalo_event_store_failed", provider=record.provider, kind=record.kind, error=type(exc).__name__
-        )
-        return error_response(503, "storage_unavailable", "the event could not be stored; retry later")
+        return storage_unavailable(record.provider, exc)
     return web.json_response({"status": "duplicate" if stored.duplicate else "stored"})
 
 

@@ -17,7 +17,14 @@ from hypothesis import HealthCheck, settings
 
 from config.settings import PROJECT_ROOT
 from tests.fuzz.conftest import METRICS_TOKEN, ONESTOP, LiveApp
-from tests.security.webhook_client import BOT_SECRET, MO_TOKEN, OA_APP_ID, dlr_token_vector, oa_mac
+from tests.security.webhook_client import (
+    BOT_SECRET,
+    MO_TOKEN,
+    OA_APP_ID,
+    brandname_signature,
+    dlr_token_vector,
+    oa_mac,
+)
 
 schema = schemathesis.openapi.from_path(str(PROJECT_ROOT / "docs" / "openapi.yaml"))
 
@@ -51,6 +58,11 @@ def _authenticate(path: str, request: dict[str, Any], body: bytes) -> None:
         params["token"] = MO_TOKEN
     elif path == "/webhooks/sms/kannel/dlr":
         params["token"] = dlr_token_vector(MO_TOKEN, str(params.get("ref", "")))
+    elif path.startswith("/webhooks/sms/brandname/"):
+        stamp = str(int(time.time()))
+        headers.update(
+            {"X-Brandname-Timestamp": stamp, "X-Brandname-Signature": brandname_signature(body, stamp)}
+        )
     elif path == "/webhooks/zalo/bot":
         headers["X-Bot-Api-Secret-Token"] = BOT_SECRET
     elif path == "/webhooks/zalo/oa":

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bot.bodies import MAX_JSON_DEPTH, decode_json, has_unstorable, nesting_exceeds
-from bot.channels.kannel import KannelGateway
+from bot.channels.kannel import parse_delivery_report, parse_inbound
 from bot.channels.sms import InboundRequestError
 from bot.errors import RefusedError
 from bot.webhooks.zalo import _event_seconds
@@ -118,7 +118,7 @@ def test_zalo_models_validate_or_raise_validation_errors(payload: Any) -> None:
 @FAST
 @given(KANNEL_PARAMS)
 def test_kannel_callbacks_parse_or_refuse(params: dict[str, str]) -> None:
-    for parse in (KannelGateway.parse_inbound, KannelGateway.parse_delivery_report):
+    for parse in (parse_inbound, parse_delivery_report):
         error = None
         try:
             parse(params)

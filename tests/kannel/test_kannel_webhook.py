@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.kannel import dlr_token
-from bot.webhooks.kannel import MAX_PARAMS_BYTES
+from bot.channels.kannel.webhooks import MAX_PARAMS_BYTES
 from config.settings import Settings
 from storage import outbox
 from storage.crypto import PhoneVault
@@ -263,9 +263,9 @@ async def test_dlrs_are_stored_and_applied_in_any_order(
     message_id = add_message(sessions, vault)
     delivered = await client.get(DLR, params=dlr_params(message_id, "1"))
     assert delivered.status == 200
-    assert await delivered.json() == {"result": "applied delivered"}
+    assert await delivered.json() == {"result": "applied delivered (kannel 1 delivered)"}
     accepted = await client.get(DLR, params=dlr_params(message_id, "8"))  # arrives after the final report
-    assert await accepted.json() == {"result": "applied smsc_accepted"}
+    assert await accepted.json() == {"result": "applied accepted (kannel 8 smsc_accepted)"}
     row = message(sessions, message_id)
     assert row.status == OutboxStatus.DELIVERED
     assert row.delivered_at is not None
@@ -283,7 +283,7 @@ async def test_failed_dlr_marks_the_message_failed(
 ) -> None:
     message_id = add_message(sessions, vault)
     response = await client.post(DLR, data=dlr_params(message_id, "16"))
-    assert await response.json() == {"result": "applied smsc_rejected"}
+    assert await response.json() == {"result": "applied failed (kannel 16 smsc_rejected)"}
     assert message(sessions, message_id).status == OutboxStatus.FAILED
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import create_app
 from bot.channels.kannel import KannelGateway
+from bot.channels.kannel.parse import parse_stored
 from bot.channels.sms import OutgoingSms, SendResult, SmsSendError
 from bot.context import AppContext
 from config.settings import Settings
@@ -153,7 +154,7 @@ async def test_mo_reaches_the_webhook_stored_with_sender_and_vietnamese_text(
     stored = await eventually(three_stored, "3 MO stored", kannel)
     texts = []
     for event in stored:
-        sms = KannelGateway.parse_inbound(json.loads(vault.decrypt(event.payload_enc)))
+        sms = parse_stored(vault.decrypt(event.payload_enc))
         assert (sms.sender, sms.receiver) == (PHONE, "8040")
         assert event.sender_hash == vault.lookup_hash(PHONE)
         assert sms.sent_at is not None
@@ -200,7 +201,10 @@ async def test_delivery_reports_mark_the_message_delivered(
     reports = await eventually(both_reports, "both delivery reports (8 and 1)", kannel)
     assert sorted(r.provider_id.split(":")[1] for r in reports) == ["1", "8"]
     assert all(r.processed_at is not None for r in reports)
-    assert {r.result for r in reports} == {"applied delivered", "applied smsc_accepted"}
+    assert {r.result for r in reports} == {
+        "applied delivered (kannel 1 delivered)",
+        "applied accepted (kannel 8 smsc_accepted)",
+    }
     payload = json.loads(vault.decrypt(reports[0].payload_enc))
     assert payload["msg"] == result.provider_id  # the report names the attempt it is about
 

@@ -21,6 +21,7 @@ BOT_SECRET = "bot-secret-security-0123"
 OA_APP_ID = "3051234567890123456"
 OA_KEY = "oa-secret-key-security"
 APP_SECRET = "app-secret-security-0"
+BRANDNAME_SECRET = "brandname-callback-security-0123"
 
 
 def configured(settings: Settings) -> Settings:
@@ -31,6 +32,7 @@ def configured(settings: Settings) -> Settings:
             "ZALO_OA_APP_ID": OA_APP_ID,
             "ZALO_OA_SECRET_KEY": OA_KEY,
             "ZALO_APP_SECRET": APP_SECRET,
+            "BRANDNAME_CALLBACK_SECRET": BRANDNAME_SECRET,
         }
     )
 
@@ -42,6 +44,11 @@ def now_ms() -> int:
 def oa_mac(raw: str, timestamp: str, key: str = OA_KEY, app_id: str = OA_APP_ID) -> str:
     """Zalo's X-ZEvent-Signature: hex sha256(app_id + body + timestamp + key), computed here."""
     return hashlib.sha256(f"{app_id}{raw}{timestamp}{key}".encode()).hexdigest()
+
+
+def brandname_signature(body: bytes, timestamp: str, secret: str = BRANDNAME_SECRET) -> str:
+    """The brandname API's X-Brandname-Signature: v1=hex HMAC-SHA256(secret, ts + "." + body)."""
+    return "v1=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
 def dlr_token_vector(secret: str, ref: str) -> str:

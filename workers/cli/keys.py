@@ -25,9 +25,9 @@ import click
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
+from bot.channels import registry
 from bot.zalo.inbound import PROVIDER_BOT, PROVIDER_OA, NotAnEventError, describe_bot_event, describe_oa_event
 from config.settings import get_settings
-from flows.phones import InvalidPhoneError, normalize_phone
 from storage.crypto import DecryptionError, PhoneVault
 from storage.db import session_factory
 from storage.models import (
@@ -118,15 +118,15 @@ def _set_hash(row: Any, column: str, new: str | None, rotation: Rotation) -> Non
 
 def _event_sender(provider: str, kind: str, payload: str) -> str | None:
     """Who sent a stored raw request, read as the webhook read it (to recompute sender_hash)."""
-    data = json.loads(payload)
-    if provider == "kannel":
-        sender = str(data.get("from", "")).strip() if kind == "mo" else ""
-        if not sender:
+    sms_provider = registry.provider(provider)
+    if sms_provider is not None:
+        if kind != "mo":
             return None
         try:
-            return normalize_phone(sender)
-        except InvalidPhoneError:
-            return sender
+            return sms_provider.parse_stored(payload).sender
+        except ValueError:  # InboundRequestError, or a payload that is not JSON
+            return None
+    data = json.loads(payload)
     describe = {PROVIDER_BOT: describe_bot_event, PROVIDER_OA: describe_oa_event}.get(provider)
     if describe is None:
         return None

@@ -1,4 +1,4 @@
-"""The SMS gateway through Kannel: MT by `GET /cgi-bin/sendsms`, MO and DLR as HTTP callbacks.
+"""Sending through Kannel: MT by `GET /cgi-bin/sendsms` (MO and DLR callbacks: webhooks.py, parse.py).
 
 Choices worth knowing (see docs/kannel.md):
 
@@ -24,44 +24,24 @@ import hmac
 import re
 import unicodedata
 import uuid
-from collections.abc import Mapping
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import httpx
 
 from bot.channels.closing import Closing
-from bot.channels.sms import (
-    DeliveryReport,
-    InboundRequestError,
-    InboundSms,
-    OutgoingSms,
-    SendResult,
-    SmsSendError,
-    count_segments,
-    sms_coding,
-)
+from bot.channels.kannel.parse import PLAIN
+from bot.channels.sms import OutgoingSms, SendResult, SmsSendError, count_segments, sms_coding
 from config.settings import Settings
-from flows.phones import InvalidPhoneError, normalize_phone, to_msisdn
+from flows.phones import to_msisdn
 
-__all__ = ["DLR_MASK_ALL", "DLR_STATUS_NAMES", "KannelGateway", "dlr_token"]
+__all__ = ["DLR_MASK_ALL", "DLR_PATH", "KannelGateway", "dlr_token"]
 
 DLR_PATH = "/webhooks/sms/kannel/dlr"
 # 1 delivered + 2 failed + 4 buffered + 8 SMSC accepted + 16 SMSC rejected: every report.
 DLR_MASK_ALL = 31
-DLR_STATUS_NAMES: dict[int, str] = {
-    1: "delivered",
-    2: "failed",
-    4: "buffered",
-    8: "smsc_accepted",
-    16: "smsc_rejected",
-}
 _CODING_PARAM = {"gsm7": "0", "ucs2": "2"}
 _RETRYABLE_4XX = {408, 429}
-# What may travel inside the dlr-url unescaped (RFC 3986 unreserved characters).
-_PLAIN = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 _MSISDN = re.compile(r"^\+?\d{6,15}$")
-_PROVIDER_ID_MAX = 128  # InboundEvent.provider_id
 
 
 def dlr_token(secret: str, ref: str) -> str:
@@ -100,7 +80,7 @@ class KannelGateway(Closing):
 
     def _request(self, sms: OutgoingSms) -> tuple[dict[str, str], SendResult]:
         """The sendsms parameters of one attempt, and what a 2xx answer to them means."""
-        if not _PLAIN.match(sms.ref):
+        if not PLAIN.match(sms.ref):
             raise SmsSendError(f"ref {sms.ref!r} is not plain ASCII (dlr-url)", retryable=False)
         if not _MSISDN.match(sms.to):
             raise SmsSendError("recipient is not an international phone number", retryable=False)
@@ -139,56 +119,6 @@ class KannelGateway(Closing):
         _raise_for_refusal(response)
         return result
 
-    @staticmethod
-    def parse_inbound(params: Mapping[str, str]) -> InboundSms:
-        """An MO from the sms-service get-url `from=%p&to=%P&text=%b&id=%I&ts=%t`."""
-        provider_id = params.get("id", "").strip()
-        raw_sender = params.get("from", "").strip()
-        if not provider_id:
-            raise InboundRequestError("missing_field", "id (Kannel %I) is required")
-        if len(provider_id) > _PROVIDER_ID_MAX:
-            raise InboundRequestError("invalid_field", f"id is longer than {_PROVIDER_ID_MAX} characters")
-        if not raw_sender:
-            raise InboundRequestError("missing_field", "from (Kannel %p) is required")
-        if "text" not in params:
-            raise InboundRequestError("missing_field", "text (Kannel %b) is required, even when empty")
-        try:
-            sender = normalize_phone(raw_sender)
-        except InvalidPhoneError:
-            sender = raw_sender  # a short code, an alphanumeric sender, a foreign number: kept as given
-        # NUL cannot be stored in PostgreSQL text columns and is never part of a real reply.
-        text = unicodedata.normalize("NFC", params["text"]).replace("\x00", "")
-        return InboundSms(
-            provider_id=provider_id,
-            sender=sender,
-            receiver=params.get("to", "").strip(),
-            text=text,
-            sent_at=_parse_kannel_time(params.get("ts", "")),
-        )
-
-    @staticmethod
-    def parse_delivery_report(params: Mapping[str, str]) -> DeliveryReport:
-        """A DLR from our dlr-url `ref=..&msg=..&token=..&status=%d&ts=%T`."""
-        ref = params.get("ref", "").strip()
-        if not ref:
-            raise InboundRequestError("missing_field", "ref is required")
-        if not _PLAIN.match(ref):
-            raise InboundRequestError("invalid_field", "ref is not one of our message references")
-        raw_status = params.get("status", "").strip()
-        if not raw_status:
-            raise InboundRequestError("missing_field", "status (Kannel %d) is required")
-        if not raw_status.isdigit() or len(raw_status) > 4:
-            raise InboundRequestError("invalid_field", "status must be a Kannel DLR code (1, 2, 4, 8, 16)")
-        code = int(raw_status)
-        attempt_id = params.get("msg", "").strip() or None
-        return DeliveryReport(
-            ref=ref,
-            code=code,
-            status=DLR_STATUS_NAMES.get(code, "unknown"),
-            attempt_id=attempt_id,
-            reported_at=_parse_epoch(params.get("ts", "")),
-        )
-
 
 def _transport_failure(exc: httpx.TransportError) -> SmsSendError:
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
@@ -206,19 +136,3 @@ def _raise_for_refusal(response: httpx.Response) -> None:
         raise SmsSendError(f"Kannel refused the credentials (403): {body}", retryable=False)
     retryable = status >= 500 or status in _RETRYABLE_4XX
     raise SmsSendError(f"Kannel answered {status}: {body}", retryable=retryable)
-
-
-def _parse_kannel_time(value: str) -> datetime | None:
-    """Kannel's %t: `YYYY-MM-DD HH:MM:SS` in UTC (its `+` arrives decoded as a space)."""
-    try:
-        return datetime.strptime(value.strip().replace("+", " "), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def _parse_epoch(value: str) -> datetime | None:
-    """Kannel's %T: unix seconds."""
-    value = value.strip()
-    if not value.isdigit() or len(value) > 12:
-        return None
-    return datetime.fromtimestamp(int(value), tz=UTC)
