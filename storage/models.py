@@ -150,7 +150,9 @@ class Agency(Base):
 
 
 class StaffPhone(Base):
-    """Numbers of an agency's own staff: never surveyed about that agency."""
+    """Numbers of an agency's own staff: never surveyed about that agency. The hash is what intake
+    matches; the encrypted number lets staff see the list (masked) and remove one. Rows registered
+    before 0012 hold only the hash."""
 
     __tablename__ = "staff_phones"
     __table_args__ = (UniqueConstraint("agency_id", "phone_hash"),)
@@ -158,6 +160,7 @@ class StaffPhone(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
     phone_hash: Mapped[str] = mapped_column(String(64))
+    phone_enc: Mapped[str | None] = mapped_column(Text)
 
 
 class OptOut(Base):
@@ -263,6 +266,9 @@ class OutboundMessage(Base):
     claimed_at: Mapped[datetime | None]
     # Who holds the current claim: a settlement from an older claim (a late worker) changes nothing.
     claim_token: Mapped[str | None] = mapped_column(String(32))
+    # When the current claim's request was about to leave (committed before the HTTP call): an
+    # expired claim without it never reached the gateway and is sent again (storage.outbox).
+    requested_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
 
@@ -339,16 +345,8 @@ class Timer(Base):
     done_at: Mapped[datetime | None]
 
 
-class DailyCount(Base):
-    """Per agency, local day and channel: the counts every score is computed from.
-
-    `channel` is "sms", "zalo" or "all". `metric` is a criterion code (n = valid answers,
-    k = satisfied answers) or a case/survey counter such as "cases_closed" (n only).
-    Rows for a day are replaced as a whole by the nightly job, so recomputing is idempotent.
-    """
-
-    __tablename__ = "daily_counts"
-    __table_args__ = (UniqueConstraint("agency_id", "day", "channel", "metric"),)
+class _Counts:
+    """The columns a row of counts carries, whatever its key (DailyCount, DailyProcedureCount)."""
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
@@ -362,6 +360,46 @@ class DailyCount(Base):
     wk: Mapped[float] = mapped_column(Float, default=0.0)
     w2: Mapped[float] = mapped_column(Float, default=0.0)
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DailyCount(_Counts, Base):
+    """Per agency, local day and channel: the counts every score is computed from.
+
+    `channel` is "sms", "zalo" or "all". `metric` is a criterion code (n = valid answers,
+    k = satisfied answers) or a case/survey counter such as "cases_closed" (n only).
+    Rows for a day are replaced as a whole by the nightly job, so recomputing is idempotent.
+    """
+
+    __tablename__ = "daily_counts"
+    __table_args__ = (UniqueConstraint("agency_id", "day", "channel", "metric"),)
+
+
+class DailyProcedureCount(_Counts, Base):
+    """The same counts split by the case's procedure (thủ tục hành chính): for each procedure the
+    rows of the cases of that procedure alone, so the rows of all procedures add up to DailyCount.
+
+    Kept apart from DailyCount so that the views of every procedure (the usual ones) read no more
+    rows than before; the key leads with the procedure, which is what a filtered view asks for.
+    """
+
+    __tablename__ = "daily_procedure_counts"
+    __table_args__ = (
+        UniqueConstraint(
+            "procedure_code", "day", "agency_id", "channel", "metric", name="uq_daily_procedure_counts_key"
+        ),
+    )
+
+    procedure_code: Mapped[str] = mapped_column(String(64))
+
+
+class Procedure(Base):
+    """An administrative procedure seen in closed cases, with the latest name the one-stop system
+    gave it: what the pages offer in their procedure filter (written by the nightly counts)."""
+
+    __tablename__ = "procedures"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(512))
 
 
 class AnomalyFlag(Base):

@@ -31,8 +31,8 @@ from flows.scores.formulas import (
     sipas_estimate,
 )
 from flows.scores.periods import Period
-from flows.scores.report import COUNT_KEYS, COUNT_SUMS
-from storage.models import Agency, DailyCount
+from flows.scores.report import count_source
+from storage.models import Agency
 
 __all__ = ["sipas_trend"]
 
@@ -56,35 +56,41 @@ def _subtree(session: Session, root_id: int) -> dict[int, list[int]]:
     return tree
 
 
-def sipas_trend(session: Session, root_id: int, parts: Sequence[Period], channel: str) -> list[Estimate]:
-    """The SIPAS index (with its interval) of unit `root_id` in each of `parts`."""
+def sipas_trend(
+    session: Session, root_id: int, parts: Sequence[Period], channel: str, procedure: str | None = None
+) -> list[Estimate]:
+    """The SIPAS index (with its interval) of unit `root_id` in each of `parts` (the cases of
+    `procedure` only, when given)."""
     if not parts:
         return []
     tree = _subtree(session, root_id)
     criteria: dict[int, dict[int, dict[str, Tally]]] = {i: defaultdict(dict) for i in range(len(parts))}
     cases: dict[int, dict[int, int]] = {i: {} for i in range(len(parts))}
-    columns = (*COUNT_KEYS, *COUNT_SUMS)
+    source = count_source(procedure)
+    table = source.table
+    columns = (*source.keys, *source.sums)
     wanted = (
-        DailyCount.agency_id.in_(tree),
-        DailyCount.channel.in_({channel, ALL_CHANNELS}),
-        DailyCount.metric.not_in(_SKIPPED_COUNTERS),
+        table.agency_id.in_(tree),
+        table.channel.in_({channel, ALL_CHANNELS}),
+        table.metric.not_in(_SKIPPED_COUNTERS),
+        *source.where,
     )
-    grouping = COUNT_KEYS
+    grouping = source.keys
     queries: list[tuple[dict[date, int] | int, Executable]] = []
     if all(part.n_days == 1 for part in parts):  # days: one query grouped by day
         index_of = {part.start: i for i, part in enumerate(parts)}
         first, last = min(index_of), max(index_of)
         by_day = (
-            select(DailyCount.day, *columns)
-            .where(DailyCount.day >= first, DailyCount.day <= last, *wanted)
-            .group_by(DailyCount.day, *grouping)
+            select(table.day, *columns)
+            .where(table.day >= first, table.day <= last, *wanted)
+            .group_by(table.day, *grouping)
         )
         queries.append((index_of, by_day))
     else:
         for i, part in enumerate(parts):
             by_part = (
                 select(literal(part.start), *columns)
-                .where(DailyCount.day >= part.start, DailyCount.day <= part.end, *wanted)
+                .where(table.day >= part.start, table.day <= part.end, *wanted)
                 .group_by(*grouping)
             )
             queries.append((i, by_part))

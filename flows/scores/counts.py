@@ -23,6 +23,11 @@ agency count once, from the first of its surveys that has answers (by closing ti
 answered surveys that month still count in the response funnel but their answers are set aside
 and counted as `surveys_repeat_phone`. The calendar month is the window because a day's counts
 must not depend on days after it (docs/scores.md, "One phone counts once").
+
+Procedures: the same rows are also written per procedure of the cases (DailyProcedureCount), each
+from the cases of that procedure alone, with every rule above applied as for the totals (a repeat
+phone is a repeat whatever the procedure of its first case), so for every key the rows of all
+procedures add up to the total row. The procedures seen get their latest name in `procedures`.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, delete, func, insert, not_, or_, select, text
+from sqlalchemy import Select, and_, case, delete, func, not_, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -48,14 +53,17 @@ from flows.scores.formulas import (
     SCALE_VALUES,
     YES,
 )
+from storage.bulk import insert_rows
 from storage.models import (
     Answer,
     Case,
     Channel,
     DailyCount,
+    DailyProcedureCount,
     OnTime,
     OutboundMessage,
     OutboxStatus,
+    Procedure,
     Survey,
     SurveyStatus,
 )
@@ -82,6 +90,9 @@ CHANNELS_WITH_DELIVERY_REPORTS = frozenset({Channel.SMS})
 _LEFT_US = frozenset({OutboxStatus.SENT, OutboxStatus.DELIVERED})
 _TIMING_COUNTER = {OnTime.EARLY: "cases_early", OnTime.ON_TIME: "cases_on_time", OnTime.LATE: "cases_late"}
 DayFilter = tuple[ColumnElement[bool], ...]  # "Case.closed_at within the day"
+# Tallies are kept per (agency, channel, procedure); this procedure is "every procedure".
+ALL_PROCEDURES = ""
+TallyKey = tuple[int, str, str]
 # Key of the PostgreSQL advisory lock that serialises recomputations (nightly job vs CLI).
 _LOCK_KEY = 0x5195_5C0E
 
@@ -141,48 +152,82 @@ def compute_days(
     if session.get_bind().dialect.name == "postgresql":
         # Two recomputations of overlapping days would both delete, then collide on insert.
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    session.execute(delete(DailyCount).where(DailyCount.day >= start, DailyCount.day <= end))
+    for table in (DailyCount, DailyProcedureCount):
+        session.execute(delete(table).where(table.day >= start, table.day <= end))
     agencies: set[int] = set()
     rows = 0
     day = start
     while day <= end:
-        day_rows = count_day(session, day, tz)
-        if day_rows:
-            session.execute(insert(DailyCount), day_rows)
-        rows += len(day_rows)
-        agencies.update(row["agency_id"] for row in day_rows)
+        totals, by_procedure = count_day(session, day, tz)
+        insert_rows(session, DailyCount.__table__, totals)  # type: ignore[arg-type]
+        insert_rows(session, DailyProcedureCount.__table__, by_procedure)  # type: ignore[arg-type]
+        rows += len(totals)
+        agencies.update(row["agency_id"] for row in totals)
         if on_day is not None:
             on_day(day)
         day += timedelta(days=1)
+    first, _ = local_day_bounds(start, tz)
+    _, last = local_day_bounds(end, tz)
+    _name_procedures(session, first, last)
     return ComputeSummary(start, end, (end - start).days + 1, len(agencies), rows)
 
 
-def count_day(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]:
-    """DailyCount rows (as insert parameters) for the cases closed on one local day."""
+def _name_procedures(session: Session, low: datetime, high: datetime) -> None:
+    """Add the procedures of the cases closed in [low, high) to `procedures`, named as the one-stop
+    system sent them (the greatest name when it sent several; a handful of rows, one a procedure)."""
+    seen = {
+        code: name
+        for code, name in session.execute(
+            select(Case.procedure_code, func.max(Case.procedure_name))
+            .where(Case.closed_at >= low, Case.closed_at < high)
+            .group_by(Case.procedure_code)
+        )
+    }
+    if not seen:
+        return
+    known = {
+        procedure.code: procedure
+        for procedure in session.scalars(select(Procedure).where(Procedure.code.in_(sorted(seen))))
+    }
+    for code, name in seen.items():
+        if code not in known:
+            session.add(Procedure(code=code, name=name))
+        elif name and known[code].name != name:
+            known[code].name = name
+    session.flush()
+
+
+def count_day(session: Session, day: date, tz: ZoneInfo) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows (as insert parameters) of the cases closed on one local day: DailyCount's, and
+    DailyProcedureCount's (the same split by the cases' procedure)."""
     low, high = local_day_bounds(day, tz)
     closed = (Case.closed_at >= low, Case.closed_at < high)
-    tallies: defaultdict[tuple[int, str], Tallies] = defaultdict(Tallies)
+    tallies: defaultdict[TallyKey, Tallies] = defaultdict(Tallies)
 
-    case_agency: dict[int, int] = {}
+    case_of: dict[int, tuple[int, str]] = {}  # case -> (agency, procedure)
     bad_cases: set[int] = set()
-    for case_pk, agency_id, timing in session.execute(
-        select(Case.id, Case.agency_id, Case.on_time).where(*closed)
+    for case_pk, agency_id, procedure, timing in session.execute(
+        select(Case.id, Case.agency_id, Case.procedure_code, Case.on_time).where(*closed)
     ):
-        case_agency[case_pk] = agency_id
-        counters = tallies[agency_id, ALL_CHANNELS].counters
-        counters["cases_closed"] += 1
-        if timing is not None:
-            counters[_TIMING_COUNTER[timing]] += 1
+        case_of[case_pk] = (agency_id, procedure)
+        for key in ((agency_id, ALL_CHANNELS, ALL_PROCEDURES), (agency_id, ALL_CHANNELS, procedure)):
+            counters = tallies[key].counters
+            counters["cases_closed"] += 1
+            if timing is not None:
+                counters[_TIMING_COUNTER[timing]] += 1
         if timing is OnTime.LATE:
             bad_cases.add(case_pk)
 
     messages = _message_statuses(session, closed)
     seen = _phones_answered_earlier_in_month(session, day, tz, closed)
     repeats: list[int] = []
+    # Surveys with the same agency, channel, procedure and outcome (one flag per SURVEY_COUNTERS)
+    # are counted together, then added to the tallies once per group.
+    outcomes: Counter[tuple[int, str, str, tuple[bool, ...]]] = Counter()
     for survey_id, case_pk, channel, status, phone_key, n_valid, low, yes in session.execute(
         _surveys_of_the_day(closed)
     ):
-        agency_id = case_agency[case_pk]
+        agency_id, procedure = case_of[case_pk]
         opted_out = status is SurveyStatus.OPTED_OUT
         answered = n_valid > 0 and not opted_out
         statuses = messages.get(survey_id, set())
@@ -206,39 +251,65 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]
         low_overall = answered and not repeat and bool(low)
         if low_overall or (answered and not repeat and bool(yes)):
             bad_cases.add(case_pk)
-        for target in (tallies[agency_id, channel.value], tallies[agency_id, ALL_CHANNELS]):
-            counters = target.counters
-            counters["surveys"] += 1
-            counters["surveys_sent"] += int(sent)
-            counters["surveys_delivered"] += int(delivered)
-            counters["surveys_responded"] += int(answered)
-            counters["surveys_completed"] += int(status is SurveyStatus.COMPLETED)
-            counters["surveys_opted_out"] += int(opted_out)
-            counters["surveys_expired"] += int(status is SurveyStatus.EXPIRED)
-            counters["surveys_undeliverable"] += int(undeliverable)
-            counters["surveys_repeat_phone"] += int(repeat)
-            counters["overall_low"] += int(low_overall)
+        outcome: tuple[bool, ...] = (
+            True,  # surveys
+            sent,
+            delivered,
+            answered,
+            status is SurveyStatus.COMPLETED,
+            opted_out,
+            status is SurveyStatus.EXPIRED,
+            undeliverable,
+            repeat,
+            low_overall,
+        )
+        outcomes[agency_id, channel.value, procedure, outcome] += 1
+    for (agency_id, channel_name, procedure, flags), surveys in outcomes.items():
+        for key in _survey_keys(agency_id, channel_name, procedure):
+            counters = tallies[key].counters
+            for metric, flag in zip(SURVEY_COUNTERS, flags, strict=True):
+                if flag:
+                    counters[metric] += surveys
 
-    for agency_id, channel, code, n, k, w, wk, w2 in session.execute(_criteria_of_the_day(closed, repeats)):
+    for agency_id, channel, procedure, code, n, k, w, wk, w2 in session.execute(
+        _criteria_of_the_day(closed, repeats)
+    ):
         sums = (int(n), int(k or 0), float(w or 0.0), float(wk or 0.0), float(w2 or 0.0))
-        tallies[agency_id, channel.value].add(code, *sums)
-        tallies[agency_id, ALL_CHANNELS].add(code, *sums)
+        for key in _survey_keys(agency_id, channel.value, procedure):
+            tallies[key].add(code, *sums)
 
     for case_pk in bad_cases:
-        tallies[case_agency[case_pk], ALL_CHANNELS].counters["cases_bad_766"] += 1
+        agency_id, procedure = case_of[case_pk]
+        for key in ((agency_id, ALL_CHANNELS, ALL_PROCEDURES), (agency_id, ALL_CHANNELS, procedure)):
+            tallies[key].counters["cases_bad_766"] += 1
 
-    rows: list[dict[str, Any]] = []
-    for (agency_id, channel_name), tally in sorted(tallies.items()):
-        base = {"agency_id": agency_id, "day": day, "channel": channel_name}
+    totals: list[dict[str, Any]] = []
+    by_procedure: list[dict[str, Any]] = []
+    for (agency_id, channel_name, procedure), tally in sorted(tallies.items()):
+        base: dict[str, Any] = {"agency_id": agency_id, "day": day, "channel": channel_name}
+        target = totals
+        if procedure != ALL_PROCEDURES:
+            base["procedure_code"] = procedure
+            target = by_procedure
         for metric, n in sorted(tally.counters.items()):
             if n:
-                rows.append({**base, "metric": metric, "n": n, "k": 0, "w": 0.0, "wk": 0.0, "w2": 0.0})
+                target.append({**base, "metric": metric, "n": n, "k": 0, "w": 0.0, "wk": 0.0, "w2": 0.0})
         for code, cell in sorted(tally.criteria.items()):
             n_answers, k_answers, w, wk, w2 = cell
-            rows.append(
+            target.append(
                 {**base, "metric": code, "n": int(n_answers), "k": int(k_answers), "w": w, "wk": wk, "w2": w2}
             )
-    return rows
+    return totals, by_procedure
+
+
+def _survey_keys(agency_id: int, channel: str, procedure: str) -> tuple[TallyKey, ...]:
+    """Where a survey's counts go: its channel and "all", each in total and for its procedure."""
+    return (
+        (agency_id, channel, ALL_PROCEDURES),
+        (agency_id, ALL_CHANNELS, ALL_PROCEDURES),
+        (agency_id, channel, procedure),
+        (agency_id, ALL_CHANNELS, procedure),
+    )
 
 
 def _phones_answered_earlier_in_month(
@@ -358,8 +429,8 @@ def _surveys_of_the_day(closed: DayFilter) -> Select[int, int, Channel, SurveySt
 
 def _criteria_of_the_day(
     closed: DayFilter, repeats: list[int]
-) -> Select[int, Channel, str | None, int, Any, Any, Any, Any]:
-    """Per agency, channel and criterion: valid answers, satisfied (integrity: "yes") answers, and
+) -> Select[int, Channel, str, str | None, int, Any, Any, Any, Any]:
+    """Per agency, channel, procedure and criterion: valid answers, satisfied (integrity: "yes") answers, and
     their design weights w = 1/p summed (all, satisfied, squared). Opted-out surveys and the
     surveys set aside by "one phone counts once" are left out."""
     satisfied = case(
@@ -372,6 +443,7 @@ def _criteria_of_the_day(
         select(
             Survey.agency_id,
             Survey.channel,
+            Case.procedure_code,
             Answer.criterion_code,
             func.count(Answer.id),
             func.sum(satisfied),
@@ -382,7 +454,7 @@ def _criteria_of_the_day(
         .join(Survey, Survey.id == Answer.survey_id)
         .join(Case, Case.id == Survey.case_pk)
         .where(*closed, valid_answer(), Survey.status != SurveyStatus.OPTED_OUT)
-        .group_by(Survey.agency_id, Survey.channel, Answer.criterion_code)
+        .group_by(Survey.agency_id, Survey.channel, Case.procedure_code, Answer.criterion_code)
     )
     if repeats:
         query = query.where(Survey.id.not_in(repeats))

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from config.settings import Settings
 from flows.scores.counts import ALL_CHANNELS, CASE_COUNTERS, CHANNELS, COUNTERS
@@ -51,7 +51,7 @@ from flows.scores.formulas import (
     tally_estimate,
 )
 from flows.scores.periods import Period, parse_period
-from storage.models import Agency, DailyCount
+from storage.models import Agency, DailyCount, DailyProcedureCount
 
 
 class UnknownAgencyError(LookupError):
@@ -62,16 +62,34 @@ class AgencyTreeError(ValueError):
     """The parent links of the registry loop, so there is no tree to roll up along."""
 
 
-# What a read of the daily counts groups by, and the sums it takes of each group (n, k, w, wk,
-# w2 in this order): the report and the dashboard's trend read the counts the same way.
-COUNT_KEYS = (DailyCount.agency_id, DailyCount.channel, DailyCount.metric)
-COUNT_SUMS = (
-    func.sum(DailyCount.n),
-    func.sum(DailyCount.k),
-    func.sum(DailyCount.w),
-    func.sum(DailyCount.wk),
-    func.sum(DailyCount.w2),
-)
+CountTable = type[DailyCount] | type[DailyProcedureCount]
+
+
+@dataclass(frozen=True)
+class CountSource:
+    """Where a read of the daily counts looks: the totals, or one procedure's rows. The report and
+    the dashboard's trend read the counts the same way: grouped by `keys`, summing `sums` (n, k,
+    w, wk, w2 in this order), restricted by `where`."""
+
+    table: CountTable
+    where: tuple[ColumnElement[bool], ...]
+
+    @property
+    def keys(self) -> tuple[InstrumentedAttribute[Any], ...]:
+        return (self.table.agency_id, self.table.channel, self.table.metric)
+
+    @property
+    def sums(self) -> tuple[ColumnElement[Any], ...]:
+        t = self.table
+        return (func.sum(t.n), func.sum(t.k), func.sum(t.w), func.sum(t.wk), func.sum(t.w2))
+
+
+def count_source(procedure: str | None) -> CountSource:
+    """The totals (procedure None), or the rows of the cases of one procedure."""
+    if procedure is None:
+        return CountSource(DailyCount, ())
+    return CountSource(DailyProcedureCount, (DailyProcedureCount.procedure_code == procedure,))
+
 
 FUNNEL = (
     ("sent", "surveys_sent"),
@@ -272,6 +290,7 @@ class Report:
     channel: str
     minimum: int
     rows: Sequence[UnitScores]
+    procedure: str | None = None  # the cases of this procedure only; None: every procedure
 
     def as_json(self) -> list[dict[str, Any]]:
         """Rows of `sipas scores show --format json` (contract.md keys plus extras)."""
@@ -289,6 +308,7 @@ class Report:
                     "period_start": self.period.start.isoformat(),
                     "period_end": self.period.end.isoformat(),
                     "channel": self.channel,
+                    "procedure_code": self.procedure,
                     **row.figures.as_json(self.minimum),
                     "unit_mean": round2(row.unit_mean),
                     "rank": row.rank,
@@ -311,10 +331,12 @@ def build_report(
     settings: Settings,
     channel: str = ALL_CHANNELS,
     with_predecessors: bool = False,
+    procedure: str | None = None,
 ) -> Report:
     """Scores of every unit with data in the period, in tree order; with `agency_code`, that unit
     (always, even without data) and the units under it. `with_predecessors` counts a merged
-    unit's cases as its successor's (a new ward's trend then starts before the ward existed)."""
+    unit's cases as its successor's (a new ward's trend then starts before the ward existed);
+    `procedure` counts the cases of that procedure only (anomaly flags stay the unit's)."""
     chosen = parse_period(period) if isinstance(period, str) else period
     [report] = build_reports(
         session,
@@ -323,6 +345,7 @@ def build_report(
         settings=settings,
         channel=channel,
         with_predecessors=with_predecessors,
+        procedure=procedure,
     )
     return report
 
@@ -335,6 +358,7 @@ def build_reports(
     settings: Settings,
     channel: str = ALL_CHANNELS,
     with_predecessors: bool = False,
+    procedure: str | None = None,
 ) -> list[Report]:
     """build_report for several periods (a trend), reading the registry and the flags once."""
     if channel not in CHANNELS:
@@ -352,12 +376,14 @@ def build_reports(
     all_flags = load_flags(session, span)
     reports = []
     for period in periods:
-        own = _load_own_figures(session, period, channel, fold)
+        own = _load_own_figures(session, period, channel, fold, count_source(procedure))
         flags = {
             agency_id: [f for f in listed if period.start.isoformat() <= f["day"] <= period.end.isoformat()]
             for agency_id, listed in all_flags.items()
         }
-        reports.append(_assemble(period, agency_code, settings, channel, units, children, own, flags))
+        reports.append(
+            _assemble(period, agency_code, settings, (channel, procedure), units, children, own, flags)
+        )
     return reports
 
 
@@ -365,14 +391,16 @@ def _assemble(
     period: Period,
     agency_code: str | None,
     settings: Settings,
-    channel: str,
+    view: tuple[str, str | None],
     units: Mapping[int, Unit],
     children: Mapping[int | None, list[Unit]],
     own: Mapping[int, Figures],
     flags: Mapping[int, Sequence[Mapping[str, Any]]],
 ) -> Report:
-    """One period's report from its units' own figures: roll-ups, suppression, ranks, rows."""
+    """One period's report from its units' own figures: roll-ups, suppression, ranks, rows.
+    `view` is the (channel, procedure) the figures were read for."""
     minimum = settings.SIPAS_MIN_RESPONSES
+    channel, procedure = view
 
     rolled: dict[int, Figures] = {}
     own_of_parent: dict[int, Figures] = {}
@@ -439,7 +467,7 @@ def _assemble(
                     anomalies=flags.get(unit.id, ()),
                 )
             )
-    return Report(period=period, channel=channel, minimum=minimum, rows=rows)
+    return Report(period=period, channel=channel, minimum=minimum, rows=rows, procedure=procedure)
 
 
 def _walk(unit: Unit, children: Mapping[int | None, Sequence[Unit]]) -> Iterator[Unit]:
@@ -530,7 +558,7 @@ def successor_map(units: Mapping[int, Unit]) -> dict[int, int]:
 
 
 def _load_own_figures(
-    session: Session, period: Period, channel: str, fold: Mapping[int, int] | None = None
+    session: Session, period: Period, channel: str, fold: Mapping[int, int] | None, source: CountSource
 ) -> dict[int, Figures]:
     """Each agency's own figures: the period's daily counts summed. Case counters always come from
     the "all" rows (a case has no channel); survey counters and answers from `channel`; the
@@ -540,10 +568,11 @@ def _load_own_figures(
     criteria: defaultdict[int, defaultdict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
     integrity: defaultdict[int, defaultdict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
     fold = fold or {}
+    table = source.table
     result = session.execute(
-        select(*COUNT_KEYS, *COUNT_SUMS)
-        .where(DailyCount.day >= period.start, DailyCount.day <= period.end)
-        .group_by(*COUNT_KEYS)
+        select(*source.keys, *source.sums)
+        .where(table.day >= period.start, table.day <= period.end, *source.where)
+        .group_by(*source.keys)
     )
     for row_agency, row_channel, metric, n_sum, k_sum, w_sum, wk_sum, w2_sum in result:
         agency_id = fold.get(row_agency, row_agency)

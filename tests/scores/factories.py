@@ -28,6 +28,7 @@ from storage.models import (
 from tests.conftest import SECRET_KEY
 
 _VAULT = PhoneVault(SECRET_KEY)
+PROCEDURE_NAMES = {"1.001612": "Đăng ký khai sinh", "1.001193": "Đăng ký kết hôn"}
 _serial = itertools.count(1)
 
 
@@ -54,13 +55,15 @@ def make_case(
     *,
     on_time: OnTime | None = None,
     outcome: str = "scheduled",
+    procedure: str = "1.001612",
 ) -> Case:
     number = next(_serial)
     phone = f"09{number:08d}"
     case = Case(
         case_id=f"{agency.code}-{number:06d}",
         agency_id=agency.id,
-        procedure_code="1.001612",
+        procedure_code=procedure,
+        procedure_name=PROCEDURE_NAMES.get(procedure),
         phone_enc=_VAULT.encrypt(phone),
         phone_hash=_VAULT.lookup_hash(phone),
         closed_at=closed_at,
@@ -140,9 +143,10 @@ def surveyed_case(
     channel: Channel = Channel.SMS,
     status: SurveyStatus = SurveyStatus.COMPLETED,
     message: OutboxStatus | None = OutboxStatus.DELIVERED,
+    procedure: str = "1.001612",
 ) -> Case:
     """A closed case with its survey, opening message (unless `message` is None) and answers."""
-    case = make_case(session, agency, closed_at, on_time=on_time)
+    case = make_case(session, agency, closed_at, on_time=on_time, procedure=procedure)
     survey = make_survey(session, case, channel=channel, status=status)
     if message is not None:
         add_message(session, survey, message)

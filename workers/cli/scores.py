@@ -109,8 +109,14 @@ def _days(
     is_flag=True,
     help="Count merged units' cases as their successor's (trends across the 2025 reform).",
 )
+@click.option("--procedure", help="Cases of one procedure only (its code, e.g. 1.001612).")
 def show(
-    agency_code: str | None, period: Period | None, fmt: str, channel: str, with_predecessors: bool
+    agency_code: str | None,
+    period: Period | None,
+    fmt: str,
+    channel: str,
+    with_predecessors: bool,
+    procedure: str | None,
 ) -> None:
     """Scores per unit, rolled up along the agency tree (weighted by closed cases)."""
     settings = get_settings()
@@ -124,6 +130,7 @@ def show(
                 settings=settings,
                 channel=channel,
                 with_predecessors=with_predecessors,
+                procedure=procedure,
             )
         except UnknownAgencyError as exc:
             raise click.BadParameter(str(exc), param_hint="--agency") from exc
