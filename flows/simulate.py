@@ -1,8 +1,8 @@
 """`sipas flows simulate`: a citizen's replies through a flow, without sending anything.
 
 Staff try a flow (a file before publishing it, or a published or shipped one by name) exactly as a
-citizen would meet it: the same engine as real surveys, the conversation state kept between
-replies in a MemoryStateStorage as flows.survey keeps it in Redis. Output (contract.md, CLI): a
+citizen would meet it: the same engine as real surveys, each reply read against the state the
+previous step left, as flows.survey reads it from the survey row. Output (contract.md, CLI): a
 first JSON object with the opening messages and the first state, then one per reply line.
 """
 
@@ -12,8 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from flows.definition import Flow
-from flows.engine import Conversation, ConversationState
-from storage.fsm import MemoryStateStorage, StorageKey
+from flows.engine import Conversation
 from storage.models import Channel
 
 __all__ = ["SAMPLE_VALUES", "simulate"]
@@ -32,16 +31,10 @@ def simulate(
 ) -> Iterator[dict[str, Any]]:
     """The opening line, then one line per reply (each a JSON-able dict)."""
     conversation = Conversation(flow, language, values, channel)
-    storage = MemoryStateStorage()
-    key = StorageKey(conversation.channel.value, 0)
     opening = conversation.open()
-    storage.set(key, opening.state.label, opening.state.to_dict())
+    state = opening.state
     yield opening.opening_json()
     for reply in replies:
-        with storage.lock(key):
-            state = ConversationState.from_dict(storage.get_data(key))
-            if state is None:  # cannot happen: we wrote it; say so rather than guess
-                raise RuntimeError("simulated conversation state was lost")
-            step = conversation.reply(state, reply)
-            storage.set(key, step.state.label, step.state.to_dict())
+        step = conversation.reply(state, reply)
+        state = step.state
         yield step.to_json()

@@ -5,19 +5,16 @@ the outbox ids returned. Nothing here sends anything or commits.
 
 Where the conversation position lives, and why it stays consistent:
 
-- `Survey.state` + `Survey.state_version` (the database) is the record. It changes in the same
-  transaction as the answers, comments and outbox rows of a step, so it can never disagree with
-  them.
-- Redis (storage.fsm) holds a live copy with the same version, plus the per-conversation lock.
-  It is written inside the step, before the caller commits, because we cannot know when the
-  caller commits. So Redis may be *ahead* of the database (the transaction later rolled back or
-  the worker died before committing) or *behind*/missing (flushed, evicted, expired).
-- Rule: the Redis copy is used only when its version equals `Survey.state_version`; otherwise
-  the database copy is used. A rolled-back step therefore leaves no trace: its retry reads the
-  database state, computes the same step and writes the same deterministic outbox keys.
-- The survey row is also locked (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite transactions
-  take the write lock at BEGIN), which holds until the caller commits, after the Redis lock is
-  released. Two replies of one citizen are thus never read against the same question.
+- `Survey.state` + `Survey.state_version` (the database row) is the one record, as mailroom keeps
+  its sessions. It changes in the same transaction as the answers, comments and outbox rows of a
+  step, so it can never disagree with them, and a rolled-back step leaves no trace: its retry
+  reads the same state, computes the same step and writes the same deterministic outbox keys.
+- The survey row is locked for the step (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite
+  transactions take the write lock at BEGIN) until the caller commits, so two replies of one
+  citizen are never read against the same question. The inbound drain reads and locks the
+  surveys of a whole batch in one statement (`ActiveSurveys`); the row is then written with the
+  step when the batch flushes.
+- Redis holds no conversation state: it carries the queues, their coalescing and the rate limits.
 
 A job retried after its transaction *committed* (crash before acknowledging) is stopped first by
 the caller (the inbound event is marked processed in the same transaction) and second here: the
@@ -27,12 +24,13 @@ messages already stored instead of applying the reply again.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from config.settings import Settings
 from flows.definition import Flow
@@ -53,9 +51,9 @@ from flows.survey_rows import (
     store_state,
 )
 from flows.versions import load_version
-from storage.fsm import BaseStateStorage, StorageKey
 from storage.models import (
     Answer,
+    Case,
     Channel,
     OptOut,
     OutboundMessage,
@@ -69,6 +67,7 @@ from storage.models import (
 from storage.outbox import add_message
 
 __all__ = [
+    "ActiveSurveys",
     "conversation_for",
     "expire_survey",
     "find_active_survey",
@@ -97,9 +96,7 @@ def conversation_for(survey: Survey) -> Conversation:
     return Conversation(flow_for(survey), survey.language, values, survey.channel)
 
 
-def start_survey(
-    session: Session, state_storage: BaseStateStorage, settings: Settings, survey_id: int, now: datetime
-) -> list[int]:
+def start_survey(session: Session, settings: Settings, survey_id: int, now: datetime) -> list[int]:
     """Send the opening notice and the first question (two SMS) of a scheduled survey.
 
     Sets it active, stores its first state, and sets the REMINDER (first send + the agency's
@@ -141,7 +138,7 @@ def start_survey(
     survey.started_at = now
     survey.last_activity_at = now
     first_state = replace(step.state, version=survey.state_version + 1)
-    store_state(session, state_storage, survey, first_state, events=[])
+    store_state(survey, first_state, events=[])
     reminder_at = rules.next_send_time(send_at + rules.reminder_after)
     _ensure_timer(session, survey.id, TimerKind.REMINDER, reminder_at)
     _ensure_timer(session, survey.id, TimerKind.EXPIRE, send_at + rules.expiry)
@@ -151,69 +148,81 @@ def start_survey(
 
 
 def handle_reply(
-    session: Session,
-    state_storage: BaseStateStorage,
-    survey: Survey,
-    text: str,
-    inbound_event_id: int | None,
-    now: datetime,
+    session: Session, survey: Survey, text: str, inbound_event_id: int | None, now: datetime
 ) -> list[int]:
     """Apply a citizen's reply to their active survey; returns the outbox ids to send.
+
+    `survey` is locked for the caller's transaction, as find_active_survey, ActiveSurveys and
+    lock_survey return it: its state is read from the row as it is, not again.
 
     Records the first understood answer per question (a later, different answer to the same
     question, e.g. after a restart, is kept as a comment), comments, the refusal (OptOut, all the
     number's open surveys ended, timers closed) and the completion. Outbox keys are
     `survey:<id>:in:<inbound_event_id>:<n>` (or `survey:<id>:v<state_version>:<n>` without an
-    event), so a step recomputed after a rollback never adds twins. See the module docstring for
-    the Redis/database consistency rule.
+    event), so a step recomputed after a rollback never adds twins.
     """
-    key = StorageKey(survey.channel.value, survey.id)
-    with state_storage.lock(key):
-        locked = lock_survey(session, survey.id)
-        if locked is None:
-            return []
-        survey = locked
-        events = applied_events(survey)
-        if inbound_event_id is not None and inbound_event_id in events:
-            return _queued_ids(session, f"survey:{survey.id}:in:{inbound_event_id}:")
-        state = _current_state(state_storage, key, survey)
-        if survey.status is not SurveyStatus.ACTIVE or state is None:
-            return []
-        step = conversation_for(survey).reply(state, text)
-        _record(session, survey, step, inbound_event_id, now)
-        prefix = (
-            f"survey:{survey.id}:in:{inbound_event_id}:"
-            if inbound_event_id is not None
-            else f"survey:{survey.id}:v{step.state.version}:"
-        )
-        ids = queue_replies(session, survey, step.messages, prefix)
-        survey.last_activity_at = now
-        if step.state.status is ConversationStatus.DONE:
-            finish_status(session, survey, SurveyStatus.COMPLETED, now)
-        elif step.state.status is ConversationStatus.OPTED_OUT:
-            finish_status(session, survey, SurveyStatus.OPTED_OUT, now)
-            phone_hash = survey.phone_hash or survey.case.phone_hash
-            if phone_hash is not None:
-                record_opt_out(session, phone_hash, survey.channel.value, now)
-        if inbound_event_id is not None:
-            events = [*events, inbound_event_id][-_EVENTS_KEPT:]
-        store_state(session, state_storage, survey, step.state, events=events)
-        session.flush()
-        return ids
+    events = applied_events(survey)
+    if inbound_event_id is not None and inbound_event_id in events:
+        return _queued_ids(session, f"survey:{survey.id}:in:{inbound_event_id}:")
+    state = ConversationState.from_dict(survey.state or {})
+    if survey.status is not SurveyStatus.ACTIVE or state is None:
+        return []
+    step = conversation_for(survey).reply(state, text)
+    _record(session, survey, step, inbound_event_id, now)
+    prefix = (
+        f"survey:{survey.id}:in:{inbound_event_id}:"
+        if inbound_event_id is not None
+        else f"survey:{survey.id}:v{step.state.version}:"
+    )
+    ids = queue_replies(session, survey, step.messages, prefix)
+    survey.last_activity_at = now
+    if step.state.status is ConversationStatus.DONE:
+        finish_status(session, survey, SurveyStatus.COMPLETED, now)
+    elif step.state.status is ConversationStatus.OPTED_OUT:
+        finish_status(session, survey, SurveyStatus.OPTED_OUT, now)
+        phone_hash = survey.phone_hash or survey.case.phone_hash
+        if phone_hash is not None:
+            record_opt_out(session, phone_hash, survey.channel.value, now)
+    if inbound_event_id is not None:
+        events = [*events, inbound_event_id][-_EVENTS_KEPT:]
+    store_state(survey, step.state, events=events)
+    session.flush()
+    return ids
 
 
 def find_active_survey(session: Session, channel: Channel, sender_hash: str) -> Survey | None:
-    """The most recently started active survey of this number on this channel, if any."""
-    return session.scalars(
-        select(Survey)
-        .where(
-            Survey.phone_hash == sender_hash,
-            Survey.channel == channel,
-            Survey.status == SurveyStatus.ACTIVE,
-        )
-        .order_by(Survey.started_at.desc(), Survey.id.desc())
-        .limit(1)
-    ).first()
+    """The most recently started active survey of this number on this channel, if any, locked
+    for the caller's transaction (handle_reply's precondition)."""
+    return ActiveSurveys(session, channel, [sender_hash]).get(sender_hash)
+
+
+class ActiveSurveys:
+    """The active surveys of a batch's senders on one channel, read and locked in one statement
+    (with their cases and agencies) instead of once per event: the inbound drain's one read of
+    the conversation state per batch. The caller holds the senders (storage.inbound), so no
+    other drain changes these rows meanwhile; timers and sends wait on the row locks."""
+
+    def __init__(self, session: Session, channel: Channel, sender_hashes: Collection[str]) -> None:
+        self._by_sender: dict[str, list[Survey]] = {}
+        if not sender_hashes:
+            return
+        rows = session.scalars(
+            _active(channel, sender_hashes)
+            .order_by(Survey.id)  # one lock order for every locker of several surveys
+            .with_for_update(of=Survey)
+            .options(selectinload(Survey.case).selectinload(Case.agency))
+            .execution_options(populate_existing=True)
+        ).all()
+        for survey in sorted(rows, key=_most_recent_first):
+            self._by_sender.setdefault(survey.phone_hash or "", []).append(survey)
+
+    def get(self, sender_hash: str) -> Survey | None:
+        """As find_active_survey: the sender's most recently started survey still active (one
+        the batch ended gives way to the next, as it would in a new transaction)."""
+        for survey in self._by_sender.get(sender_hash, ()):
+            if survey.status is SurveyStatus.ACTIVE:
+                return survey
+        return None
 
 
 def record_opt_out(session: Session, phone_hash: str, source: str, now: datetime | None = None) -> bool:
@@ -290,12 +299,17 @@ def expire_survey(session: Session, survey_id: int, now: datetime) -> bool:
 # -- internals ---------------------------------------------------------------------------------
 
 
-def _current_state(storage: BaseStateStorage, key: StorageKey, survey: Survey) -> ConversationState | None:
-    """The Redis copy when it has exactly the database's version, else the database copy."""
-    live = ConversationState.from_dict(storage.get_data(key))
-    if live is not None and live.version == survey.state_version:
-        return live
-    return ConversationState.from_dict(survey.state or {})
+def _active(channel: Channel, sender_hashes: Collection[str]) -> Select[Survey]:
+    return select(Survey).where(
+        Survey.phone_hash.in_(list(sender_hashes)),
+        Survey.channel == channel,
+        Survey.status == SurveyStatus.ACTIVE,
+    )
+
+
+def _most_recent_first(survey: Survey) -> tuple[float, int]:
+    started = survey.started_at.timestamp() if survey.started_at is not None else float("-inf")
+    return (-started, -survey.id)
 
 
 def _record(

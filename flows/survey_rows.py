@@ -1,8 +1,8 @@
 """What both survey modules (flows.survey on SMS, flows.zalo_survey on Zalo and between channels)
 do to a survey's rows: lock it, store its conversation state, queue its messages, add comments,
 end it. One definition each, so a survey moved between channels is changed exactly as one that
-stays put. Nothing here commits; flows.survey's docstring explains why the state is written to
-the database and to Redis in the same step.
+stays put. Nothing here commits; flows.survey's docstring explains why the survey row is the one
+record of where a conversation is.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from flows.engine import ConversationState, ConversationStatus
 from flows.routes import conversation_recipient
-from storage.fsm import BaseStateStorage, StorageKey
 from storage.models import Answer, Comment, Route, Survey, SurveyStatus, Timer, TimerKind
 from storage.outbox import add_message
 
@@ -47,23 +46,15 @@ def applied_events(survey: Survey) -> list[int]:
     return [int(e) for e in raw] if isinstance(raw, list) else []
 
 
-def store_state(
-    session: Session,
-    storage: BaseStateStorage,
-    survey: Survey,
-    state: ConversationState,
-    *,
-    events: list[int] | None = None,
-) -> None:
-    """Write `state` to the survey row (the record) and to Redis (the live copy, same version).
-    `events` replaces the applied inbound event ids; None keeps those already recorded."""
+def store_state(survey: Survey, state: ConversationState, *, events: list[int] | None = None) -> None:
+    """Set `state` on the survey row, the one record of where the conversation is; the caller's
+    flush writes it with the step's answers and outbox rows. `events` replaces the applied inbound
+    event ids; None keeps those already recorded."""
     if events is None:
         events = applied_events(survey)
     data: dict[str, Any] = state.to_dict()
     survey.state = {**data, "events": events}
     survey.state_version = state.version
-    session.flush()
-    storage.set(StorageKey(survey.channel.value, survey.id), state.label, data)
 
 
 def queue_texts(
@@ -183,7 +174,7 @@ def finish(
     session: Session, survey: Survey, status: SurveyStatus, conversation: ConversationStatus, now: datetime
 ) -> None:
     """End a survey outside a reply (refusal elsewhere, expiry, undeliverable): status, timers,
-    and a new state version, which also makes any Redis copy stale."""
+    and a new state version."""
     finish_status(session, survey, status, now)
     state = dict(survey.state or {})
     state.update(status=conversation.value, question=None, reprompts=0, version=survey.state_version + 1)

@@ -40,7 +40,6 @@ from flows.survey_rows import (
     store_state,
 )
 from flows.versions import live_version
-from storage.fsm import BaseStateStorage
 from storage.models import (
     Answer,
     Case,
@@ -117,7 +116,6 @@ def find_by_code(session: Session, codes: list[str]) -> Survey | None:
 
 def handle_zalo_reply(
     session: Session,
-    state_storage: BaseStateStorage,
     survey: Survey,
     text: str,
     inbound_event_id: int,
@@ -125,7 +123,7 @@ def handle_zalo_reply(
 ) -> list[int]:
     """flows.survey.handle_reply, plus the Zalo identity of a refusal: a citizen known only by
     their OA user id (no phone) is never asked again either (intake checks both)."""
-    ids = handle_reply(session, state_storage, survey, text, inbound_event_id, now)
+    ids = handle_reply(session, survey, text, inbound_event_id, now)
     zalo_hash = survey.case.zalo_user_hash
     if survey.status is SurveyStatus.OPTED_OUT and zalo_hash is not None:
         record_opt_out(session, zalo_hash, "zalo", now)
@@ -134,7 +132,6 @@ def handle_zalo_reply(
 
 def link_chat(
     session: Session,
-    state_storage: BaseStateStorage,
     settings: Settings,
     survey: Survey,
     route: Route,
@@ -150,13 +147,12 @@ def link_chat(
     locked.zalo_chat_enc, locked.zalo_chat_hash = chat_enc, chat_hash
     log.info("zalo chat linked", survey_id=locked.id, route=route.value)
     return _move_conversation(
-        session, state_storage, settings, locked, Channel.ZALO, route, now, label=f"link-{route.value}"
+        session, settings, locked, Channel.ZALO, route, now, label=f"link-{route.value}"
     )
 
 
 def fall_back_to_sms(
     session: Session,
-    state_storage: BaseStateStorage,
     settings: Settings,
     survey_id: int,
     reason: str,
@@ -177,7 +173,7 @@ def fall_back_to_sms(
         return []
     log.info("survey falls back to sms", survey_id=survey.id, reason=reason)
     return _move_conversation(
-        session, state_storage, settings, survey, Channel.SMS, None, now, label="fallback-sms", in_window=True
+        session, settings, survey, Channel.SMS, None, now, label="fallback-sms", in_window=True
     )
 
 
@@ -209,7 +205,6 @@ def _overall_question(survey: Survey) -> tuple[str, str]:
 
 def record_rating(
     session: Session,
-    state_storage: BaseStateStorage,
     rating: Rating,
     inbound_event_id: int,
     now: datetime,
@@ -249,14 +244,13 @@ def record_rating(
     if rating.feedbacks:
         session.add(new_comment(survey, key, "; ".join(rating.feedbacks), inbound_event_id, now))
     survey.last_activity_at = now
-    _advance_past(session, state_storage, survey, key, rating.rate, now)
+    _advance_past(session, survey, key, rating.rate, now)
     session.flush()
     return f"survey {survey.id}: rating {rating.rate} recorded"
 
 
 def _advance_past(
     session: Session,
-    state_storage: BaseStateStorage,
     survey: Survey,
     key: str,
     value: int,
@@ -272,13 +266,13 @@ def _advance_past(
     version = survey.state_version + 1
     if following is None:
         done = ConversationState(ConversationStatus.DONE, None, 0, version, answers, state.path)
-        store_state(session, state_storage, survey, done)
+        store_state(survey, done)
         finish_status(session, survey, SurveyStatus.COMPLETED, now)
         return
     asking = ConversationState(
         ConversationStatus.ASKING, following.key, 0, version, answers, (*state.path, following.key)
     )
-    store_state(session, state_storage, survey, asking)
+    store_state(survey, asking)
 
 
 # --- moving between channels -------------------------------------------------------------------
@@ -328,7 +322,6 @@ def _resume_at(
 
 def _move_conversation(
     session: Session,
-    state_storage: BaseStateStorage,
     settings: Settings,
     survey: Survey,
     channel: Channel,
@@ -358,7 +351,7 @@ def _move_conversation(
     survey.last_activity_at = now
     if question is None:
         done = ConversationState(ConversationStatus.DONE, None, 0, version, answers, path)
-        store_state(session, state_storage, survey, done)
+        store_state(survey, done)
         finish_status(session, survey, SurveyStatus.COMPLETED, now)
         session.flush()
         return []
@@ -366,7 +359,7 @@ def _move_conversation(
         path = (*path, question.key)
     state = ConversationState(ConversationStatus.ASKING, question.key, 0, version, answers, path)
     messages = conversation.ask_with_opening(question, state)
-    store_state(session, state_storage, survey, state)
+    store_state(survey, state)
     rules = RuleBook(session, settings).for_agency_id(survey.agency_id)
     not_before = rules.next_send_time(now) if in_window else None
     ids = queue_replies(session, survey, messages, f"survey:{survey.id}:{label}:v{version}:", not_before)

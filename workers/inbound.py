@@ -7,8 +7,10 @@ One coalesced RQ job (workers.queues.wake) takes the pending events in batches o
 SIPAS_BATCH_SIZE, one transaction per batch. Each event is marked processed in the same
 transaction that records its answers, so a batch replayed after a crash finds them processed. A
 sender's events are applied in order by one worker at a time: the batch holds each sender's
-conversation (a PostgreSQL advisory lock, skipped when another worker holds it) and the survey
-row is locked as before. The attempts are counted in a transaction of their own before the
+conversation (a PostgreSQL advisory lock, skipped when another worker holds it), then reads and
+locks the active surveys of all its SMS senders in one statement (flows.survey.ActiveSurveys):
+the survey row is the only record of a conversation, read once per batch, written with the
+step. The attempts are counted in a transaction of their own before the
 events are applied, so an event that fails, or crashes the worker, is eventually set aside as a
 dead letter instead of being retried forever (storage.inbound).
 """
@@ -27,9 +29,8 @@ from sqlalchemy.orm import Session
 from bot.channels import registry
 from flows.inbox import receive as receive_in_inbox
 from flows.opt_in import handle_opt_in
-from flows.survey import find_active_survey, handle_reply, record_opt_out
+from flows.survey import ActiveSurveys, handle_reply, record_opt_out
 from flows.understanding import Keyword, ReplyKind, parse_reply
-from storage.fsm import RedisStateStorage
 from storage.inbound import (
     count_attempts,
     lock_unprocessed,
@@ -131,6 +132,7 @@ def _process_batch(runtime: Runtime, ids: Sequence[int]) -> _Batch:
             _count(runtime, [event.id for event in mine], 1)
         elif batch.busy:
             count_attempts(session, batch.busy, -1)
+        surveys = _surveys_of(session, mine)
         blocked: set[str] = set()
         waiting: list[int] = []
         for event in mine:
@@ -141,7 +143,7 @@ def _process_batch(runtime: Runtime, ids: Sequence[int]) -> _Batch:
             event_id = event.id
             try:
                 with session.begin_nested():
-                    _result, outbox_ids = apply_event(runtime, session, event, now)
+                    _result, outbox_ids = apply_event(runtime, session, event, now, surveys)
             except Exception as exc:
                 batch.failed.add(event_id)
                 failed = session.get(InboundEvent, event_id, populate_existing=True)
@@ -187,6 +189,12 @@ def _in_turn(session: Session, held: Sequence[InboundEvent]) -> tuple[list[Inbou
     return in_turn, {event.id for event in fresh if _sender_key(event) in late}
 
 
+def _surveys_of(session: Session, events: Sequence[InboundEvent]) -> ActiveSurveys:
+    """The active SMS surveys of the events' SMS senders, read and locked in one statement."""
+    senders = {e.sender_hash for e in events if e.sender_hash and e.provider not in ZALO_PROVIDERS}
+    return ActiveSurveys(session, Channel.SMS, senders)
+
+
 def _count(runtime: Runtime, ids: Sequence[int], delta: int) -> None:
     with runtime.sessions() as session, session.begin():
         count_attempts(session, ids, delta)
@@ -209,15 +217,15 @@ def process(runtime: Runtime, event_id: int, now: datetime | None = None) -> tup
         event = lock_unprocessed(session, event_id)
         if event is None:
             return "already processed", []
-        return apply_event(runtime, session, event, now)
+        return apply_event(runtime, session, event, now, _surveys_of(session, [event]))
 
 
 def apply_event(
-    runtime: Runtime, session: Session, event: InboundEvent, now: datetime
+    runtime: Runtime, session: Session, event: InboundEvent, now: datetime, surveys: ActiveSurveys
 ) -> tuple[str, list[int]]:
     """What one event does, inside the caller's transaction: answers, replies (outbox ids), or
-    nothing but a result; the event is marked processed with it."""
-    states = RedisStateStorage(runtime.redis)
+    nothing but a result; the event is marked processed with it. `surveys` holds the locked
+    active SMS survey of the event's sender, if it has one."""
     if event.sender_hash and not Caps(runtime.redis, runtime.settings).inbound_allowed(
         event.sender_hash, now
     ):
@@ -229,7 +237,7 @@ def apply_event(
     if provider is None or event.kind != "mo":
         return _finish(event, now, f"ignored {event.provider}/{event.kind}"), []
     sms = provider.parse_stored(runtime.vault.decrypt(event.payload_enc))
-    survey = find_active_survey(session, Channel.SMS, event.sender_hash or "")
+    survey = surveys.get(event.sender_hash or "")
     if survey is None:
         if event.sender_hash and parse_reply(sms.text, ReplyKind.TEXT).keyword is Keyword.OPT_OUT:
             record_opt_out(session, event.sender_hash, "sms")
@@ -254,7 +262,7 @@ def apply_event(
             )  # fmt: skip
             return _finish(event, now, f"inbox {received.message_id}"), list(received.outbox_ids)
         return _finish(event, now, "no active survey for sender"), []
-    outbox_ids = handle_reply(session, states, survey, sms.text, event.id, now)
+    outbox_ids = handle_reply(session, survey, sms.text, event.id, now)
     return _finish(event, now, f"survey {survey.id}"), outbox_ids
 
 

@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 
 from flows.zalo_survey import fall_back_to_sms
 from storage import outbox
-from storage.fsm import RedisStateStorage
 from storage.models import Channel, OutboundMessage, Route
 from workers.caps import Caps
 from workers.gateways import Outgoing, SendError, Sent, route_of, run_async, shared_senders
@@ -224,9 +223,7 @@ def _settle_failure(runtime: Runtime, message_id: int, token: str, exc: SendErro
         assert row is not None
         if failure.outcome == "failed" and row.channel is Channel.ZALO and row.survey_id is not None:
             reason = f"zalo {'unreachable' if exc.unreachable else 'failed'}: {exc}"
-            fallback_ids = fall_back_to_sms(
-                session, RedisStateStorage(runtime.redis), runtime.settings, row.survey_id, reason, now
-            )
+            fallback_ids = fall_back_to_sms(session, runtime.settings, row.survey_id, reason, now)
     if failure.outcome == "retry":
         log.info("message will be retried", message_id=message_id, attempts=failure.attempts, error=str(exc))
         return "retry"

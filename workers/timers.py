@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from flows.rules import RuleBook
 from flows.survey import expire_survey, send_reminder, start_survey
 from storage import outbox
-from storage.fsm import RedisStateStorage
 from storage.inbound import has_pending
 from storage.models import Survey, Timer, TimerKind
 from workers.queues import wake, woken
@@ -131,9 +130,8 @@ def _carry_out(runtime: Runtime, session: Session, timer: Timer, now: datetime) 
             # was set): wait for the window to open on the next working day.
             timer.due_at = rules.next_send_time(now)
             return "deferred to send window", []
-    states = RedisStateStorage(runtime.redis)
     if timer.kind is TimerKind.FIRST_MESSAGE:
-        outbox_ids = start_survey(session, states, runtime.settings, timer.survey_id, now)
+        outbox_ids = start_survey(session, runtime.settings, timer.survey_id, now)
     elif timer.kind is TimerKind.REMINDER:
         outbox_ids = send_reminder(session, runtime.settings, timer.survey_id, now)
     else:

@@ -62,7 +62,6 @@ from flows.zalo_survey import (
     link_chat,
     record_rating,
 )
-from storage.fsm import RedisStateStorage
 from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus, Route, SurveyStatus
 from storage.outbox import add_message
 from workers.runtime import Runtime
@@ -86,10 +85,6 @@ class InboundContext:
     session: Session
     event: InboundEvent
     now: datetime
-
-    @property
-    def states(self) -> RedisStateStorage:
-        return RedisStateStorage(self.runtime.redis)
 
 
 router = Router(name="sipas-zalo")
@@ -149,7 +144,7 @@ async def bot_text(update: BotUpdate, ctx: InboundContext) -> Handled:
     text, sender = update.text or "", ctx.event.sender_hash or ""
     survey = find_conversation(ctx.session, Route.ZALO_BOT, sender)
     if survey is not None and survey.status is SurveyStatus.ACTIVE:
-        ids = handle_zalo_reply(ctx.session, ctx.states, survey, text, ctx.event.id, ctx.now)
+        ids = handle_zalo_reply(ctx.session, survey, text, ctx.event.id, ctx.now)
         return f"survey {survey.id}", ids
     codes = find_start_codes(text)
     if codes:
@@ -158,7 +153,6 @@ async def bot_text(update: BotUpdate, ctx: InboundContext) -> Handled:
             chat_enc = ctx.runtime.vault.encrypt(update.chat_id)
             ids = link_chat(
                 ctx.session,
-                ctx.states,
                 ctx.runtime.settings,
                 found,
                 Route.ZALO_BOT,
@@ -183,7 +177,6 @@ async def bot_unsupported(update: BotUpdate, ctx: InboundContext) -> Handled:
     if survey is not None and survey.status is SurveyStatus.ACTIVE:
         moved = fall_back_to_sms(
             ctx.session,
-            ctx.states,
             ctx.runtime.settings,
             survey.id,
             "zalo bot: the citizen's messages are unreadable (message.unsupported.received)",
@@ -211,15 +204,13 @@ async def oa_text(event: OAEvent, ctx: InboundContext) -> Handled:
     text, sender = event.text or "", ctx.event.sender_hash or ""
     survey = find_conversation(ctx.session, Route.ZALO_OA, sender)
     if survey is not None and survey.status is SurveyStatus.ACTIVE:
-        ids = handle_zalo_reply(ctx.session, ctx.states, survey, text, ctx.event.id, ctx.now)
+        ids = handle_zalo_reply(ctx.session, survey, text, ctx.event.id, ctx.now)
         return f"survey {survey.id}", ids
     codes = find_start_codes(text)
     found = find_by_code(ctx.session, codes) if codes and event.user_id else None
     if found is not None and event.user_id is not None:
         chat_enc = ctx.runtime.vault.encrypt(event.user_id)
-        ids = link_chat(
-            ctx.session, ctx.states, ctx.runtime.settings, found, Route.ZALO_OA, chat_enc, sender, ctx.now
-        )
+        ids = link_chat(ctx.session, ctx.runtime.settings, found, Route.ZALO_OA, chat_enc, sender, ctx.now)
         return f"linked survey {found.id}", ids
     if sender and parse_reply(text, ReplyKind.TEXT).keyword is Keyword.OPT_OUT:
         record_opt_out(ctx.session, sender, "zalo", ctx.now)
@@ -246,7 +237,7 @@ async def zns_rating(event: OAEvent, ctx: InboundContext) -> Handled:
         note=feedback.note,
         feedbacks=tuple(feedback.feedbacks),
     )
-    return record_rating(ctx.session, ctx.states, rating, ctx.event.id, ctx.now), []
+    return record_rating(ctx.session, rating, ctx.event.id, ctx.now), []
 
 
 @router.oa_event(EventName(OAEventName.USER_RECEIVED_MESSAGE))

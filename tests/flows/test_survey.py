@@ -1,5 +1,5 @@
-"""The survey service on both databases with a real Redis: start, replies, refusal, reminder, expiry,
-idempotent retries and recovery of lost Redis state."""
+"""The survey service on both databases: start, replies, refusal, reminder, expiry, idempotent
+retries, and the survey row as the one record of the conversation (Redis holds none of it)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from flows.survey import (
     send_reminder,
     start_survey,
 )
+from flows.survey_rows import lock_survey
 from flows.templates import SMS_LIMIT, gsm7_length, is_unaccented
 from storage.crypto import PhoneVault
 from storage.db import transaction
-from storage.fsm import RedisStateStorage, StorageKey
 from storage.models import (
     Answer,
     Channel,
@@ -48,24 +48,18 @@ from tests.flows.factories import (
 NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 10:00 in Ha Noi
 
 
-@pytest.fixture
-def states(redis: Redis) -> RedisStateStorage:
-    return RedisStateStorage(redis)
-
-
 def _new_survey(url: str, vault: PhoneVault, **kwargs: Any) -> int:
     with transaction(url) as session:
         return scheduled_survey(session, vault, **kwargs).id
 
 
-def _start(url: str, states: RedisStateStorage, settings: Settings, survey_id: int) -> list[int]:
+def _start(url: str, settings: Settings, survey_id: int) -> list[int]:
     with transaction(url) as session:
-        return start_survey(session, states, settings, survey_id, NOW)
+        return start_survey(session, settings, survey_id, NOW)
 
 
 def _reply(
     url: str,
-    states: RedisStateStorage,
     settings: Settings,
     vault: PhoneVault,
     survey_id: int,
@@ -78,7 +72,7 @@ def _reply(
         survey = find_active_survey(session, Channel.SMS, vault.lookup_hash(PHONE))
         assert survey is not None
         assert survey.id == survey_id
-        return event_id, handle_reply(session, states, survey, text, event_id, at)
+        return event_id, handle_reply(session, survey, text, event_id, at)
 
 
 def _texts(session: Session, ids: list[int]) -> list[str]:
@@ -95,10 +89,10 @@ def _timers(session: Session, survey_id: int) -> dict[TimerKind, Timer]:
 
 
 def test_start_survey_queues_two_sms_sets_state_and_timers(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     survey_id = _new_survey(any_db_url, vault)
-    ids = _start(any_db_url, states, settings, survey_id)
+    ids = _start(any_db_url, settings, survey_id)
     with transaction(any_db_url) as session:
         messages = [session.get_one(OutboundMessage, i) for i in ids]
         assert [m.dedupe_key for m in messages] == [
@@ -130,25 +124,21 @@ def test_start_survey_queues_two_sms_sets_state_and_timers(
         assert timers[TimerKind.EXPIRE].due_at == NOW + timedelta(hours=72)
         assert timers[TimerKind.REMINDER].done_at is None
         assert timers[TimerKind.EXPIRE].done_at is None
-    key = StorageKey("sms", survey_id)
-    assert states.get_state(key) == "overall"
-    assert states.get_data(key)["version"] == 1
-
     # A retried job adds nothing and hands back the still-queued opening messages.
-    assert _start(any_db_url, states, settings, survey_id) == ids
+    assert _start(any_db_url, settings, survey_id) == ids
     with transaction(any_db_url) as session:
         assert _count(session, OutboundMessage, survey_id) == 2
         assert len(_timers(session, survey_id)) == 3
 
 
 def test_start_outside_the_send_window_waits_for_the_morning(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     windowed = settings.model_copy(update={"SIPAS_SEND_WINDOW": "07:30-21:00"})
     late = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 22:00 in Ha Noi
     survey_id = _new_survey(any_db_url, vault)
     with transaction(any_db_url) as session:
-        ids = start_survey(session, states, windowed, survey_id, late)
+        ids = start_survey(session, windowed, survey_id, late)
     morning = datetime(2026, 3, 3, 0, 30, tzinfo=UTC)  # 07:30 next day
     with transaction(any_db_url) as session:
         assert {session.get_one(OutboundMessage, i).next_attempt_at for i in ids} == {morning}
@@ -158,22 +148,22 @@ def test_start_outside_the_send_window_waits_for_the_morning(
 
 
 def test_start_survey_honours_a_refusal_made_after_scheduling(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     survey_id = _new_survey(any_db_url, vault)
     with transaction(any_db_url) as session:
         session.add(OptOut(phone_hash=vault.lookup_hash(PHONE), source="sms"))
-    assert _start(any_db_url, states, settings, survey_id) == []
+    assert _start(any_db_url, settings, survey_id) == []
     with transaction(any_db_url) as session:
         assert session.get_one(Survey, survey_id).status is SurveyStatus.OPTED_OUT
         assert _count(session, OutboundMessage, survey_id) == 0
 
 
 def test_start_survey_without_a_phone_fails_the_sms_survey(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     survey_id = _new_survey(any_db_url, vault, phone=None)
-    assert _start(any_db_url, states, settings, survey_id) == []
+    assert _start(any_db_url, settings, survey_id) == []
     with transaction(any_db_url) as session:
         survey = session.get_one(Survey, survey_id)
         assert survey.status is SurveyStatus.FAILED
@@ -181,14 +171,14 @@ def test_start_survey_without_a_phone_fails_the_sms_survey(
 
 
 def test_full_conversation_records_answers_and_completes(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     survey_id = _new_survey(any_db_url, vault)
-    _start(any_db_url, states, settings, survey_id)
+    _start(any_db_url, settings, survey_id)
     sent: list[list[int]] = []
     events = []
     for text in ("5", "4", " 3."):
-        event_id, ids = _reply(any_db_url, states, settings, vault, survey_id, text)
+        event_id, ids = _reply(any_db_url, settings, vault, survey_id, text)
         events.append(event_id)
         sent.append(ids)
     with transaction(any_db_url) as session:
@@ -216,16 +206,16 @@ def test_full_conversation_records_answers_and_completes(
         assert survey.state["events"] == events
         assert all(t.done_at is not None for t in _timers(session, survey_id).values())
         assert find_active_survey(session, Channel.SMS, vault.lookup_hash(PHONE)) is None
-    assert states.get_state(StorageKey("sms", survey_id)) == "done"
+        assert survey.state["status"] == "done"
 
 
 def test_garbage_is_reasked_once_then_skipped_and_kept_as_comments(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     survey_id = _new_survey(any_db_url, vault)
-    _start(any_db_url, states, settings, survey_id)
-    _e1, reask = _reply(any_db_url, states, settings, vault, survey_id, "khong biet")
-    _e2, moved = _reply(any_db_url, states, settings, vault, survey_id, "3 hoac 4")
+    _start(any_db_url, settings, survey_id)
+    _e1, reask = _reply(any_db_url, settings, vault, survey_id, "khong biet")
+    _e2, moved = _reply(any_db_url, settings, vault, survey_id, "3 hoac 4")
     with transaction(any_db_url) as session:
         assert _texts(session, reask)[0].startswith("Xin loi, chua hieu cau tra loi. Cau 1/3-5,")
         assert _texts(session, moved)[0].startswith("Cau 2/3:")
@@ -239,14 +229,15 @@ def test_garbage_is_reasked_once_then_skipped_and_kept_as_comments(
 
 
 def test_the_same_inbound_event_twice_changes_nothing(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     survey_id = _new_survey(any_db_url, vault)
-    _start(any_db_url, states, settings, survey_id)
-    event_id, ids = _reply(any_db_url, states, settings, vault, survey_id, "5")
+    _start(any_db_url, settings, survey_id)
+    event_id, ids = _reply(any_db_url, settings, vault, survey_id, "5")
     with transaction(any_db_url) as session:
-        survey = session.get_one(Survey, survey_id)
-        again = handle_reply(session, states, survey, "5", event_id, NOW)
+        survey = lock_survey(session, survey_id)
+        assert survey is not None
+        again = handle_reply(session, survey, "5", event_id, NOW)
     assert again == ids
     with transaction(any_db_url) as session:
         assert _count(session, Answer, survey_id) == 1
@@ -255,12 +246,12 @@ def test_the_same_inbound_event_twice_changes_nothing(
 
 
 def test_a_rolled_back_step_is_recomputed_identically(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
-    """A worker dies after writing Redis but before committing: Redis is ahead of the database.
-    The retry must follow the database, not Redis, and store the very same messages."""
+    """A worker dies before committing: its step leaves no trace anywhere, and the retry reads the
+    same state from the row and stores the very same messages."""
     survey_id = _new_survey(any_db_url, vault)
-    _start(any_db_url, states, settings, survey_id)
+    _start(any_db_url, settings, survey_id)
     with transaction(any_db_url) as session:
         event_id = make_inbound(session, vault, "5")
 
@@ -269,13 +260,12 @@ def test_a_rolled_back_step_is_recomputed_identically(
 
     with pytest.raises(WorkerDiedError), transaction(any_db_url) as session:
         survey = session.get_one(Survey, survey_id)
-        handle_reply(session, states, survey, "5", event_id, NOW)
+        handle_reply(session, survey, "5", event_id, NOW)
         raise WorkerDiedError
-    assert states.get_data(StorageKey("sms", survey_id))["version"] == 2  # Redis ran ahead
     with transaction(any_db_url) as session:
         assert session.get_one(Survey, survey_id).state_version == 1
         survey = session.get_one(Survey, survey_id)
-        ids = handle_reply(session, states, survey, "5", event_id, NOW)
+        ids = handle_reply(session, survey, "5", event_id, NOW)
     with transaction(any_db_url) as session:
         assert _texts(session, ids)[0].startswith("Cau 2/3:")
         assert session.get_one(OutboundMessage, ids[0]).dedupe_key == f"survey:{survey_id}:in:{event_id}:0"
@@ -283,19 +273,19 @@ def test_a_rolled_back_step_is_recomputed_identically(
 
 
 def test_two_replies_processed_at_once_answer_two_questions(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
-    """Two workers take two replies of one citizen at the same moment: the conversation lock and
-    the survey row lock make them apply one after the other, never both to question 1."""
+    """Two workers take two replies of one citizen at the same moment: the survey row lock makes
+    them apply one after the other, never both to question 1."""
     survey_id = _new_survey(any_db_url, vault)
-    _start(any_db_url, states, settings, survey_id)
+    _start(any_db_url, settings, survey_id)
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
 
     def worker(text: str) -> None:
         try:
             barrier.wait()
-            _reply(any_db_url, states, settings, vault, survey_id, text)
+            _reply(any_db_url, settings, vault, survey_id, text)
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
@@ -316,39 +306,32 @@ def test_two_replies_processed_at_once_answer_two_questions(
         assert _count(session, OutboundMessage, survey_id) == 4
 
 
-def test_lost_redis_state_continues_from_the_database(
-    any_db_url: str, redis: Redis, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+def test_redis_holds_no_conversation_and_losing_it_loses_nothing(
+    any_db_url: str, redis: Redis, settings: Settings, vault: PhoneVault
 ) -> None:
+    """The survey row is the only record: Redis flushed between two replies changes nothing."""
     survey_id = _new_survey(any_db_url, vault)
-    _start(any_db_url, states, settings, survey_id)
-    _reply(any_db_url, states, settings, vault, survey_id, "5")
+    _start(any_db_url, settings, survey_id)
+    _reply(any_db_url, settings, vault, survey_id, "5")
+    assert redis.keys("*") == []
     redis.flushdb()
-    _e, ids = _reply(any_db_url, states, settings, vault, survey_id, "2")
+    _e, ids = _reply(any_db_url, settings, vault, survey_id, "2")
     with transaction(any_db_url) as session:
         assert _texts(session, ids)[0].startswith("Cau 3/3:")
         answers = session.scalars(select(Answer).where(Answer.survey_id == survey_id).order_by(Answer.id))
         assert [(a.question_key, a.value) for a in answers] == [("overall", 5), ("cong_chuc", 2)]
-    assert states.get_data(StorageKey("sms", survey_id))["question"] == "ket_qua"
-
-    # A stale Redis copy (older version) is ignored as well.
-    states.set(
-        StorageKey("sms", survey_id), "overall", {"status": "asking", "question": "overall", "version": 1}
-    )
-    _e, ids = _reply(any_db_url, states, settings, vault, survey_id, "4")
-    with transaction(any_db_url) as session:
-        assert _texts(session, ids)[0].startswith("Cam on")
-        assert session.get_one(Survey, survey_id).status is SurveyStatus.COMPLETED
+        assert session.get_one(Survey, survey_id).state["question"] == "ket_qua"
 
 
 def test_opt_out_is_recorded_and_stops_everything(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     survey_id = _new_survey(any_db_url, vault)
-    _start(any_db_url, states, settings, survey_id)
+    _start(any_db_url, settings, survey_id)
     with transaction(any_db_url) as session:  # a second case of the same citizen, not yet asked
         other_id = scheduled_survey(session, vault).id
-    _reply(any_db_url, states, settings, vault, survey_id, "5")
-    _e, ids = _reply(any_db_url, states, settings, vault, survey_id, "TC")
+    _reply(any_db_url, settings, vault, survey_id, "5")
+    _e, ids = _reply(any_db_url, settings, vault, survey_id, "TC")
     with transaction(any_db_url) as session:
         assert _texts(session, ids) == [
             "Da ghi nhan Ong/Ba tu choi khao sat. Chung toi se khong gui tin khao sat den so nay nua. "
@@ -360,7 +343,7 @@ def test_opt_out_is_recorded_and_stops_everything(
             assert session.get_one(Survey, sid).status is SurveyStatus.OPTED_OUT
             assert all(t.done_at is not None for t in _timers(session, sid).values())
         assert _count(session, Answer, survey_id) == 1  # what was given before is kept
-    assert _start(any_db_url, states, settings, other_id) == []
+    assert _start(any_db_url, settings, other_id) == []
 
 
 def test_opt_out_without_an_active_survey(any_db_url: str, vault: PhoneVault) -> None:
@@ -374,12 +357,12 @@ def test_opt_out_without_an_active_survey(any_db_url: str, vault: PhoneVault) ->
 
 
 def test_restart_keeps_the_first_answer_and_the_change_as_a_comment(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     survey_id = _new_survey(any_db_url, vault)
-    _start(any_db_url, states, settings, survey_id)
+    _start(any_db_url, settings, survey_id)
     for text in ("5", restart_word(), "2", "4"):
-        _reply(any_db_url, states, settings, vault, survey_id, text)
+        _reply(any_db_url, settings, vault, survey_id, text)
     with transaction(any_db_url) as session:
         answers = session.scalars(select(Answer).where(Answer.survey_id == survey_id).order_by(Answer.id))
         assert [(a.question_key, a.value) for a in answers] == [("overall", 5), ("cong_chuc", 4)]
@@ -388,7 +371,7 @@ def test_restart_keeps_the_first_answer_and_the_change_as_a_comment(
 
 
 def test_find_active_survey_picks_the_latest_active_one(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     with transaction(any_db_url) as session:
         agency = make_agency(session)
@@ -396,7 +379,7 @@ def test_find_active_survey_picks_the_latest_active_one(
         second = scheduled_survey(session, vault, agency=agency).id
     for survey_id, at in ((second, NOW), (first, NOW + timedelta(hours=1))):
         with transaction(any_db_url) as session:
-            start_survey(session, states, settings, survey_id, at)
+            start_survey(session, settings, survey_id, at)
     with transaction(any_db_url) as session:
         found = find_active_survey(session, Channel.SMS, vault.lookup_hash(PHONE))
         assert found is not None
@@ -406,11 +389,11 @@ def test_find_active_survey_picks_the_latest_active_one(
 
 
 def test_one_reminder_only_while_the_question_is_open(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     survey_id = _new_survey(any_db_url, vault)
-    _start(any_db_url, states, settings, survey_id)
-    _reply(any_db_url, states, settings, vault, survey_id, "5")
+    _start(any_db_url, settings, survey_id)
+    _reply(any_db_url, settings, vault, survey_id, "5")
     later = NOW + timedelta(hours=24)
     with transaction(any_db_url) as session:
         ids = send_reminder(session, settings, survey_id, later)
@@ -424,26 +407,24 @@ def test_one_reminder_only_while_the_question_is_open(
         assert _count(session, OutboundMessage, survey_id) == 4  # 2 opening + Q2 + 1 reminder
 
 
-def test_no_reminder_for_a_finished_survey(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
-) -> None:
+def test_no_reminder_for_a_finished_survey(any_db_url: str, settings: Settings, vault: PhoneVault) -> None:
     survey_id = _new_survey(any_db_url, vault)
     with transaction(any_db_url) as session:
         assert send_reminder(session, settings, survey_id, NOW) == []  # not started yet
-    _start(any_db_url, states, settings, survey_id)
+    _start(any_db_url, settings, survey_id)
     for text in ("5", "5", "5"):
-        _reply(any_db_url, states, settings, vault, survey_id, text)
+        _reply(any_db_url, settings, vault, survey_id, text)
     with transaction(any_db_url) as session:
         assert send_reminder(session, settings, survey_id, NOW + timedelta(hours=24)) == []
         assert _count(session, OutboundMessage, survey_id) == 5
 
 
 def test_expiry_keeps_partial_answers_and_ignores_later_replies(
-    any_db_url: str, states: RedisStateStorage, settings: Settings, vault: PhoneVault
+    any_db_url: str, settings: Settings, vault: PhoneVault
 ) -> None:
     survey_id = _new_survey(any_db_url, vault)
-    _start(any_db_url, states, settings, survey_id)
-    _reply(any_db_url, states, settings, vault, survey_id, "4")
+    _start(any_db_url, settings, survey_id)
+    _reply(any_db_url, settings, vault, survey_id, "4")
     with transaction(any_db_url) as session:
         assert expire_survey(session, survey_id, NOW + timedelta(hours=72)) is True
     with transaction(any_db_url) as session:
@@ -455,7 +436,7 @@ def test_expiry_keeps_partial_answers_and_ignores_later_replies(
         assert expire_survey(session, survey_id, NOW + timedelta(hours=73)) is False
         assert find_active_survey(session, Channel.SMS, vault.lookup_hash(PHONE)) is None
         # A reply racing the expiry (survey found just before) is not applied.
-        assert handle_reply(session, states, survey, "5", None, NOW + timedelta(hours=73)) == []
+        assert handle_reply(session, survey, "5", None, NOW + timedelta(hours=73)) == []
         assert _count(session, Answer, survey_id) == 1
 
 

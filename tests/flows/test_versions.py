@@ -1,6 +1,6 @@
 """Published flow versions: immutable numbered versions, what is live per agency and channel,
 `sipas flows publish|list`, and a running survey keeping its version (end to end through intake
-and the survey service, on both databases with a real Redis)."""
+and the survey service, on both databases)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -19,10 +18,10 @@ from flows.definition import FlowError
 from flows.intake import submit_cases
 from flows.loading import FLOWS_DIR, load_flow
 from flows.survey import handle_reply, start_survey
+from flows.survey_rows import lock_survey
 from flows.versions import SHIPPED_BY, live_version, load_version, publish
 from storage.crypto import PhoneVault
 from storage.db import transaction
-from storage.fsm import RedisStateStorage
 from storage.models import (
     Agency,
     AgencyLevel,
@@ -193,26 +192,25 @@ def _submit(url: str, vault: PhoneVault, settings: Settings, case_id: str, phone
     return outcome.survey_id
 
 
-def _reply(url: str, states: RedisStateStorage, settings: Settings, survey_id: int, text: str) -> list[str]:
+def _reply(url: str, survey_id: int, text: str) -> list[str]:
     with transaction(url) as session:
-        survey = session.get_one(Survey, survey_id)
-        ids = handle_reply(session, states, survey, text, None, NOW)
+        survey = lock_survey(session, survey_id)
+        assert survey is not None
+        ids = handle_reply(session, survey, text, None, NOW)
         return [session.get_one(OutboundMessage, i).text for i in ids]
 
 
 def test_a_running_survey_keeps_its_version_when_a_new_one_is_published(
     any_db_url: str,
-    redis: Redis,
     settings: Settings,
     vault: PhoneVault,
     changed_flow: Path,
 ) -> None:
     _make_agencies(any_db_url)
     settings = settings.model_copy(update={"DATABASE_URL": any_db_url})
-    states = RedisStateStorage(redis)
     running = _submit(any_db_url, vault, settings, "HD-1", "0912345678")  # v1: the shipped default
     with transaction(any_db_url) as session:
-        start_survey(session, states, settings, running, NOW)
+        start_survey(session, settings, running, NOW)
         survey = session.get_one(Survey, running)
         assert (survey.flow_name, survey.flow_version) == ("sipas-sms", 1)
 
@@ -220,17 +218,17 @@ def test_a_running_survey_keeps_its_version_when_a_new_one_is_published(
     assert (published.version, published.made_live) == (2, (Channel.SMS,))
 
     # The running survey goes on with version 1's wording, and its answers say so.
-    [question_2] = _reply(any_db_url, states, settings, running, "5")
+    [question_2] = _reply(any_db_url, running, "5")
     assert question_2.startswith("Cau 2/3: Ong/Ba hai long ve cong chuc (lich su, huong dan ro rang)?")
     # A new survey gets version 2.
     new = _submit(any_db_url, vault, settings, "HD-2", "0987654321")
     with transaction(any_db_url) as session:
-        start_survey(session, states, settings, new, NOW)
+        start_survey(session, settings, new, NOW)
         assert session.get_one(Survey, new).flow_version == 2
-    [new_question_2] = _reply(any_db_url, states, settings, new, "4")
+    [new_question_2] = _reply(any_db_url, new, "4")
     assert new_question_2.startswith("Cau 2/3: Can bo tiep Ong/Ba co lich su, huong dan de hieu khong?")
 
-    _reply(any_db_url, states, settings, running, "4")
+    _reply(any_db_url, running, "4")
     with transaction(any_db_url) as session:
         answers = session.scalars(select(Answer).order_by(Answer.survey_id, Answer.id)).all()
         assert [(a.survey_id, a.flow_name, a.flow_version, a.question_key, a.value) for a in answers] == [
