@@ -5,12 +5,16 @@ from ever getting the same message twice (and the agency from paying twice):
 
 - Attempts are capped everywhere: a row is claimed only while `attempts < MAX_ATTEMPTS`, whoever
   claims it (a drain job, a recovered claim, an operator's resend).
-- A claim whose outcome is unknown is never sent again by itself. A worker that dies between the
-  gateway taking the message and the commit that marks it sent leaves the row `sending`; after
-  the lease (SIPAS_SEND_LEASE, longer than the HTTP timeout) the sweep moves it to `unknown`, as
-  does a send whose answer was lost (read timeout, connection dropped after the request went
-  out). An `unknown` row is settled by the gateway's delivery report (the report names the row)
-  or by an operator (`sipas outbox resolve ID --sent|--resend`).
+- A claim whose outcome is unknown is never sent again by itself. Just before a batch's HTTP
+  calls the sender marks its rows in flight (`requested_at`, one committed UPDATE:
+  `mark_requested`). A worker that dies after that leaves rows `sending` whose request may have
+  reached the gateway: after the lease (SIPAS_SEND_LEASE, longer than the HTTP timeout) the sweep
+  moves them to `unknown`, as does a send whose answer was lost (read timeout, connection dropped
+  after the request went out). A worker that dies between the claim and that mark sent nothing:
+  its expired claims are queued again (attempts stay counted and capped). An `unknown` row is
+  settled by the gateway's delivery report (Kannel's names the row; a Zalo receipt for a message
+  id we never learnt settles the one unknown OA or ZNS row it can be about:
+  `settle_zalo_receipt`) or by an operator (`sipas outbox resolve ID --sent|--resend`).
 - Every settlement is conditional on the claim token: a late worker's `mark_sent` never
   overwrites a newer claim, and never downgrades a delivery report that arrived first.
 """
@@ -28,6 +32,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.crypto import PhoneVault
 from storage.models import Channel, OutboundMessage, OutboxStatus, Route
 
 MAX_ATTEMPTS = 3
@@ -125,6 +130,7 @@ def claim_due(session: Session, now: datetime, limit: int, ids: Sequence[int] | 
             attempts=OutboundMessage.attempts + 1,
             claimed_at=now,
             claim_token=token,
+            requested_at=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -143,6 +149,22 @@ def claim_due(session: Session, now: datetime, limit: int, ids: Sequence[int] | 
         .order_by(OutboundMessage.id)
     ).all()
     return [Claim(r[0], token, r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+
+def mark_requested(session: Session, token: str, message_ids: Sequence[int], now: datetime) -> None:
+    """These rows of claim `token` are about to be sent: from now on a worker that dies leaves
+    them `unknown`, never queued again. Commit before the first HTTP call."""
+    if message_ids:
+        session.execute(
+            update(OutboundMessage)
+            .where(
+                OutboundMessage.id.in_(list(message_ids)),
+                OutboundMessage.claim_token == token,
+                OutboundMessage.status == OutboxStatus.SENDING,
+            )
+            .values(requested_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def mark_sent(
@@ -214,6 +236,7 @@ def mark_attempt_failed(
         message.status = OutboxStatus.QUEUED
         message.next_attempt_at = retry_at
         message.claim_token = None
+        message.requested_at = None
         return Failure("retry", message.attempts, retry_at)
     message.status = OutboxStatus.FAILED
     return Failure("failed", message.attempts)
@@ -247,13 +270,64 @@ def apply_delivery_report(
     return True
 
 
-def expire_claims(session: Session, now: datetime, lease: timedelta) -> list[int]:
-    """Claims older than `lease` belong to a worker that died, possibly after the gateway took
-    the message: they become `unknown` (never queued again by themselves). Returns their ids."""
-    expired = list(
+def settle_zalo_receipt(
+    session: Session,
+    vault: PhoneVault,
+    *,
+    msg_id: str,
+    user_id: str | None,
+    tracking_id: str | None,
+    now: datetime,
+) -> int | None:
+    """Zalo's `user_received_message` for a message id no row holds: the answer to one of our
+    sends was lost, yet Zalo delivered it. A ZNS row is found by its tracking id (our survey id),
+    an OA row by its recipient. Only when exactly one `unknown` row fits is it settled
+    (delivered, with Zalo's id); with two or more the receipt cannot say which one arrived and an
+    operator decides. Returns the settled row's id."""
+    rows = session.scalars(
+        select(OutboundMessage)
+        .where(OutboundMessage.channel == Channel.ZALO, OutboundMessage.status == OutboxStatus.UNKNOWN)
+        .with_for_update()
+    ).all()
+    fits = [
+        row
+        for row in rows
+        if (
+            row.route is Route.ZNS
+            and tracking_id
+            and str((row.payload or {}).get("tracking_id") or row.survey_id or row.id) == tracking_id
+        )
+        or (row.route in (Route.ZALO_OA, None) and user_id and vault.decrypt(row.recipient_enc) == user_id)
+    ]
+    if len(fits) != 1:
+        return None
+    [row] = fits
+    row.status = OutboxStatus.DELIVERED
+    row.provider_id = msg_id
+    row.sent_at = row.sent_at or now
+    row.delivered_at = now
+    row.last_error = f"{row.last_error or ''} (settled by Zalo's delivery receipt)"[:2000]
+    return row.id
+
+
+@dataclass(frozen=True)
+class Expired:
+    """What the sweep did with the claims of workers that stopped."""
+
+    unknown: list[int]  # the request may have left: kept for a report or an operator
+    requeued: list[int]  # the request never left: queued to be sent again
+    failed: list[int]  # never left, but the attempts ran out
+
+
+def expire_claims(session: Session, now: datetime, lease: timedelta) -> Expired:
+    """Claims older than `lease` belong to a worker that stopped. Those whose request may have
+    left (`requested_at` set) become `unknown`, never queued again by themselves; those whose
+    request never left are queued again at once, or failed when their attempts ran out."""
+    stale = (OutboundMessage.status == OutboxStatus.SENDING, OutboundMessage.claimed_at < now - lease)
+    unknown = list(
         session.scalars(
             update(OutboundMessage)
-            .where(OutboundMessage.status == OutboxStatus.SENDING, OutboundMessage.claimed_at < now - lease)
+            .where(*stale, OutboundMessage.requested_at.is_not(None))
             .values(
                 status=OutboxStatus.UNKNOWN,
                 last_error="claim expired: the worker stopped during the send, outcome unknown",
@@ -261,7 +335,31 @@ def expire_claims(session: Session, now: datetime, lease: timedelta) -> list[int
             .returning(OutboundMessage.id)
         ).all()
     )
-    return expired
+    requeued = list(
+        session.scalars(
+            update(OutboundMessage)
+            .where(*stale, OutboundMessage.requested_at.is_(None), OutboundMessage.attempts < MAX_ATTEMPTS)
+            .values(
+                status=OutboxStatus.QUEUED,
+                claim_token=None,
+                next_attempt_at=now,
+                last_error="claim expired before the request left: sent again",
+            )
+            .returning(OutboundMessage.id)
+        ).all()
+    )
+    failed = list(
+        session.scalars(
+            update(OutboundMessage)
+            .where(*stale, OutboundMessage.requested_at.is_(None))
+            .values(
+                status=OutboxStatus.FAILED,
+                last_error="claim expired before the request left, attempts exhausted",
+            )
+            .returning(OutboundMessage.id)
+        ).all()
+    )
+    return Expired(sorted(unknown), sorted(requeued), sorted(failed))
 
 
 def overdue(session: Session, now: datetime, grace: timedelta, limit: int = 500) -> Sequence[int]:
@@ -316,6 +414,7 @@ def resolve(session: Session, message_id: int, *, sent: bool, now: datetime) -> 
     if message.status is not OutboxStatus.UNKNOWN:
         raise NotResolvableError(f"message {message_id} is {message.status.value}, not unknown")
     message.claim_token = None
+    message.requested_at = None
     if sent:
         message.status = OutboxStatus.SENT
         message.sent_at = message.sent_at or now

@@ -131,6 +131,7 @@ def test_sweep_recovers_lost_sends_and_events(runtime: Runtime, redis: Redis) ->
         assert claimed is not None
         claimed.status = OutboxStatus.SENDING
         claimed.claimed_at = MORNING
+        claimed.requested_at = MORNING  # its request was leaving
     redis.flushdb()  # every queued job is gone, as after a Redis restart
 
     # Nothing is recovered before the grace period: the jobs may still be on their way.

@@ -5,8 +5,10 @@ The database, not Redis, decides what still has to be sent. One coalesced RQ job
 two workers take different rows), sends them concurrently over one pooled async HTTP client per
 batch (workers.gateways.Senders), no faster than the provider's rate (SIPAS_SMS_RATE,
 SIPAS_ZALO_RATE, shared by every worker through Redis), and settles every row under its claim
-token. A worker that dies mid-batch leaves claims that the sweep sets aside as `unknown` after
-the lease; storage.outbox says why they are never resent by themselves.
+token. Just before the batch's first request the rows about to leave are marked in flight (one
+committed UPDATE). A worker that dies mid-batch leaves claims that the sweep, after the lease,
+sets aside as `unknown` when they were in flight and queues again when they were not;
+storage.outbox says why the former are never resent by themselves.
 
 Before a row is sent the cost caps are checked (workers.caps): over a cap it fails, unsent.
 
@@ -104,6 +106,12 @@ def send_batch(
         checked.append(
             _Ready(item.token, item.outgoing, SendError(capped, retryable=False)) if capped else item
         )
+    going = [item for item in checked if item.refusal is None]
+    if going:
+        # Committed before any request leaves: a worker killed from here on leaves these rows
+        # `unknown`; killed before, its claims are queued again (storage.outbox.expire_claims).
+        with runtime.sessions() as session, session.begin():
+            outbox.mark_requested(session, going[0].token, [item.outgoing.message_id for item in going], now)
     results = run_async(_send_all(runtime, checked))
     sent = [(item, result) for item, result in zip(checked, results, strict=True) if isinstance(result, Sent)]
     outcomes = ["sent"] * len(sent)

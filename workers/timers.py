@@ -41,7 +41,7 @@ def sweep_once(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
     now = now or datetime.now(UTC)
     grace = timedelta(seconds=runtime.settings.SIPAS_RECOVERY_GRACE)
     with runtime.sessions() as session, session.begin():
-        unknown = outbox.expire_claims(session, now, timedelta(seconds=runtime.settings.SIPAS_SEND_LEASE))
+        expired = outbox.expire_claims(session, now, timedelta(seconds=runtime.settings.SIPAS_SEND_LEASE))
         timers_due = session.scalar(
             select(Timer.id).where(Timer.done_at.is_(None), Timer.due_at <= now).limit(1)
         )
@@ -51,10 +51,17 @@ def sweep_once(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
         "timers": int(timers_due is not None and wake(runtime.redis, "timers")),
         "sends": int(bool(sends_due) and wake(runtime.redis, "sends")),
         "events_recovered": int(events_waiting and wake(runtime.redis, "inbound")),
-        "sends_unknown": len(unknown),
+        "sends_unknown": len(expired.unknown),
+        "sends_requeued": len(expired.requeued),
     }
-    if unknown:
-        log.warning("sends of stopped workers set aside as unknown", message_ids=unknown[:50])
+    if expired.unknown:
+        log.warning("sends of stopped workers set aside as unknown", message_ids=expired.unknown[:50])
+    if expired.requeued or expired.failed:
+        log.warning(
+            "claims of stopped workers whose requests never left",
+            requeued=expired.requeued[:50],
+            failed=expired.failed[:50],
+        )
     if counts["events_recovered"]:
         log.warning("sweep woke the inbound drain for events waiting longer than the grace")
     return counts

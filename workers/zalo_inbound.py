@@ -19,7 +19,8 @@ Official Account: `user_send_text` from the user of an active OA survey is a rep
 (an OA is the agency's general account) goes to the unit's inbox for its staff, and the user gets
 the inbox's automatic reply at most once a day (flows.inbox);
 `user_feedback` is a ZNS rating (matched by msg_id, then tracking_id = survey id);
-`user_received_message` marks our message delivered; follow/unfollow only count as interactions
+`user_received_message` marks our message delivered (or settles the one `unknown` send it can
+be about, storage.outbox.settle_zalo_receipt); follow/unfollow only count as interactions
 (workers.zalo_window).
 """
 
@@ -63,7 +64,7 @@ from flows.zalo_survey import (
     record_rating,
 )
 from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus, Route, SurveyStatus
-from storage.outbox import add_message
+from storage.outbox import add_message, settle_zalo_receipt
 from workers.runtime import Runtime
 
 __all__ = ["MAX_CODE_ATTEMPTS", "ZALO_PROVIDERS", "process_zalo_event", "router"]
@@ -257,6 +258,17 @@ async def oa_delivered(event: OAEvent, ctx: InboundContext) -> Handled:
     )
     known = ctx.session.scalar(select(OutboundMessage.id).where(OutboundMessage.provider_id == event.msg_id))
     if known is None:
+        tracking_id = event.message.tracking_id if event.message else None
+        settled = settle_zalo_receipt(
+            ctx.session,
+            ctx.runtime.vault,
+            msg_id=event.msg_id,
+            user_id=event.user_id,
+            tracking_id=tracking_id,
+            now=ctx.now,
+        )
+        if settled is not None:
+            return f"receipt settled unknown message {settled}", []
         return "receipt for an unknown message", []
     return ("delivered" if done.rowcount else "receipt already applied"), []  # type: ignore[attr-defined]
 

@@ -84,6 +84,8 @@ async def _send_then_die(runtime: Runtime, message_id: int) -> None:
     """What the dead worker did: claim the row, hand it to Kannel, and stop before committing."""
     with runtime.sessions() as session, session.begin():
         [claim] = outbox.claim_due(session, datetime.now(UTC), 1, ids=[message_id])
+    with runtime.sessions() as session, session.begin():
+        outbox.mark_requested(session, claim.token, [claim.id], datetime.now(UTC))
     async with Senders(runtime) as senders:
         await senders.send(Outgoing(claim.id, None, Route.SMS, PHONE, claim.text))
 

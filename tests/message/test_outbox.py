@@ -93,6 +93,32 @@ def test_attempts_are_capped_for_every_claim(sessions_any: sessionmaker[Session]
     assert _claim(sessions_any, message_id, later + timedelta(hours=1)) is None
 
 
+def test_an_expired_claim_whose_request_never_left_is_queued_again(
+    sessions_any: sessionmaker[Session], vault: PhoneVault
+) -> None:
+    """Claimed, then the worker stopped before marking the request in flight: nothing reached the
+    gateway, so the sweep queues it again; the lost claims count, and past the cap it fails."""
+    message_id = _add(sessions_any, vault)
+    lease = timedelta(seconds=60)
+    now = NOW
+    for attempt in range(1, outbox.MAX_ATTEMPTS + 1):
+        claim = _claim(sessions_any, message_id, now)
+        assert claim is not None
+        assert claim.attempts == attempt
+        now += lease + timedelta(seconds=1)
+        with sessions_any() as session, session.begin():
+            expired = outbox.expire_claims(session, now, lease)
+        if attempt < outbox.MAX_ATTEMPTS:
+            assert expired == outbox.Expired([], [message_id], [])
+            row = _row(sessions_any, message_id)
+            assert (row.status, row.claim_token, row.next_attempt_at) == (OutboxStatus.QUEUED, None, now)
+            # The stopped worker's settlement, arriving late, changes nothing.
+            assert not _sent(sessions_any, message_id, claim.token)
+    assert expired == outbox.Expired([], [], [message_id])
+    assert _row(sessions_any, message_id).status is OutboxStatus.FAILED
+    assert _claim(sessions_any, message_id, now + timedelta(hours=1)) is None
+
+
 def test_an_expired_claim_becomes_unknown_and_is_not_claimed_again(
     sessions_any: sessionmaker[Session], vault: PhoneVault
 ) -> None:
@@ -100,10 +126,14 @@ def test_an_expired_claim_becomes_unknown_and_is_not_claimed_again(
     claim = _claim(sessions_any, message_id)
     assert claim is not None
     with sessions_any() as session, session.begin():
-        assert outbox.expire_claims(session, NOW + timedelta(seconds=30), timedelta(seconds=60)) == []
-        assert outbox.expire_claims(session, NOW + timedelta(seconds=61), timedelta(seconds=60)) == [
-            message_id
-        ]
+        outbox.mark_requested(session, claim.token, [message_id], NOW)  # the request is leaving
+    with sessions_any() as session, session.begin():
+        assert outbox.expire_claims(session, NOW + timedelta(seconds=30), timedelta(seconds=60)) == (
+            outbox.Expired([], [], [])
+        )
+        assert outbox.expire_claims(session, NOW + timedelta(seconds=61), timedelta(seconds=60)) == (
+            outbox.Expired([message_id], [], [])
+        )
         assert outbox.overdue(session, NOW + timedelta(hours=1), timedelta(seconds=30)) == []
     assert _row(sessions_any, message_id).status is OutboxStatus.UNKNOWN
     assert _claim(sessions_any, message_id, NOW + timedelta(hours=1)) is None
