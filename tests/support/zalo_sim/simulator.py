@@ -431,9 +431,9 @@ class ZaloSimulator:
             return self._oa_error(-201)
         if str(user_id) in self.config.oa_user_errors:
             return self._oa_error(self.config.oa_user_errors[str(user_id)])
-        refused = self._injected_failure("oa")
-        if refused is not None:
-            return refused
+        failure = self._injected_failure("oa")
+        if failure is not None:
+            return failure
         message_id = secrets.token_hex(10)
         self.oa_sent.append({"user_id": str(user_id), "text": text, "message_id": message_id})
         await self._stall()
