@@ -219,7 +219,7 @@ class Survey(Base):
     status: Mapped[SurveyStatus] = mapped_column(_enum(SurveyStatus), index=True)
     inclusion_probability: Mapped[float] = mapped_column(Float, default=1.0)
     phone_hash: Mapped[str | None] = mapped_column(String(64))
-    # Conversation position, durable copy (the live copy is in Redis; see flows.fsm).
+    # Where the conversation is: its one record, read and written under the row lock (flows.survey).
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state_version: Mapped[int] = mapped_column(Integer, default=0)
     fallback_reason: Mapped[str | None] = mapped_column(String(255))

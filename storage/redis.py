@@ -9,5 +9,5 @@ from redis import Redis
 
 @lru_cache(maxsize=8)
 def redis_for(url: str) -> Redis:
-    """A client for RQ and for conversation state; RQ needs raw bytes, so no decoding here."""
+    """A client for RQ, wake-up flags and counters; RQ needs raw bytes, so no decoding here."""
     return Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
