@@ -35,10 +35,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-## bench: in-process figures, then the sms_load harness against the real processes (QUICK=1: 200 citizens)
+## bench: every figure of docs/benchmarks.md on PostgreSQL and real processes, aiogram's FSM beside ours (QUICK=1: smoke sizes)
 bench: $(STAMP)
-	$(BIN)/python -m bench
-	$(BIN)/python -m bench.sms_load $(if $(QUICK),--quick,)
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded-redis,bench]'
+	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 ## soak: the Procfile's processes on PostgreSQL and Redis for 15 min at half capacity (MINUTES=, RATE= replies/s)
 soak: $(STAMP)

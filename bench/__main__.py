@@ -1,13 +1,24 @@
-"""Measure the hot paths and print figures (never asserted in tests).
+"""`make bench`: every figure of issue 9 in one go, on PostgreSQL and Redis with real processes.
 
-    python -m bench [--database-url URL] [--redis-url URL] [--cases N] [--replies N]
+    python -m bench [--database-url URL] [--redis-url URL] [--quick] [--citizens N] [--messages N]
+                    [--cases N] [--rows N] [--aiogram-citizens N] [--only NAME ...]
 
-Without --database-url a temporary SQLite file is used; with a PostgreSQL server URL a fresh
-database is created on it and dropped afterwards. Without --redis-url a local redis-server is
-started. Paths measured:
-  intake   POST /api/v1/cases/closed through the real aiohttp app (signature, validation, DB)
-  parser   flows.understanding.parse_reply over the labelled corpus
-  inbound  workers.inbound.process: one citizen SMS → answer recorded, next question queued
+Runs, one after the other (NAME for --only in brackets):
+  [parser]   flows.understanding.parse_reply over the labelled corpus, in this process
+  [intake]   signed batches of 1,000 cases posted to `sipas web` (bench.intake_http)
+  [import]   `sipas cases import` of a generated file (bench.intake_import)
+  [sms]      the sms_load harness end to end against web, worker and cron (bench.sms_load)
+  [acks]     the same harness with --acks-only: webhook acknowledgements alone
+  [aiogram]  aiogram 3's FSM with RedisStorage on the same 3-question survey and the same Redis
+             (bench.aiogram_fsm; the optional `bench` extra, which `make bench` installs)
+and ends with a summary: each figure, the issue's target, and the ratio of our replies end to end
+to aiogram's updates/s measured in the same run.
+
+The PostgreSQL server gets a fresh database per step (dropped afterwards). Without --redis-url
+(or BENCH_REDIS_URL) a throwaway redis-server is started; a given Redis database is flushed.
+Full sizes are the issue's (20,000 citizens, 1,000,000 rows); --quick runs a smoke test of each
+in a few minutes. Figures are printed, never asserted: record them with the machine, the date and
+the load average in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -15,101 +26,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
-import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import httpx
-from aiohttp.test_utils import TestServer
-
-from bot.app import create_app
-from bot.context import AppContext
-from bot.intake import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from config.logging import configure_logging
-from config.settings import PROJECT_ROOT, Settings
+from config.settings import PROJECT_ROOT
 from flows.understanding import ReplyKind, parse_reply
-from storage.crypto import PhoneVault
-from storage.db import dispose_engines, session_factory
-from storage.inbound import store_event
-from storage.migrate import upgrade
-from storage.models import Agency, AgencyLevel
-from storage.redis import redis_for
-from tests.support.services import RedisServer, postgres_database
-from workers import inbound
-from workers.runtime import Runtime
-from workers.timers import fire
+from tests.support.services import local_redis
 
-SECRET = "bench-secret-key-0123456789abcdef"
-HOOK_SECRET = "bench-onestop-secret"
+STEPS = ("parser", "intake", "import", "sms", "acks", "aiogram")
 
 
-class _NoDispatch:
-    def inbound_received(self, event_id: int) -> None:
-        """Benchmarks drive the jobs themselves."""
+@dataclass(frozen=True)
+class Sizes:
+    citizens: int
+    messages: int
+    cases: int
+    rows: int
+    aiogram_citizens: int
 
 
-def _percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+FULL = Sizes(citizens=20_000, messages=60_000, cases=20_000, rows=1_000_000, aiogram_citizens=20_000)
+QUICK = Sizes(citizens=2_000, messages=10_000, cases=5_000, rows=50_000, aiogram_citizens=2_000)
 
 
-def _case(n: int, now: datetime) -> dict[str, object]:
-    return {
-        "case_id": f"BENCH-{n:07d}",
-        "agency_code": "B-1",
-        "procedure_code": "1.001612",
-        "phone": f"09{n:08d}",
-        "closed_at": (now - timedelta(minutes=5)).isoformat(),
-    }
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def bench_intake(settings: Settings, cases: int) -> list[str]:
-    vault = PhoneVault(SECRET)
-    context = AppContext(
-        settings=settings,
-        sessions=session_factory(settings.DATABASE_URL),
-        vault=vault,
-        redis=redis_for(settings.REDIS_URL),
-        dispatcher=_NoDispatch(),
-    )
-    now = datetime.now(UTC)
-    lines = []
-    async with TestServer(create_app(context)) as server, httpx.AsyncClient(timeout=60) as client:
-        url = str(server.make_url("/api/v1/cases/closed"))
-
-        async def post(body: object) -> float:
-            raw = json.dumps(body).encode()
-            stamp = str(int(time.time()))
-            headers = {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(HOOK_SECRET, stamp, raw)}
-            start = time.perf_counter()
-            response = await client.post(url, content=raw, headers=headers)
-            elapsed = time.perf_counter() - start
-            assert response.status_code == 202, response.text
-            return elapsed
-
-        single = [await post(_case(n, now)) for n in range(cases // 4)]
-        lines.append(
-            f"intake, one case a request: {len(single)} requests, "
-            f"p50 {_percentile(single, 50) * 1000:.1f} ms, p95 {_percentile(single, 95) * 1000:.1f} ms, "
-            f"{len(single) / sum(single):.0f} cases/s"
-        )
-        batch = 100
-        start = time.perf_counter()
-        offset = cases // 4
-        for first in range(offset, offset + cases, batch):
-            await post({"cases": [_case(n, now) for n in range(first, first + batch)]})
-        elapsed = time.perf_counter() - start
-        lines.append(
-            f"intake, batches of {batch}: {cases} cases in {elapsed:.2f} s, {cases / elapsed:.0f} cases/s"
-        )
-    return lines
-
-
-def bench_parser(repeat: int) -> list[str]:
+def bench_parser(repeat: int = 50) -> list[str]:
     corpus = [
         json.loads(line) for line in (PROJECT_ROOT / "tests/data/replies.jsonl").read_text().splitlines()
     ]
@@ -120,106 +73,173 @@ def bench_parser(repeat: int) -> list[str]:
             parse_reply(text, kind)
     elapsed = time.perf_counter() - start
     total = repeat * len(items)
-    return [f"parser: {total} replies in {elapsed:.2f} s, {total / elapsed:.0f} replies/s, "
+    return [f"parser: {total} replies in {elapsed:.2f} s, {total / elapsed:,.0f} replies/s, "
             f"{elapsed / total * 1e6:.1f} µs each"]  # fmt: skip
 
 
-def bench_inbound(settings: Settings, replies: int) -> list[str]:
-    runtime = Runtime.build(settings)
-    vault = runtime.vault
-    from sqlalchemy import select
-
-    from storage.models import Survey, Timer
-
-    with runtime.sessions() as session:
-        timers = session.scalars(select(Timer.id).order_by(Timer.id).limit(replies)).all()
-    start = time.perf_counter()
-    for timer_id in timers:
-        fire(runtime, timer_id)
-    started = time.perf_counter() - start
-    with runtime.sessions() as session, session.begin():
-        surveys = session.scalars(select(Survey).where(Survey.status == "active").limit(replies)).all()
-        events = []
-        for n, survey in enumerate(surveys):
-            phone = vault.decrypt(survey.case.phone_enc or "")
-            payload = {"id": f"mo-{n}", "from": phone.lstrip("+"), "to": "8040", "text": "5",
-                       "ts": "2026-11-22 03:00:00"}  # fmt: skip
-            stored = store_event(
-                session,
-                provider="kannel",
-                kind="mo",
-                provider_id=f"mo-{n}",
-                payload_enc=vault.encrypt(json.dumps(payload)),
-                sender_hash=survey.phone_hash,
-            )
-            events.append(stored.event_id)
-    timings = []
-    for event_id in events:
-        t0 = time.perf_counter()
-        result, _ids = inbound.process(runtime, event_id)
-        timings.append(time.perf_counter() - t0)
-        assert result.startswith("survey"), result
-    return [
-        f"start survey (timer job): {len(timers)} surveys in {started:.2f} s, {len(timers) / started:.0f}/s",
-        f"inbound reply → answer + next question: {len(timings)} replies, p50 "
-        f"{_percentile(timings, 50) * 1000:.1f} ms, p95 {_percentile(timings, 95) * 1000:.1f} ms, "
-        f"{len(timings) / sum(timings):.0f} replies/s",
-    ]
-
-
 @contextmanager
-def _database(url: str | None) -> Iterator[str]:
+def _redis(url: str | None) -> Iterator[str]:
     if url:
-        with postgres_database(url) as fresh:
-            yield fresh
+        yield url
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        yield f"sqlite:///{tmp}/bench.db"
+    with tempfile.TemporaryDirectory() as tmp, local_redis(Path(tmp)) as started:
+        yield started
+
+
+def _step(name: str, summary: dict[str, Any], run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """run(*args, **kwargs) under a heading; printed lines it returns go to the summary too."""
+    print(f"\n## {name} (load average {load_average()})", flush=True)
+    started = time.monotonic()
+    try:
+        result = run(*args, **kwargs)
+        if isinstance(result, list):
+            for line in result:
+                print(line, flush=True)
+            summary[name] = result[0] if result else ""
+        return result
+    except Exception as exc:  # one step failing must not hide the others' figures
+        print(f"{name} failed: {type(exc).__name__}: {exc}", flush=True)
+        summary[f"{name} error"] = f"{type(exc).__name__}: {exc}"
+        return None
+    finally:
+        print(f"# {name}: {time.monotonic() - started:.0f} s", flush=True)
+
+
+def _harness(database_url: str, redis_url: str, out: Path, **kwargs: Any) -> dict[str, Any]:
+    from bench import sms_load
+
+    code = sms_load.run(database_url=database_url, redis_url=redis_url, out=out, **kwargs)
+    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    results["exit"] = code
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--database-url", help="a PostgreSQL server URL (a fresh database is created)")
-    parser.add_argument("--redis-url")
-    parser.add_argument("--cases", type=int, default=2000)
-    parser.add_argument("--replies", type=int, default=300)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server URL (fresh databases are created and dropped)",
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("BENCH_REDIS_URL"), help="flushed; else a new one"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke sizes (minutes, not an hour)")
+    parser.add_argument("--citizens", type=int, help="sms_load citizens (full: 20,000)")
+    parser.add_argument("--messages", type=int, help="--acks-only webhook calls (full: 60,000)")
+    parser.add_argument("--cases", type=int, help="intake cases over HTTP (full: 20,000)")
+    parser.add_argument("--rows", type=int, help="cases import rows (full: 1,000,000)")
+    parser.add_argument("--aiogram-citizens", type=int, help="citizens through aiogram (full: 20,000)")
+    parser.add_argument("--only", nargs="+", choices=STEPS, help="run only these steps")
     args = parser.parse_args()
+    base = QUICK if args.quick else FULL
+    sizes = Sizes(
+        citizens=args.citizens or base.citizens,
+        messages=args.messages or base.messages,
+        cases=args.cases or base.cases,
+        rows=args.rows or base.rows,
+        aiogram_citizens=args.aiogram_citizens or base.aiogram_citizens,
+    )
+    steps = args.only or STEPS
     configure_logging("WARNING")
+    print(
+        f"# sipas-bot benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {load_average()}; sizes {sizes}",
+        flush=True,
+    )
+    summary: dict[str, Any] = {}
     with ExitStack() as stack:
-        db_url = stack.enter_context(_database(args.database_url))
-        redis_url = args.redis_url
-        if not redis_url:
-            server = RedisServer(Path(stack.enter_context(tempfile.TemporaryDirectory())))
-            server.start()
-            stack.callback(server.stop)
-            redis_url = server.url
-        upgrade(db_url)
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            DATABASE_URL=db_url,
-            REDIS_URL=redis_url,
-            SIPAS_SECRET_KEY=SECRET,
-            ONESTOP_WEBHOOK_SECRET=HOOK_SECRET,
-            KANNEL_MO_TOKEN="bench-mo-token-0123",
-            SIPAS_SEND_WINDOW="00:00-24:00",
-            SIPAS_FREQUENCY_CAP_DAYS=0,
+        redis_url = stack.enter_context(_redis(args.redis_url))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        if "parser" in steps:
+            _step("parser", summary, bench_parser)
+        if "intake" in steps:
+            from bench import intake_http
+
+            _step(
+                "intake over HTTP",
+                summary,
+                intake_http.run,
+                args.database_url,
+                redis_url,
+                sizes.cases,
+                1000,
+                2,
+            )
+        if "import" in steps:
+            from bench import intake_import
+
+            _step(
+                "cases import",
+                summary,
+                intake_import.run,
+                args.database_url,
+                redis_url,
+                sizes.rows,
+                "csv",
+                0.5,
+            )
+        if "sms" in steps:
+            sms = _step(
+                "sms_load end to end",
+                summary,
+                _harness,
+                args.database_url,
+                redis_url,
+                tmp / "sms.json",
+                citizens=sizes.citizens,
+            )
+            if sms and "answers" in sms:
+                answers = sms["answers"]
+                summary["replies end to end /s"] = answers["answers_processed_per_s"]
+                summary["MO -> next MT p50/p99 ms"] = (
+                    answers["e2e_latency_ms"].get("p50"),
+                    answers["e2e_latency_ms"].get("p99"),
+                )
+                summary["sms_load exit"] = sms["exit"]
+            if sms and "openings" in sms:
+                summary["openings"] = sms["openings"]
+        if "acks" in steps:
+            acks = _step(
+                "sms_load --acks-only",
+                summary,
+                _harness,
+                args.database_url,
+                redis_url,
+                tmp / "acks.json",
+                citizens=sizes.citizens,
+                concurrency=100,
+                acks_only=True,
+                messages=sizes.messages,
+            )
+            if acks and "acks_only" in acks:
+                summary["webhook acks /s"] = acks["acks_only"]["acks_per_s"]
+                summary["ack p99 ms"] = acks["acks_only"]["ack_latency_ms"].get("p99")
+        if "aiogram" in steps:
+            from bench import aiogram_fsm
+
+            peer = _step(
+                "aiogram 3 FSM, RedisStorage",
+                summary,
+                asyncio.run,
+                aiogram_fsm.run(redis_url, sizes.aiogram_citizens, 100),
+            )
+            if peer:
+                print(json.dumps(peer), flush=True)
+                summary["aiogram updates /s"] = peer["updates_per_s"]
+    print(f"\n## summary (load average {load_average()})", flush=True)
+    for key, value in summary.items():
+        print(f"{key}: {value}", flush=True)
+    ours, peer_rate = summary.get("replies end to end /s"), summary.get("aiogram updates /s")
+    if ours and peer_rate:
+        print(
+            f"ratio: our replies end to end {ours}/s = {ours / peer_rate:.2f} x aiogram's {peer_rate} "
+            "updates/s (issue 9 target: >= 2 x; replies >= 2,000/s, p99 < 500 ms)",
+            flush=True,
         )
-        with session_factory(db_url)() as session, session.begin():
-            session.add(Agency(code="B-1", name="UBND phường Bench", level=AgencyLevel.COMMUNE))
-        backend = db_url.split(":", 1)[0]
-        print(f"# sipas-bot benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
-              f"Python {platform.python_version()}, database {backend}")  # fmt: skip
-        for line in asyncio.run(bench_intake(settings, args.cases)):
-            print(line, flush=True)
-        for line in bench_parser(repeat=50):
-            print(line, flush=True)
-        for line in bench_inbound(settings, args.replies):
-            print(line, flush=True)
-        redis_for(redis_url).close()
-        redis_for.cache_clear()
-        dispose_engines()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,7 +100,12 @@ def service(
             capture_output=True,
         )
         procs: list[Proc] = []
-        stack.callback(lambda: [p.stop() for p in reversed(procs)])
+
+        def stop_all() -> None:
+            for proc in reversed(procs):
+                proc.stop()
+
+        stack.callback(stop_all)
         gateway_argv = [sys.executable, str(HARNESS / "fake_gateway.py"), "--port", str(gateway_port)]
         procs.append(Proc("gateway", [*gateway_argv, "--dlr"], env, src, logs))
         wait_for_port(gateway_port)
@@ -117,6 +122,72 @@ def service(
             "gateway": f"http://127.0.0.1:{gateway_port}",
             "pids": {p.name: p.popen.pid for p in procs if p.name != "gateway"},
         }
+
+
+def run(
+    *,
+    src: Path = PROJECT_ROOT,
+    database_url: str,
+    redis_url: str,
+    citizens: int,
+    concurrency: int = 200,
+    webs: int = 1,
+    workers: int = 1,
+    acks_only: bool = False,
+    messages: int = 20000,
+    max_wall: float = 900.0,
+    out: Path | None = None,
+    harness_args: Sequence[str] = (),
+) -> int:
+    """One harness run against freshly started processes; prints its report, returns its exit
+    code (0: every check passed). `python -m bench` calls this too."""
+    src = src.resolve()
+    commit = subprocess.run(
+        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"# sms_load {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, src {src} {commit or '(no git)'}, "
+        f"{webs} web, {workers} worker, 1 cron, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="sms-load-") as tmp:
+        logs = Path(tmp)
+        with service(src, database_url, redis_url, webs, workers, logs) as svc:
+            pids: dict[str, int] = svc["pids"]  # type: ignore[assignment]
+            argv = [
+                sys.executable,
+                str(HARNESS / "load.py"),
+                "--base", str(svc["base"]),
+                "--token", MO_TOKEN,
+                "--secret", ONESTOP_SECRET,
+                "--gateway", str(svc["gateway"]),
+                "--agency", "BENCH.X1",
+                "--shortcode", "8100",
+                "--concurrency", str(concurrency),
+                "--max-wall", str(max_wall),
+            ]  # fmt: skip
+            if acks_only:
+                argv += ["--acks-only", "--messages", str(messages)]
+            else:
+                argv += ["--citizens", str(citizens)]
+            if out is not None:
+                argv += ["--out", str(out)]
+            argv += list(harness_args)
+            for name, pid in pids.items():
+                argv += ["--watch", f"{name}={pid}" + ("+" if name.startswith("worker") else "")]
+            started = time.monotonic()
+            result = subprocess.run(argv, check=False)
+            print(
+                f"# harness exit {result.returncode} after {time.monotonic() - started:.0f} s, load average "
+                f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+                flush=True,
+            )
+        if result.returncode != 0:
+            for log in sorted(logs.glob("*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                print(f"--- {log.name} (last lines)\n" + "\n".join(tail), file=sys.stderr)
+    return result.returncode
 
 
 def main() -> None:
@@ -145,50 +216,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="the harness's JSON results")
     parser.add_argument("harness_args", nargs="*", help="more load.py options, after --")
     args = parser.parse_args()
-    citizens = 200 if args.quick else args.citizens
-    src = args.src.resolve()
-    commit = subprocess.run(
-        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    print(
-        f"# sms_load {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, src {src} {commit or '(no git)'}, "
-        f"{args.webs} web, {args.workers} worker, 1 cron",
-        flush=True,
+    code = run(
+        src=args.src,
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        citizens=200 if args.quick else args.citizens,
+        concurrency=args.concurrency,
+        webs=args.webs,
+        workers=args.workers,
+        acks_only=args.acks_only,
+        messages=args.messages,
+        max_wall=args.max_wall,
+        out=args.out,
+        harness_args=args.harness_args,
     )
-    with tempfile.TemporaryDirectory(prefix="sms-load-") as tmp:
-        logs = Path(tmp)
-        with service(src, args.database_url, args.redis_url, args.webs, args.workers, logs) as svc:
-            pids: dict[str, int] = svc["pids"]  # type: ignore[assignment]
-            argv = [
-                sys.executable,
-                str(HARNESS / "load.py"),
-                "--base", str(svc["base"]),
-                "--token", MO_TOKEN,
-                "--secret", ONESTOP_SECRET,
-                "--gateway", str(svc["gateway"]),
-                "--agency", "BENCH.X1",
-                "--shortcode", "8100",
-                "--concurrency", str(args.concurrency),
-                "--max-wall", str(args.max_wall),
-            ]  # fmt: skip
-            if args.acks_only:
-                argv += ["--acks-only", "--messages", str(args.messages)]
-            else:
-                argv += ["--citizens", str(citizens)]
-            if args.out:
-                argv += ["--out", str(args.out)]
-            argv += args.harness_args
-            for name, pid in pids.items():
-                argv += ["--watch", f"{name}={pid}" + ("+" if name.startswith("worker") else "")]
-            started = time.monotonic()
-            result = subprocess.run(argv, check=False)
-            print(f"# harness exit {result.returncode} after {time.monotonic() - started:.0f} s", flush=True)
-        if result.returncode != 0:
-            for log in sorted(logs.glob("*.log")):
-                tail = log.read_text(errors="replace").splitlines()[-15:]
-                print(f"--- {log.name} (last lines)\n" + "\n".join(tail), file=sys.stderr)
-    sys.exit(result.returncode)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
