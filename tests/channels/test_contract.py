@@ -1,0 +1,432 @@
+"""The contract every channel adapter passes (courier's RunIncomingTestCases / RunOutgoingTestCases):
+the same assertions for Kannel, the brandname API and the two Zalo webhooks, through the real app
+over HTTP, on the real database.
+
+- an inbound message is stored once, handed to the workers once, and reads back, from the stored
+  copy, as the neutral InboundSms (sender and text);
+- the same provider id again is stored once and handed over once;
+- a forged request (wrong token, secret or signature) and malformed ones get a 4xx and store
+  nothing;
+- a delivery status is mapped onto the neutral storage.outbox.Delivery and settles the row
+  (delivered -> delivered, accepted -> unchanged, failed -> failed);
+- a send is classified: taken, temporary failure (retry), permanent failure.
+
+The SMS providers' scenes come from their packages' fixtures/ (bot/channels/<provider>/fixtures:
+`mo.*` is 84912345678 writing "Rất hài lòng", `status_<delivered|accepted|failed>.*` report on
+`{ref}`), so a new provider is added to this suite by one entry in ADAPTERS. The Zalo adapters are
+wrapped here (bot/zalo stays as it is); Zalo has no delivery callback of this kind, so the status
+cases run for the SMS providers. Sends go to a server that answers as the provider does: Kannel's
+answers (202 / 503 / 403; real Kannel: tests/kannel/test_real_kannel.py), the brandname
+simulator itself, and Bot API envelopes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from yarl import URL
+
+from bot.channels import registry
+from bot.channels.brandname.simulator import SimState
+from bot.channels.brandname.simulator import create_app as create_simulator
+from bot.channels.brandname.webhooks import MO_PATH as BRANDNAME_MO
+from bot.channels.brandname.webhooks import STATUS_PATH as BRANDNAME_STATUS
+from bot.channels.kannel.send import DLR_PATH as KANNEL_DLR
+from bot.channels.kannel.webhooks import MO_PATH as KANNEL_MO
+from bot.channels.sms import InboundSms, OutgoingSms, SmsSendError
+from bot.zalo.bot_api import ZaloBotClient
+from bot.zalo.exceptions import ZaloError
+from bot.zalo.inbound import describe_bot_event, describe_oa_event
+from bot.zalo.types import unwrap_envelope
+from config.settings import PROJECT_ROOT, Settings
+from storage import outbox
+from storage.crypto import PhoneVault
+from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus
+from tests.security.webhook_client import (
+    BOT_SECRET,
+    BRANDNAME_SECRET,
+    MO_TOKEN,
+    brandname_signature,
+    dlr_token_vector,
+    oa_mac,
+)
+from tests.support.app import Client, RecordingDispatcher
+from workers.gateways import failure_from_zalo
+
+FIXTURES = PROJECT_ROOT / "bot" / "channels"
+ZALO_FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "zalo"
+SMS_SCENE = ("+84912345678", "Rất hài lòng")
+Deliver = Callable[[Client, bytes, bool], Awaitable[ClientResponse]]
+
+
+# --- how each adapter is reached --------------------------------------------------------------
+
+
+def _kannel(path: str, token_for: Callable[[bytes], str]) -> Deliver:
+    """Kannel calls a GET URL: the fixture is the query string, the token is added here."""
+
+    async def deliver(client: Client, raw: bytes, authentic: bool) -> ClientResponse:
+        token = token_for(raw) if authentic else "forged-token-0123456"
+        return await client.get(URL(f"{path}?{raw.decode('ascii')}&token={token}", encoded=True))
+
+    return deliver
+
+
+def _dlr_token(raw: bytes) -> str:
+    ref = dict(pair.split("=", 1) for pair in raw.decode("ascii").split("&"))["ref"]
+    return dlr_token_vector(MO_TOKEN, ref)
+
+
+def _brandname(path: str) -> Deliver:
+    async def deliver(client: Client, raw: bytes, authentic: bool) -> ClientResponse:
+        stamp = str(int(time.time()))
+        secret = BRANDNAME_SECRET if authentic else "not-the-callback-secret"
+        headers = {
+            "Content-Type": "application/json",
+            "X-Brandname-Timestamp": stamp,
+            "X-Brandname-Signature": brandname_signature(raw, stamp, secret),
+        }
+        return await client.post(path, data=raw, headers=headers)
+
+    return deliver
+
+
+async def _zalo_bot(client: Client, raw: bytes, authentic: bool) -> ClientResponse:
+    secret = BOT_SECRET if authentic else "forged-secret-0123"
+    return await client.post("/webhooks/zalo/bot", data=raw, headers={"X-Bot-Api-Secret-Token": secret})
+
+
+async def _zalo_oa(client: Client, raw: bytes, authentic: bool) -> ClientResponse:
+    try:
+        stamp = str(json.loads(raw).get("timestamp", ""))
+    except (ValueError, AttributeError):
+        stamp = ""
+    mac = oa_mac(raw.decode("utf-8"), stamp) if authentic else "0" * 64
+    return await client.post("/webhooks/zalo/oa", data=raw, headers={"X-ZEvent-Signature": f"mac={mac}"})
+
+
+def _fresh_oa_event(path: Path) -> bytes:
+    """An OA fixture with a timestamp of now (the webhook refuses events over a day old)."""
+    event = json.loads(path.read_text(encoding="utf-8"))
+    event["timestamp"] = str(int(time.time() * 1000))
+    return json.dumps(event, ensure_ascii=False).encode("utf-8")
+
+
+def _zalo_parse(describe: Callable[[Any], Any]) -> Callable[[str], InboundSms]:
+    """The thin wrapper that reads a stored Zalo event as the neutral InboundSms."""
+
+    def parse(payload: str) -> InboundSms:
+        data = json.loads(payload)
+        record = describe(data)
+        text = unwrap_envelope(data)["message"]["text"]
+        return InboundSms(provider_id=record.provider_id, sender=record.user_id, receiver="", text=text,
+                          sent_at=None)  # fmt: skip
+
+    return parse
+
+
+# --- how each adapter sends -------------------------------------------------------------------
+
+
+@dataclass
+class Answers:
+    """A server playing a provider's send API: each request gets the next scripted answer."""
+
+    script: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        status, body, headers = self.script.pop(0)
+        return web.Response(status=status, text=body, headers=headers)
+
+
+@pytest.fixture
+async def answers() -> AsyncIterator[Answers]:
+    script = Answers()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", script.handle)
+    async with TestServer(app) as server:
+        script.url = str(server.make_url("/"))
+        yield script
+
+
+SendOutcome = str  # "sent" | "temporary" | "permanent"
+Send = Callable[[Settings, Answers, str], Awaitable[SendOutcome]]
+SMS = OutgoingSms(to="+84912345678", text="Cau 1/3: Ong/ba hai long khong?", ref="42")
+
+
+def _outcome_of(exc: SmsSendError) -> SendOutcome:
+    assert not exc.ambiguous  # each scripted failure is a clear answer
+    return "temporary" if exc.retryable else "permanent"
+
+
+async def _send_kannel(settings: Settings, script: Answers, scene: str) -> SendOutcome:
+    script.script.append(
+        {
+            "sent": (202, "0: Accepted for delivery", {}),
+            "temporary": (503, "Internal error", {}),
+            "permanent": (403, "Authorization failed for sendsms", {}),
+        }[scene]
+    )
+    sender = registry.PROVIDERS["kannel"].sender(
+        settings.model_copy(update={"KANNEL_SENDSMS_URL": script.url})
+    )
+    try:
+        async with httpx.AsyncClient() as client:
+            result = await sender.send_async(SMS, client)
+    except SmsSendError as exc:
+        return _outcome_of(exc)
+    finally:
+        sender.close()
+    assert result.provider_id
+    return "sent"
+
+
+async def _send_brandname(settings: Settings, _script: Answers, scene: str) -> SendOutcome:
+    state = SimState(
+        api_key="brandname-key-0123", callback_secret=BRANDNAME_SECRET, mo_url="http://127.0.0.1:9/"
+    )
+    if scene == "temporary":
+        state.answers.append({"status": 503})
+    key = "wrong-key" if scene == "permanent" else state.api_key  # the API answers 401
+    async with TestServer(create_simulator(state)) as server:
+        configured = settings.model_copy(
+            update={"BRANDNAME_API_URL": str(server.make_url("/v1/sms")), "BRANDNAME_API_KEY": key}
+        )
+        sender = registry.PROVIDERS["brandname"].sender(configured)
+        try:
+            async with httpx.AsyncClient() as client:
+                result = await sender.send_async(SMS, client)
+        except SmsSendError as exc:
+            return _outcome_of(exc)
+    assert [m["message_id"] for m in state.messages] == [result.provider_id]
+    return "sent"
+
+
+async def _send_zalo_bot(settings: Settings, script: Answers, scene: str) -> SendOutcome:
+    script.script.append(
+        {
+            "sent": (200, '{"ok": true, "result": {"message_id": "z-1", "date": 1767225600000}}', {}),
+            "temporary": (500, '{"ok": false, "error_code": 500, "description": "internal"}', {}),
+            "permanent": (400, '{"ok": false, "error_code": 400, "description": "bad request"}', {}),
+        }[scene]
+    )
+    try:
+        async with ZaloBotClient("123:bot-token", script.url.rstrip("/")) as bot:
+            sent = await bot.send_message("6ede9afa66b88fe6d6a9", "Cảm ơn")
+    except ZaloError as exc:
+        failure = failure_from_zalo(exc)
+        assert not failure.ambiguous
+        return "temporary" if failure.retryable else "permanent"
+    assert sent.message_id == "z-1"
+    return "sent"
+
+
+# --- the adapters -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Adapter:
+    name: str  # InboundEvent.provider
+    mo: bytes  # a citizen's message, as the provider sends it
+    expected: tuple[str, str]  # its neutral (sender, text)
+    deliver_mo: Deliver
+    malformed: tuple[bytes, ...]  # authentic but unusable requests
+    parse_stored: Callable[[str], InboundSms]
+    send: Send
+    status: dict[str, bytes] = field(default_factory=dict)  # scene -> fixture with {ref}
+    deliver_status: Deliver | None = None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _scenes(folder: Path, suffix: str) -> dict[str, bytes]:
+    return {
+        scene: (folder / f"status_{scene}{suffix}").read_bytes()
+        for scene in ("delivered", "accepted", "failed")
+    }
+
+
+ADAPTERS = (
+    Adapter(
+        name="kannel",
+        mo=(FIXTURES / "kannel" / "fixtures" / "mo.query").read_bytes(),
+        expected=SMS_SCENE,
+        deliver_mo=_kannel(KANNEL_MO, lambda _raw: MO_TOKEN),
+        malformed=(b"from=84912345678&text=5", b"id=a1&text=5", b"from=84912345678&id=a2&text=%FF"),
+        parse_stored=registry.PROVIDERS["kannel"].parse_stored,
+        send=_send_kannel,
+        status=_scenes(FIXTURES / "kannel" / "fixtures", ".query"),
+        deliver_status=_kannel(KANNEL_DLR, _dlr_token),
+    ),
+    Adapter(
+        name="brandname",
+        mo=(FIXTURES / "brandname" / "fixtures" / "mo.json").read_bytes(),
+        expected=SMS_SCENE,
+        deliver_mo=_brandname(BRANDNAME_MO),
+        malformed=(
+            b"not json",
+            b"[]",
+            b'{"id": "x1", "text": "5"}',
+            b'{"id": "x 1", "from": "0912345678", "text": "5"}',
+        ),
+        parse_stored=registry.PROVIDERS["brandname"].parse_stored,
+        send=_send_brandname,
+        status=_scenes(FIXTURES / "brandname" / "fixtures", ".json"),
+        deliver_status=_brandname(BRANDNAME_STATUS),
+    ),
+    Adapter(
+        name="zalo_bot",
+        mo=(ZALO_FIXTURES / "bot" / "text.wrapped.json").read_bytes(),
+        expected=("6ede9afa66b88fe6d6a9", "5"),
+        deliver_mo=_zalo_bot,
+        malformed=(b"not json", b"[]", b'{"ok": true, "result": {"message": {}}}'),
+        parse_stored=_zalo_parse(describe_bot_event),
+        send=_send_zalo_bot,
+    ),
+    Adapter(
+        name="zalo_oa",
+        mo=_fresh_oa_event(ZALO_FIXTURES / "oa" / "user_send_text.json"),
+        expected=("2468013579246801357", "Rất hài lòng"),
+        deliver_mo=_zalo_oa,
+        malformed=(b"not json", b"[]", b'{"app_id": "3051234567890123456"}'),
+        parse_stored=_zalo_parse(describe_oa_event),
+        send=_send_zalo_bot,  # OA and ZNS failures go through the same failure_from_zalo
+    ),
+)
+SMS_ADAPTERS = tuple(adapter for adapter in ADAPTERS if adapter.status)
+
+
+def test_every_sms_provider_is_in_the_suite() -> None:
+    assert {adapter.name for adapter in SMS_ADAPTERS} == set(registry.PROVIDERS)
+
+
+def _events(sessions: sessionmaker[Session]) -> list[InboundEvent]:
+    with sessions() as session:
+        return list(session.scalars(select(InboundEvent).order_by(InboundEvent.id)))
+
+
+# --- inbound ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=str)
+async def test_inbound_is_stored_once_and_reads_as_the_neutral_message(
+    adapter: Adapter,
+    client: Client,
+    sessions: sessionmaker[Session],
+    vault: PhoneVault,
+    dispatcher: RecordingDispatcher,
+) -> None:
+    response = await adapter.deliver_mo(client, adapter.mo, True)
+    assert response.status == 200, await response.text()
+    [event] = _events(sessions)
+    sender, text = adapter.expected
+    assert event.provider == adapter.name
+    assert event.sender_hash == vault.lookup_hash(sender)
+    assert sender.lstrip("+") not in event.payload_enc  # stored encrypted
+    assert dispatcher.inbound == [event.id]
+    message = adapter.parse_stored(vault.decrypt(event.payload_enc))
+    assert (message.sender, message.text, message.provider_id) == (sender, text, event.provider_id)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=str)
+async def test_the_same_provider_id_is_stored_and_handed_over_once(
+    adapter: Adapter, client: Client, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
+) -> None:
+    for _ in range(2):
+        response = await adapter.deliver_mo(client, adapter.mo, True)
+        assert response.status == 200, await response.text()
+    assert len(_events(sessions)) == 1
+    assert len(dispatcher.inbound) == 1
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=str)
+async def test_forged_and_malformed_input_is_refused_with_a_4xx_and_not_stored(
+    adapter: Adapter, client: Client, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
+) -> None:
+    forged = await adapter.deliver_mo(client, adapter.mo, False)
+    assert forged.status in (401, 403), await forged.text()
+    assert "error" in await forged.json()
+    for body in adapter.malformed:
+        refused = await adapter.deliver_mo(client, body, True)
+        assert 400 <= refused.status < 500, (body, await refused.text())
+        assert "error" in await refused.json()
+    assert _events(sessions) == []
+    assert dispatcher.inbound == []
+
+
+# --- delivery status --------------------------------------------------------------------------
+
+
+def _sent_row(sessions: sessionmaker[Session], vault: PhoneVault) -> int:
+    with sessions() as session, session.begin():
+        recipient = vault.encrypt("+84912345678")
+        row = outbox.add_message(
+            session, dedupe_key="contract:1", channel=Channel.SMS, recipient_enc=recipient, text="Cau 1"
+        )
+        row.status = OutboxStatus.SENT
+        session.flush()
+        return row.id
+
+
+MAPPED = {
+    "delivered": (outbox.Delivery.DELIVERED, OutboxStatus.DELIVERED),
+    "accepted": (outbox.Delivery.ACCEPTED, OutboxStatus.SENT),
+    "failed": (outbox.Delivery.FAILED, OutboxStatus.FAILED),
+}
+
+
+@pytest.mark.parametrize("scene", list(MAPPED))
+@pytest.mark.parametrize("adapter", SMS_ADAPTERS, ids=str)
+async def test_a_delivery_status_is_mapped_onto_the_neutral_one(
+    adapter: Adapter,
+    scene: str,
+    client: Client,
+    sessions: sessionmaker[Session],
+    vault: PhoneVault,
+    dispatcher: RecordingDispatcher,
+) -> None:
+    message_id = _sent_row(sessions, vault)
+    raw = adapter.status[scene].replace(b"{ref}", str(message_id).encode())
+    assert adapter.deliver_status is not None
+    forged = await adapter.deliver_status(client, raw, False)
+    assert forged.status in (401, 403)
+    response = await adapter.deliver_status(client, raw, True)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["result"].startswith(f"applied {scene}")
+    again = await adapter.deliver_status(client, raw, True)
+    assert (await again.json())["result"] == "duplicate"
+    delivery, status = MAPPED[scene]
+    with sessions() as session:
+        row = session.get(OutboundMessage, message_id)
+        assert row is not None
+        assert (row.status, row.dlr_status) == (status, int(delivery))
+        if scene == "failed":
+            assert row.last_error is not None
+            assert row.last_error.startswith(f"delivery report: {adapter.name}")
+    [event] = _events(sessions)
+    assert (event.provider, event.kind, event.processed_at is not None) == (adapter.name, "dlr", True)
+    assert dispatcher.inbound == []  # applied at once: nothing for the workers
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scene", ["sent", "temporary", "permanent"])
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=str)
+async def test_a_send_is_classified(
+    adapter: Adapter, scene: str, settings: Settings, answers: Answers
+) -> None:
+    assert await adapter.send(settings, answers, scene) == scene
