@@ -111,6 +111,21 @@ class ConversationState:
         )
 
 
+def anonymous_state(data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A survey's stored state with nothing personal left, for erasure and the retention purge:
+    only the keys ConversationState reads, number answers (free text never belongs in the state,
+    but a state written by an older version or by hand may hold it) and the applied event ids.
+    Anything else (a number, a Zalo id, a comment) is dropped."""
+    state = ConversationState.from_dict(data or {})
+    if state is None:
+        return {}
+    kept = state.to_dict()
+    kept["answers"] = {key: value for key, value in state.answers.items() if isinstance(value, int)}
+    events = (data or {}).get("events", [])
+    kept["events"] = [e for e in events if isinstance(e, int)] if isinstance(events, list) else []
+    return kept
+
+
 @dataclass(frozen=True)
 class RecordedAnswer:
     question_key: str

@@ -2,7 +2,8 @@
 
 Scores, answers and comments stay (they carry no contact data); opt-outs stay as keyed hashes so
 that a refusal is honoured for good (Luật 91/2025/QH15 allows keeping what honours the refusal).
-Purged: numbers and Zalo ids of cases and surveys, the recipient of every outbox row (with or
+Purged: numbers and Zalo ids of cases and surveys (and anything but number answers in a
+survey's stored state: flows.engine.anonymous_state), the recipient of every outbox row (with or
 without a survey: Zalo greetings, inbox replies, opt-in answers), the sender of inbox messages,
 and the raw requests of inbound events. tests/test_retention.py decrypts whatever is left.
 """
@@ -15,6 +16,7 @@ import structlog
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from flows.engine import anonymous_state
 from storage.models import (
     Case,
     InboundEvent,
@@ -64,6 +66,8 @@ def purge(session: Session, cutoff: datetime) -> dict[str, int]:
             .where(Survey.case_pk.in_(cases))
             .values(phone_hash=None, zalo_chat_enc=None, zalo_chat_hash=None)
         )
+        for survey in session.scalars(select(Survey).where(Survey.case_pk.in_(cases))):
+            survey.state = anonymous_state(survey.state)
         session.execute(
             update(OutboundMessage)
             .where(OutboundMessage.survey_id.in_(survey_ids), OutboundMessage.recipient_enc != PURGED)

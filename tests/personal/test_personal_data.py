@@ -50,6 +50,10 @@ def test_purge_leaves_nothing_readable_about_the_citizen(
     assert counts["inbox"] == 1
     with sessions() as session:
         assert leftovers(session, vault, ALICE) == []
+        # What the citizen wrote stays only where staff read it; the survey's state keeps none.
+        assert set(leftovers(session, vault, ALICE, free_text=True)) == {
+            "answers.raw_text", "comments.text", "inbox_messages.text",
+        }  # fmt: skip
         # answers and comments stay for the scores
         assert session.scalar(select(func.count()).select_from(Answer)) == 1
         assert session.scalar(select(func.count()).select_from(Comment)) == 1
@@ -72,6 +76,7 @@ def test_purge_keeps_recent_data_and_unsent_messages(
             "cases.phone_enc",
             "cases.zalo_user_id_enc",
             "surveys.zalo_chat_enc",
+            "surveys.state",
             "outbound_messages.recipient_enc",
             "inbound_events.payload_enc",
             "inbox_messages.sender_enc",
@@ -100,12 +105,12 @@ def test_export_holds_everything_about_the_citizen_only(
     assert data["cases"][0]["zalo_user_id"] == ALICE.zalo_id
     assert data["surveys"][0]["zalo_chat_id"] == ALICE.chat_id
     assert [answer["value"] for answer in data["answers"]] == [4]
-    assert [comment["text"] for comment in data["comments"]] == ["can bo nhiet tinh"]
+    assert [comment["text"] for comment in data["comments"]] == ["can bo nhiet tinh a"]
     assert sorted(message["to"] for message in data["messages_sent"]) == sorted(
         [ALICE.phone, ALICE.phone, ALICE.chat_id]
     )
     assert {event["provider"] for event in data["messages_received"]} == {"kannel", "zalo_bot"}
-    assert [row["text"] for row in data["inbox"]] == ["xin chao"]
+    assert [row["text"] for row in data["inbox"]] == ["xin chao a"]
     assert data["opt_out"]["source"] == "sms"
 
 
@@ -122,11 +127,19 @@ def test_erase_removes_contact_data_and_free_text_keeps_anonymous_answers(
     assert counts["messages_received"] == 2
     assert counts["comments"] == 1
     with sessions() as session:
-        assert leftovers(session, vault, ALICE) == []
-        assert leftovers(session, vault, BOB)  # someone else's data is untouched
+        assert leftovers(session, vault, ALICE, free_text=True) == []
+        # someone else's data is untouched
+        assert set(leftovers(session, vault, BOB, free_text=True)) >= {"surveys.state", "comments.text"}
         answer = session.scalar(select(Answer).where(Answer.survey_id == alice))
         assert answer is not None
         assert (answer.value, answer.raw_text, answer.text_value) == (4, None, None)
+        survey = session.get(Survey, alice)
+        assert survey is not None
+        # The state keeps where the conversation was and its number answers, nothing else.
+        assert survey.state == {
+            "status": "done", "question": None, "reprompts": 0, "version": 4,
+            "answers": {"overall": 4}, "path": ["overall", "comment"], "events": [1, 2],
+        }  # fmt: skip
         assert (
             session.scalar(select(func.count()).select_from(Comment).where(Comment.survey_id == alice)) == 0
         )

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, Text, select
+from sqlalchemy import JSON, String, Text, select
 from sqlalchemy.orm import Session
 
 from storage import outbox
@@ -44,6 +44,12 @@ class Citizen:
         """What must never be left, in clear or encrypted: the number (any spelling) and ids."""
         return (self.phone[3:], self.zalo_id, self.chat_id)
 
+    @property
+    def free_texts(self) -> tuple[str, ...]:
+        """What this citizen wrote in their own words (gone after an erase, kept by the purge
+        where it feeds the staff's reading: comments, answers' text)."""
+        return (f"nhiet tinh {self.tag}", f"goi 0912000111 {self.tag}", f"xin chao {self.tag}")
+
 
 ALICE = Citizen("+84912345678", "2468013579246801357", "6ede9afa66b88fe6d6a9", "a")
 BOB = Citizen("+84987654321", "1357924680135792468", "7fdf0b0b77c99af7e7b0", "b")
@@ -70,10 +76,25 @@ def seed(session: Session, vault: PhoneVault, who: Citizen, at: datetime) -> int
     )  # fmt: skip
     session.add(case)
     session.flush()
+    comment, raw, greeting = who.free_texts
+    # The stored state as a version that kept more than numbers would have left it: a free-text
+    # answer and contact data beside the keys the flow reads.
+    state = {
+        "status": "done",
+        "question": None,
+        "reprompts": 0,
+        "version": 4,
+        "answers": {"overall": 4, "comment": comment},
+        "path": ["overall", "comment"],
+        "events": [1, 2],
+        "contact": {"phone": who.phone, "zalo": who.zalo_id},
+        "last_text": raw,
+    }
     survey = Survey(
         case_pk=case.id, agency_id=unit.id, flow_name="sipas-sms", channel=Channel.ZALO,
         status=SurveyStatus.COMPLETED, phone_hash=phone_hash, zalo_route=Route.ZALO_BOT,
         zalo_chat_enc=vault.encrypt(who.chat_id), zalo_chat_hash=chat_hash, created_at=at, finished_at=at,
+        state=state, state_version=4,
     )  # fmt: skip
     session.add(survey)
     session.flush()
@@ -87,7 +108,8 @@ def seed(session: Session, vault: PhoneVault, who: Citizen, at: datetime) -> int
             text="Cau 1/3", survey_id=survey_id,
         )  # fmt: skip
         message.status, message.created_at = OutboxStatus.DELIVERED, at
-    mo_request = {"from": who.phone[1:], "to": "8040", "text": "4 goi 0912000111"}
+    mo_request = {"from": who.phone[1:], "to": "8040", "text": f"4 {raw}", "id": f"mo-{who.tag}",
+                  "ts": at.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
     mo = InboundEvent(
         provider="kannel", kind="mo", provider_id=f"mo-{who.tag}", sender_hash=phone_hash, received_at=at,
         payload_enc=vault.encrypt(json.dumps(mo_request)),
@@ -109,11 +131,11 @@ def seed(session: Session, vault: PhoneVault, who: Citizen, at: datetime) -> int
     session.add_all(
         [
             Answer(survey_id=survey.id, flow_name="sipas-sms", flow_version=1, question_key="overall",
-                   criterion_code="overall", value=4, raw_text="4 goi 0912000111", inbound_event_id=mo.id,
+                   criterion_code="overall", value=4, raw_text=f"4 {raw}", inbound_event_id=mo.id,
                    answered_at=at),
-            Comment(survey_id=survey.id, question_key="comment", text="can bo nhiet tinh", created_at=at),
+            Comment(survey_id=survey.id, question_key="comment", text=f"can bo {comment}", created_at=at),
             InboxMessage(inbound_event_id=zalo.id, agency_id=unit.id, channel=Channel.ZALO,
-                         sender_enc=vault.encrypt(who.chat_id), sender_hash=chat_hash, text="xin chao",
+                         sender_enc=vault.encrypt(who.chat_id), sender_hash=chat_hash, text=greeting,
                          received_at=at),
         ]
     )  # fmt: skip
@@ -129,21 +151,23 @@ def staff(session: Session, vault: PhoneVault, phone: str) -> None:
     session.add(StaffPhone(agency_id=agency(session).id, phone_hash=vault.lookup_hash(phone)))
 
 
-def leftovers(session: Session, vault: PhoneVault, who: Citizen) -> list[str]:
-    """Every place in the database where `who`'s number or Zalo ids are still readable: every
-    text column of every table, in clear and after decrypting whatever decrypts."""
+def leftovers(session: Session, vault: PhoneVault, who: Citizen, *, free_text: bool = False) -> list[str]:
+    """Every place in the database where `who`'s number or Zalo ids (and with `free_text`, what
+    they wrote) are still readable: every text and JSON column of every table, in clear and
+    after decrypting whatever decrypts."""
+    wanted = who.secrets + (who.free_texts if free_text else ())
     found = []
     for table in Base.metadata.sorted_tables:
-        columns = [c for c in table.columns if isinstance(c.type, String | Text)]
+        columns = [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
         for row in session.execute(select(*columns)) if columns else ():
             for column, value in zip(columns, row, strict=True):
                 if not value:
                     continue
-                readable = [value]
-                with contextlib.suppress(DecryptionError, ValueError):
+                readable = [value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)]
+                with contextlib.suppress(DecryptionError, ValueError, AttributeError):
                     readable.append(vault.decrypt(value))
                 for text in readable:
-                    for secret in who.secrets:
+                    for secret in wanted:
                         if secret in text:
                             found.append(f"{table.name}.{column.name}")
     return found

@@ -4,7 +4,8 @@ erase what the service holds about them (Nghị định 13/2023/NĐ-CP on person
 The citizen is found by the keyed hash of their number and, through their cases, by the Zalo ids
 the one-stop system gave us for them. Export prints everything held as JSON (decrypted). Erase
 removes contact data (numbers, Zalo ids, raw provider requests) and free text (comments, the
-text of answers, inbox messages); the answers' values stay, no longer linked to anyone, so the
+text of answers, inbox messages, anything but number answers in a survey's stored state, the
+provider's reason a survey left Zalo); the answers' values stay, no longer linked to anyone, so the
 scores do not change. A refusal (opt-out) is kept as a hash: it is what honours the refusal.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
+from flows.engine import anonymous_state
 from flows.phones import InvalidPhoneError, normalize_phone
 from storage import audit
 from storage.crypto import DecryptionError, PhoneVault
@@ -222,6 +224,8 @@ def erase_subject(session: Session, vault: PhoneVault, phone: str, actor: str) -
         case.phone_enc = case.phone_hash = case.zalo_user_id_enc = case.zalo_user_hash = None
     for survey in subject.surveys:
         survey.phone_hash = survey.zalo_chat_enc = survey.zalo_chat_hash = None
+        survey.state = anonymous_state(survey.state)
+        survey.fallback_reason = None  # a provider's words about this person's account
         if survey.status in _OPEN:  # nobody left to ask
             survey.status = SurveyStatus.OPTED_OUT
     for message in subject.outbox:
