@@ -26,7 +26,9 @@ __all__ = [
     "all_agencies",
     "get_by_code",
     "is_staff_phone",
+    "remove_staff_phone",
     "set_successor",
+    "staff_phones",
     "upsert_agency",
 ]
 
@@ -122,13 +124,34 @@ def is_staff_phone(session: Session, agency_id: int, phone_hash: str) -> bool:
     return session.scalar(query) is not None
 
 
-def add_staff_phone(session: Session, agency_id: int, phone_hash: str) -> bool:
-    """Register a staff number of an agency; False when it was already registered."""
-    if is_staff_phone(session, agency_id, phone_hash):
+def add_staff_phone(session: Session, agency_id: int, phone_hash: str, phone_enc: str) -> bool:
+    """Register a staff number of an agency (its look-up hash and the number encrypted); False
+    when it was already registered. A number registered before it was kept encrypted (hash only)
+    gets its encrypted form now."""
+    existing = session.scalar(
+        select(StaffPhone).where(StaffPhone.agency_id == agency_id, StaffPhone.phone_hash == phone_hash)
+    )
+    if existing is not None:
+        if existing.phone_enc is None:
+            existing.phone_enc = phone_enc
+            session.flush()
         return False
     try:
         with session.begin_nested():
-            session.add(StaffPhone(agency_id=agency_id, phone_hash=phone_hash))
+            session.add(StaffPhone(agency_id=agency_id, phone_hash=phone_hash, phone_enc=phone_enc))
     except IntegrityError:
         return False  # registered by a concurrent import in the meantime
     return True
+
+
+def staff_phones(session: Session, agency_id: int) -> Sequence[StaffPhone]:
+    """The staff numbers of one agency, in the order they were registered."""
+    return session.scalars(
+        select(StaffPhone).where(StaffPhone.agency_id == agency_id).order_by(StaffPhone.id)
+    ).all()
+
+
+def remove_staff_phone(session: Session, staff: StaffPhone) -> None:
+    """Unregister one staff number: its citizen cases of that agency are surveyed again."""
+    session.delete(staff)
+    session.flush()

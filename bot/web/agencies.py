@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 from multidict import MultiDictProxy
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.context import CONTEXT, AppContext
@@ -22,12 +22,12 @@ from bot.web.access import CONFIGURE, Viewer, require_role, viewer_of
 from bot.web.i18n import LANG, translator
 from bot.web.render import error_page, render
 from bot.web.sessions import redirect
-from flows.inbox import mask_sender
+from flows import staff
 from flows.phones import InvalidPhoneError, normalize_phone
 from flows.registry import RegistryFileError, apply_import, plan_file, read_records
 from flows.rules import RULES, Resolved, RuleBook, RuleValueError, change_rule, plan_import
 from storage import audit
-from storage.agencies import AgencyRow, add_staff_phone, get_by_code
+from storage.agencies import AgencyRow, get_by_code, staff_phones
 from storage.models import Agency, AgencyLevel, StaffPhone
 
 routes = web.RouteTableDef()
@@ -72,6 +72,15 @@ class RuleRow:
     origin: str
     here: bool
     hint: str
+    # For a rule set here: what the unit would have without it, and where that comes from.
+    inherited: str = ""
+    inherited_origin: str = ""
+
+
+@dataclass(frozen=True)
+class StaffRow:
+    id: int
+    shown: str  # masked, or flows.staff.HASH_ONLY
 
 
 def _visible(session: Session, viewer: Viewer) -> list[Agency]:
@@ -92,7 +101,7 @@ def _tree(units: list[Agency]) -> list[TreeRow]:
 
     def walk(parent: int | None, depth: int) -> None:
         for unit in children.get(parent, []):
-            closed = unit.valid_to is not None and unit.valid_to <= date.today()
+            closed = unit.valid_to is not None and unit.valid_to < date.today()  # valid_to: last day
             successor = codes.get(unit.successor_id) if unit.successor_id is not None else None
             rows.append(TreeRow(unit.code, unit.name, unit.level.value, min(depth, 6), closed, successor))
             walk(unit.id, depth + 1)
@@ -289,6 +298,7 @@ def _unit_page(ctx: AppContext, viewer: Viewer, code: str, lang: str) -> dict[st
             return None
         book = RuleBook(session, ctx.settings)
         resolved: dict[str, Resolved] = book.resolved(agency)
+        inherited = book.inherited(agency) if any(r.here for r in resolved.values()) else resolved
         # What the rules mean right now: when a case closed this minute would be asked.
         next_send = book.for_agency(agency).next_send_time(datetime.now(UTC)).astimezone(ctx.settings.tz)
         rules = [
@@ -299,6 +309,8 @@ def _unit_page(ctx: AppContext, viewer: Viewer, code: str, lang: str) -> dict[st
                 resolved[spec.name].origin(lang),
                 resolved[spec.name].here,
                 spec.hint,
+                inherited[spec.name].shown() if resolved[spec.name].here else "",
+                inherited[spec.name].origin(lang) if resolved[spec.name].here else "",
             )
             for spec in RULES
         ]
@@ -308,7 +320,6 @@ def _unit_page(ctx: AppContext, viewer: Viewer, code: str, lang: str) -> dict[st
             chain.append((current.code, current.name, viewer.sees(current.id)))
             current = current.parent
         units = _visible(session, viewer)
-        staff = session.scalar(select(func.count(StaffPhone.id)).where(StaffPhone.agency_id == agency.id))
         successor = session.get(Agency, agency.successor_id) if agency.successor_id else None
         return {
             "unit": {
@@ -322,7 +333,9 @@ def _unit_page(ctx: AppContext, viewer: Viewer, code: str, lang: str) -> dict[st
             },
             "chain": list(reversed(chain)),
             "rules": rules,
-            "staff_count": int(staff or 0),
+            "staff": [
+                StaffRow(row.id, staff.shown(ctx.vault, row)) for row in staff_phones(session, agency.id)
+            ],
             "next_send": next_send.strftime("%H:%M %d/%m/%Y"),
             "others": [(u.code, u.name) for u in units if u.id != agency.id],
         }
@@ -462,13 +475,27 @@ def _add_staff(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str])
     except InvalidPhoneError:
         raise FormError("Số điện thoại không hợp lệ.") from None
     with ctx.sessions() as session, session.begin():
-        agency = _unit_in_scope(session, viewer, code)
-        if add_staff_phone(session, agency.id, ctx.vault.lookup_hash(phone)):
-            audit.append(session, viewer.username, "staff.add", f"agency:{code}", None,
-                         {"phone": mask_sender(phone)}, agency_id=agency.id)  # fmt: skip
+        staff.register(
+            session, ctx.vault, _unit_in_scope(session, viewer, code), phone, actor=viewer.username
+        )
 
 
 @routes.post("/agencies/{code}/staff")
 @require_role(*CONFIGURE)
 async def unit_staff(request: web.Request) -> web.Response:
     return await _change_unit(request, _add_staff, "staff")
+
+
+def _remove_staff(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str]) -> None:
+    with ctx.sessions() as session, session.begin():
+        agency = _unit_in_scope(session, viewer, code)
+        row = session.get(StaffPhone, int(form["id"])) if form.get("id", "").isdigit() else None
+        if row is None or row.agency_id != agency.id:
+            raise FormError("Số này không còn trong danh sách của đơn vị.")
+        staff.remove(session, ctx.vault, agency, row, actor=viewer.username)
+
+
+@routes.post("/agencies/{code}/staff/remove")
+@require_role(*CONFIGURE)
+async def unit_staff_remove(request: web.Request) -> web.Response:
+    return await _change_unit(request, _remove_staff, "staff-removed")

@@ -1,4 +1,5 @@
-"""`sipas agencies import|list`, `sipas staff import` and `sipas cases import` on a real database."""
+"""`sipas agencies import|list`, `sipas staff import|list|remove` and `sipas cases import` on a
+real database."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import PROJECT_ROOT, get_settings
 from storage.crypto import PhoneVault
-from storage.models import Agency, AgencyLevel, Case, StaffPhone
+from storage.models import Agency, AgencyLevel, AuditEntry, Case, StaffPhone
 from tests.conftest import SECRET_KEY
 from tests.intake.conftest import counts
 from workers.cli import cli
@@ -242,7 +243,38 @@ def test_staff_import(
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith("1 added, 1 already registered, 0 errors")
     with sessions() as session:
-        assert session.scalars(select(StaffPhone.phone_hash)).one() == vault.lookup_hash("+84912345678")
+        row = session.scalars(select(StaffPhone)).one()
+        assert row.phone_hash == vault.lookup_hash("+84912345678")
+        assert row.phone_enc is not None
+        assert vault.decrypt(row.phone_enc) == "+84912345678"
+
+
+def test_staff_list_and_remove(
+    run: Invoke, sessions: sessionmaker[Session], vault: PhoneVault, tmp_path: Path
+) -> None:
+    run("agencies", "import", str(SHIPPED_AGENCIES))
+    with sessions() as session, session.begin():
+        ward = session.scalars(select(Agency).where(Agency.code == "HN-TX-HD")).one()
+        # Registered before numbers were kept encrypted: only the hash.
+        session.add(StaffPhone(agency_id=ward.id, phone_hash=vault.lookup_hash("+84987000111")))
+    run("staff", "import", str(write(tmp_path, "s.csv", "agency_code,phone\nHN-TX-HD,0912345678\n")))
+    listed = run("staff", "list", "--agency", "HN-TX-HD")
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert [line.split("\t")[1] for line in lines] == ["(số cũ, chỉ có mã băm)", "091••••678"]
+    assert "0912345678" not in listed.output
+    assert run("staff", "remove", "--agency", "HN-TX-KM", "0912345678").exit_code == 1  # not theirs
+    assert run("staff", "remove", "--agency", "HN-TX-HD").exit_code == 2  # PHONE or --id
+    removed = run("staff", "remove", "--agency", "HN-TX-HD", "+84 912 345 678")
+    assert removed.stdout.strip() == "removed 091••••678 from HN-TX-HD"
+    old_id = lines[0].split("\t")[0]
+    removed = run("staff", "remove", "--agency", "HN-TX-HD", "--id", old_id)
+    assert removed.stdout.strip() == "removed (số cũ, chỉ có mã băm) from HN-TX-HD"
+    with sessions() as session:
+        assert session.scalars(select(StaffPhone)).all() == []
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "staff.remove")).all()
+        assert [e.before for e in entries] == [{"phone": "091••••678"}, {"phone": "(số cũ, chỉ có mã băm)"}]
+        assert all(e.actor.startswith("cli:") for e in entries)
 
 
 def _recent(hours: int = 1) -> str:

@@ -202,13 +202,15 @@ def test_rotation_reencrypts_and_rekeys_everything(
         refuse(session, old, ALICE, ago(NOW, 1))
         staff(session, old, BOB.phone)
         staff(session, old, "+84911111111")  # a number held nowhere: its hash cannot be re-keyed
+        staff(session, old, "+84922222222", encrypted=True)  # held encrypted: re-keyed from itself
     rotating = PhoneVault(NEW_KEY, [SECRET_KEY])
     assert rotating.decrypt(old.encrypt("x")) == "x"  # the old key stays readable meanwhile
     steps: list[int] = []
     result = rotate(sessions, rotating, steps.append)
     assert sum(steps) > 0
-    # Per citizen: phone and Zalo id of the case, the chat, 3 outbox rows, 2 requests, 1 inbox sender.
-    assert result.reencrypted == 2 * 9
+    # Per citizen: phone and Zalo id of the case, the chat, 3 outbox rows, 2 requests, 1 inbox
+    # sender; and the staff number held encrypted.
+    assert result.reencrypted == 2 * 9 + 1
     new_only = PhoneVault(NEW_KEY)
     with sessions() as session:
         assert _all_current(session, new_only) == []
@@ -232,6 +234,7 @@ def test_rotation_reencrypts_and_rekeys_everything(
         assert session.get(OptOut, old.lookup_hash(ALICE.phone)) is None
         staff_hashes = set(session.scalars(select(StaffPhone.phone_hash)))
         assert new_only.lookup_hash(BOB.phone) in staff_hashes
+        assert new_only.lookup_hash("+84922222222") in staff_hashes
     assert result.not_rekeyable == 1
     again = rotate(sessions, rotating)
     assert (again.reencrypted, again.rehashed, again.not_rekeyable) == (0, 0, 1)

@@ -147,8 +147,10 @@ def refuse(session: Session, vault: PhoneVault, who: Citizen, at: datetime) -> N
     session.add(OptOut(phone_hash=vault.lookup_hash(who.phone), source="sms", created_at=at))
 
 
-def staff(session: Session, vault: PhoneVault, phone: str) -> None:
-    session.add(StaffPhone(agency_id=agency(session).id, phone_hash=vault.lookup_hash(phone)))
+def staff(session: Session, vault: PhoneVault, phone: str, *, encrypted: bool = False) -> None:
+    """A staff number, registered as today (hash and encrypted) or before 0012 (hash only)."""
+    session.add(StaffPhone(agency_id=agency(session).id, phone_hash=vault.lookup_hash(phone),
+                           phone_enc=vault.encrypt(phone) if encrypted else None))  # fmt: skip
 
 
 def leftovers(session: Session, vault: PhoneVault, who: Citizen, *, free_text: bool = False) -> list[str]:

@@ -25,7 +25,8 @@ from storage.agencies import get_by_code
 from storage.audit import verify
 from storage.crypto import PhoneVault
 from storage.inbound import store_event
-from storage.models import AuditEntry, FlowAssignment, InboxMessage, InboxStatus, UserRole
+from storage.models import AuditEntry, FlowAssignment, InboxMessage, InboxStatus, StaffPhone, UserRole
+from storage.rules import rules_of
 from tests.support.app import Client, app_client
 from tests.web.support import csrf_of, log_in, seed_tree, seed_user
 
@@ -178,6 +179,92 @@ async def test_units_added_edited_merged_and_out_of_reach(
         )
         assert refused.status == 404
         assert "Phường Hoàn Kiếm" not in await (await other.get("/agencies")).text()
+
+
+async def test_holiday_names_and_the_inherited_list_are_shown(
+    staff: tuple[Client, str], sessions: sessionmaker[Session]
+) -> None:
+    """A ward's own holiday list replaces the province's: its page shows both, with the names."""
+    client, csrf = staff
+    await client.post(
+        "/agencies/HN/rules",
+        data={"csrf_token": csrf, "rule": "holidays", "action": "set",
+              "value": "2026-09-02 Quốc khánh, 2026-04-30 Giải phóng miền Nam"},
+    )  # fmt: skip
+    ward = await (await client.get("/agencies/HN-BD")).text()
+    assert "2026-04-30 Giải phóng miền Nam, 2026-09-02 Quốc khánh" in ward
+    assert "Kế thừa nếu bỏ" not in ward  # nothing set here: the inherited list is the value
+    await client.post(
+        "/agencies/HN-BD/rules",
+        data={"csrf_token": csrf, "rule": "holidays", "value": "2026-09-01 Nghỉ lễ", "action": "set"},
+    )
+    ward = await (await client.get("/agencies/HN-BD")).text()
+    row = ward[ward.index('data-rule="holidays"') :]
+    row = row[: row.index("</tr>")]
+    assert "2026-09-01 Nghỉ lễ" in row
+    assert (
+        "Kế thừa nếu bỏ: 2026-04-30 Giải phóng miền Nam, 2026-09-02 Quốc khánh "
+        "(kế thừa từ Thành phố Hà Nội (HN))"
+    ) in row
+    english = await (await client.get("/agencies/HN-BD?lang=en")).text()
+    assert "Inherited if removed: 2026-04-30 Giải phóng miền Nam" in english
+    with sessions() as session:
+        ward_unit = get_by_code(session, "HN-BD")
+        assert ward_unit is not None
+        assert rules_of(session, [ward_unit.id])[ward_unit.id]["holidays"] == ["2026-09-01 Nghỉ lễ"]
+
+
+async def test_staff_numbers_are_listed_masked_and_removed(
+    staff: tuple[Client, str], sessions: sessionmaker[Session], vault: PhoneVault
+) -> None:
+    client, csrf = staff
+    with sessions() as session, session.begin():
+        ward = get_by_code(session, "HN-BD")
+        assert ward is not None
+        # Registered before numbers were kept encrypted: only the hash.
+        session.add(StaffPhone(agency_id=ward.id, phone_hash=vault.lookup_hash("+84987000111")))
+    await client.post("/agencies/HN-BD/staff", data={"csrf_token": csrf, "phone": "0912 345 678"})
+    page = await (await client.get("/agencies/HN-BD")).text()
+    assert "2 số đã đăng ký" in page
+    assert "091••••678" in page
+    assert "(số cũ, chỉ có mã băm)" in page
+    assert "0912345678" not in page
+    assert (
+        "(older number, only its hash is kept)" in await (await client.get("/agencies/HN-BD?lang=en")).text()
+    )
+    with sessions() as session:
+        rows = {
+            vault.decrypt(r.phone_enc) if r.phone_enc else None: r.id
+            for r in session.scalars(select(StaffPhone))
+        }
+    assert set(rows) == {"+84912345678", None}
+
+    no_csrf = await client.post("/agencies/HN-BD/staff/remove", data={"id": str(rows[None])})
+    assert no_csrf.status == 403
+    other_unit = await client.post(
+        "/agencies/HN-HK/staff/remove", data={"csrf_token": csrf, "id": str(rows[None])}
+    )
+    assert other_unit.status == 422  # not a number of that unit: nothing removed
+    removed = await client.post(
+        "/agencies/HN-BD/staff/remove",
+        data={"csrf_token": csrf, "id": str(rows[None])},
+        allow_redirects=False,
+    )
+    assert removed.status == 303
+    await client.post(
+        "/agencies/HN-BD/staff/remove", data={"csrf_token": csrf, "id": str(rows["+84912345678"])}
+    )
+    page = await (await client.get("/agencies/HN-BD?lang=vi")).text()
+    assert "0 số đã đăng ký" in page
+    with sessions() as session:
+        assert session.scalars(select(StaffPhone)).all() == []
+        removals = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "staff.remove").order_by(AuditEntry.id)
+        ).all()
+        assert [(e.target, e.before, e.after) for e in removals] == [
+            ("agency:HN-BD", {"phone": "(số cũ, chỉ có mã băm)"}, None),
+            ("agency:HN-BD", {"phone": "091••••678"}, None),
+        ]
 
 
 async def test_flow_editor_inline_problems_try_publish_and_roll_back(

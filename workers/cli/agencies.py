@@ -1,4 +1,5 @@
-"""`sipas agencies import|list` and `sipas staff import`: the agency registry and its staff numbers.
+"""`sipas agencies import|list` and `sipas staff import|list|remove`: the agency registry and its
+staff numbers (listed masked, removed with an audit entry: flows.staff).
 
 Reading, checking and applying a registry file is flows.registry (the /agencies page uses it
 too): a file with any error changes nothing, and importing the same file again changes nothing.
@@ -10,20 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import get_settings
+from flows import staff as staff_numbers
 from flows.phones import InvalidPhoneError, normalize_phone
 from flows.registry import Record, RegistryFileError, apply_import, plan_file
 from flows.registry import read_records as registry_records
-from storage.agencies import (
-    add_staff_phone,
-    all_agencies,
-    get_by_code,
-)
+from storage.agencies import add_staff_phone, all_agencies, get_by_code, staff_phones
 from storage.audit import cli_actor
 from storage.crypto import PhoneVault
 from storage.db import session_factory
-from storage.models import Agency
+from storage.models import Agency, StaffPhone
 
 
 def read_records(path: Path) -> list[Record]:
@@ -116,15 +115,12 @@ def staff_import(file: Path) -> None:
     Nothing is written when any row is wrong; numbers already registered are skipped."""
     if file.suffix.lower() != ".csv":
         raise click.ClickException(f"{file}: use a .csv file with columns agency_code, phone")
-    settings = get_settings()
-    settings.require("SIPAS_SECRET_KEY")
-    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
+    vault, sessions = _staff_context()
     records = read_records(file)
-    sessions = session_factory(settings.DATABASE_URL)
     errors: list[str] = []
     added = 0
     with sessions() as session, session.begin():
-        pairs: list[tuple[int, str]] = []
+        pairs: list[tuple[int, str]] = []  # (agency id, E.164 number)
         for record in records:
             code, phone = record.fields.get("agency_code") or "", record.fields.get("phone") or ""
             agency = get_by_code(session, code) if code else None
@@ -132,7 +128,7 @@ def staff_import(file: Path) -> None:
                 errors.append(f"line {record.line}: agency_code {code!r} is not in the registry")
                 continue
             try:
-                pairs.append((agency.id, vault.lookup_hash(normalize_phone(phone))))
+                pairs.append((agency.id, normalize_phone(phone)))
             except InvalidPhoneError as exc:
                 errors.append(f"line {record.line}: phone: {exc}")
         if errors:
@@ -141,9 +137,61 @@ def staff_import(file: Path) -> None:
             click.echo(f"0 added, {len(errors)} errors: nothing imported")
             raise SystemExit(1)
         with click.progressbar(pairs, label="Importing staff numbers") as bar:
-            for agency_id, phone_hash in bar:
-                added += add_staff_phone(session, agency_id, phone_hash)
+            for agency_id, phone in bar:
+                added += add_staff_phone(session, agency_id, vault.lookup_hash(phone), vault.encrypt(phone))
     click.echo(f"{added} added, {len(pairs) - added} already registered, 0 errors")
+
+
+def _staff_context() -> tuple[PhoneVault, sessionmaker[Session]]:
+    """The vault and database of a `sipas staff` command (SIPAS_SECRET_KEY is needed)."""
+    settings = get_settings()
+    settings.require("SIPAS_SECRET_KEY")
+    vault = PhoneVault.from_settings(settings)
+    return vault, session_factory(settings.DATABASE_URL)
+
+
+def _agency(session: Session, code: str) -> Agency:
+    agency = get_by_code(session, code)
+    if agency is None:
+        raise click.ClickException(f"agency {code!r} is not in the registry")
+    return agency
+
+
+@staff.command("list")
+@click.option("--agency", "code", required=True, help="The unit's code.")
+def staff_list(code: str) -> None:
+    """The staff numbers of one unit, masked, with the id `staff remove --id` takes."""
+    vault, sessions = _staff_context()
+    with sessions() as session:
+        rows = staff_phones(session, _agency(session, code).id)
+        for row in rows:
+            click.echo(f"{row.id}\t{staff_numbers.shown(vault, row)}")
+    click.echo(f"{len(rows)} staff numbers", err=True)
+
+
+@staff.command("remove")
+@click.option("--agency", "code", required=True, help="The unit's code.")
+@click.option("--id", "staff_id", type=int, help="The row id shown by `staff list` (any row).")
+@click.argument("phone", required=False)
+def staff_remove(code: str, staff_id: int | None, phone: str | None) -> None:
+    """Remove one staff number of a unit, by PHONE or by --id (audited)."""
+    if (staff_id is None) == (phone is None):
+        raise click.UsageError("give either PHONE or --id")
+    vault, sessions = _staff_context()
+    with sessions() as session, session.begin():
+        agency = _agency(session, code)
+        if phone is not None:
+            try:
+                wanted = vault.lookup_hash(normalize_phone(phone))
+            except InvalidPhoneError as exc:
+                raise click.ClickException(f"phone: {exc}") from None
+            row = next((r for r in staff_phones(session, agency.id) if r.phone_hash == wanted), None)
+        else:
+            row = session.get(StaffPhone, staff_id)
+        if row is None or row.agency_id != agency.id:
+            raise click.ClickException(f"no such staff number registered for {code}")
+        removed = staff_numbers.remove(session, vault, agency, row, actor=cli_actor())
+    click.echo(f"removed {removed} from {code}")
 
 
 COMMANDS = [agencies, staff]

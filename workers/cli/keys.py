@@ -7,10 +7,11 @@ the old key. The command can be interrupted and run again: rows already under th
 skipped, each batch is its own transaction.
 
 Hashes are recomputed from the plaintext they hash: numbers and Zalo ids held encrypted (cases,
-surveys, inbox, and the raw requests of inbound events). Rows that hold ONLY a hash (opt-outs,
-staff phones) are re-keyed through the same plaintexts: an old hash maps to the new hash of the
-number that produced it. A hash whose number is no longer held anywhere (its contact data was
-purged) cannot be re-keyed; the command counts these and keeps them.
+surveys, inbox, staff numbers registered since migration 0012, and the raw requests of inbound
+events). Rows that hold ONLY a hash (opt-outs, staff numbers registered before) are re-keyed
+through the same plaintexts: an old hash maps to the new hash of the number that produced it. A
+hash whose number is no longer held anywhere (its contact data was purged) cannot be re-keyed;
+the command counts these and keeps them.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ ENCRYPTED: tuple[InstrumentedAttribute[Any], ...] = (
     OutboundMessage.recipient_enc,
     InboundEvent.payload_enc,
     InboxMessage.sender_enc,
+    StaffPhone.phone_enc,
     ZaloOAToken.access_token_enc,
     ZaloOAToken.refresh_token_enc,
 )
@@ -154,6 +156,9 @@ def _rotate_row(vault: PhoneVault, row: Any, rotation: Rotation) -> None:
     elif isinstance(row, InboxMessage):
         sender = _reencrypt(vault, row, "sender_enc", rotation)
         _set_hash(row, "sender_hash", rotation.learn(vault, sender) if sender else None, rotation)
+    elif isinstance(row, StaffPhone):
+        phone = _reencrypt(vault, row, "phone_enc", rotation)
+        _set_hash(row, "phone_hash", rotation.learn(vault, phone) if phone else None, rotation)
     elif isinstance(row, ZaloOAToken):
         _reencrypt(vault, row, "access_token_enc", rotation)
         _reencrypt(vault, row, "refresh_token_enc", rotation)
@@ -166,13 +171,16 @@ _WITH_PLAINTEXT: tuple[type[Base], ...] = (
     OutboundMessage,
     InboundEvent,
     InboxMessage,
+    StaffPhone,
     ZaloOAToken,
 )
 
 
 def count_rows(session: Session) -> int:
-    models: tuple[type[Base], ...] = (*_WITH_PLAINTEXT, OptOut, StaffPhone)
-    return sum(int(session.scalar(select(func.count()).select_from(model)) or 0) for model in models)
+    models: tuple[type[Base], ...] = (*_WITH_PLAINTEXT, OptOut)
+    rows = sum(int(session.scalar(select(func.count()).select_from(model)) or 0) for model in models)
+    hash_only = select(func.count()).select_from(StaffPhone).where(StaffPhone.phone_enc.is_(None))
+    return rows + int(session.scalar(hash_only) or 0)
 
 
 def rotate(
@@ -185,6 +193,8 @@ def rotate(
             for row in batch:
                 _rotate_row(vault, row, rotation)
             advance(len(batch))
+    if not vault.hashes_follow_secret:
+        return rotation  # hashes keyed by SIPAS_HASH_KEY: every one is still right
     with sessions() as session, session.begin():
         for survey in session.scalars(select(Survey).where(Survey.phone_hash.is_not(None))):
             _set_hash(survey, "phone_hash", rotation.rekey.get(survey.phone_hash or ""), rotation)
@@ -209,7 +219,8 @@ def rotate(
                 rotation.not_rekeyable += 1
         advance(len(refusals))
     with sessions() as session, session.begin():
-        staff = list(session.scalars(select(StaffPhone)))
+        # Numbers registered before they were kept encrypted (the others were re-keyed above).
+        staff = list(session.scalars(select(StaffPhone).where(StaffPhone.phone_enc.is_(None))))
         for phone in staff:
             new = rotation.rekey.get(phone.phone_hash)
             if new is not None:
@@ -225,14 +236,47 @@ def keys() -> None:
     """SIPAS_SECRET_KEY: rotate it."""
 
 
+def hash_key_mismatches(session: Session, vault: PhoneVault, sample: int = 200) -> int:
+    """How many of a sample of cases hold a phone hash that the vault's hash key does not give
+    their number: a SIPAS_HASH_KEY other than the one the hashes were made with."""
+    rows = session.execute(
+        select(Case.phone_enc, Case.phone_hash)
+        .where(Case.phone_enc.is_not(None), Case.phone_hash.is_not(None))
+        .order_by(Case.id.desc())
+        .limit(sample)
+    ).all()
+    return sum(
+        1 for phone_enc, phone_hash in rows if vault.lookup_hash(vault.decrypt(phone_enc)) != phone_hash
+    )
+
+
 @keys.command("rotate")
-def rotate_command() -> None:
-    """Re-encrypt and re-hash everything under SIPAS_SECRET_KEY (old keys: SIPAS_OLD_SECRET_KEYS)."""
+@click.option(
+    "--rekey-hashes",
+    is_flag=True,
+    help="Without SIPAS_HASH_KEY: recompute the look-up hashes under the new key too, losing the "
+    "refusals whose number is held nowhere any more.",
+)
+def rotate_command(rekey_hashes: bool) -> None:
+    """Re-encrypt everything under SIPAS_SECRET_KEY (old keys: SIPAS_OLD_SECRET_KEYS); the
+    look-up hashes stay under SIPAS_HASH_KEY."""
     settings = get_settings()
     settings.require("SIPAS_SECRET_KEY", "SIPAS_OLD_SECRET_KEYS")
-    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
+    vault = PhoneVault.from_settings(settings)
+    if vault.hashes_follow_secret and not rekey_hashes:
+        raise click.ClickException(
+            "SIPAS_HASH_KEY is not set, so the look-up hashes follow SIPAS_SECRET_KEY and would have to "
+            "be recomputed: a refusal whose number was purged cannot be, and would be forgotten. Set "
+            "SIPAS_HASH_KEY to the key the hashes were made with (the previous SIPAS_SECRET_KEY) for "
+            "every process, restart, and run again (docs/operations.md); or pass --rekey-hashes"
+        )
     sessions = session_factory(settings.DATABASE_URL)
     with sessions() as session:
+        if not vault.hashes_follow_secret and (wrong := hash_key_mismatches(session, vault)):
+            raise click.ClickException(
+                f"SIPAS_HASH_KEY does not give the stored look-up hashes ({wrong} of the latest cases "
+                "checked differ): set it to the key they were made with; nothing was changed"
+            )
         total = count_rows(session)
     try:
         with click.progressbar(length=total, label="re-encrypting", file=sys.stderr) as bar:
