@@ -193,8 +193,6 @@ def rotate(
             for row in batch:
                 _rotate_row(vault, row, rotation)
             advance(len(batch))
-    if not vault.hashes_follow_secret:
-        return rotation  # hashes keyed by SIPAS_HASH_KEY: every one is still right
     with sessions() as session, session.begin():
         for survey in session.scalars(select(Survey).where(Survey.phone_hash.is_not(None))):
             _set_hash(survey, "phone_hash", rotation.rekey.get(survey.phone_hash or ""), rotation)
@@ -236,47 +234,14 @@ def keys() -> None:
     """SIPAS_SECRET_KEY: rotate it."""
 
 
-def hash_key_mismatches(session: Session, vault: PhoneVault, sample: int = 200) -> int:
-    """How many of a sample of cases hold a phone hash that the vault's hash key does not give
-    their number: a SIPAS_HASH_KEY other than the one the hashes were made with."""
-    rows = session.execute(
-        select(Case.phone_enc, Case.phone_hash)
-        .where(Case.phone_enc.is_not(None), Case.phone_hash.is_not(None))
-        .order_by(Case.id.desc())
-        .limit(sample)
-    ).all()
-    return sum(
-        1 for phone_enc, phone_hash in rows if vault.lookup_hash(vault.decrypt(phone_enc)) != phone_hash
-    )
-
-
 @keys.command("rotate")
-@click.option(
-    "--rekey-hashes",
-    is_flag=True,
-    help="Without SIPAS_HASH_KEY: recompute the look-up hashes under the new key too, losing the "
-    "refusals whose number is held nowhere any more.",
-)
-def rotate_command(rekey_hashes: bool) -> None:
-    """Re-encrypt everything under SIPAS_SECRET_KEY (old keys: SIPAS_OLD_SECRET_KEYS); the
-    look-up hashes stay under SIPAS_HASH_KEY."""
+def rotate_command() -> None:
+    """Re-encrypt and re-hash everything under SIPAS_SECRET_KEY (old keys: SIPAS_OLD_SECRET_KEYS)."""
     settings = get_settings()
     settings.require("SIPAS_SECRET_KEY", "SIPAS_OLD_SECRET_KEYS")
-    vault = PhoneVault.from_settings(settings)
-    if vault.hashes_follow_secret and not rekey_hashes:
-        raise click.ClickException(
-            "SIPAS_HASH_KEY is not set, so the look-up hashes follow SIPAS_SECRET_KEY and would have to "
-            "be recomputed: a refusal whose number was purged cannot be, and would be forgotten. Set "
-            "SIPAS_HASH_KEY to the key the hashes were made with (the previous SIPAS_SECRET_KEY) for "
-            "every process, restart, and run again (docs/operations.md); or pass --rekey-hashes"
-        )
+    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
     sessions = session_factory(settings.DATABASE_URL)
     with sessions() as session:
-        if not vault.hashes_follow_secret and (wrong := hash_key_mismatches(session, vault)):
-            raise click.ClickException(
-                f"SIPAS_HASH_KEY does not give the stored look-up hashes ({wrong} of the latest cases "
-                "checked differ): set it to the key they were made with; nothing was changed"
-            )
         total = count_rows(session)
     try:
         with click.progressbar(length=total, label="re-encrypting", file=sys.stderr) as bar:
