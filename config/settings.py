@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     SIPAS_SECRET_KEY: str = ""
     # Comma-separated previous SIPAS_SECRET_KEYs, still readable while `sipas keys rotate` runs.
     SIPAS_OLD_SECRET_KEYS: str = ""
+    # Keys the look-up hashes of numbers and Zalo ids; never rotated (storage.crypto says why).
+    # Empty: derived from SIPAS_SECRET_KEY (set it to that key's value before the first rotation).
+    SIPAS_HASH_KEY: str = ""
     ONESTOP_WEBHOOK_SECRET: str = ""
 
     # Which SMS provider sends (bot.channels.registry: kannel, brandname); every provider's
@@ -150,11 +153,11 @@ class Settings(BaseSettings):
         parse_send_window(value)
         return value
 
-    @field_validator("SIPAS_SECRET_KEY")
+    @field_validator("SIPAS_SECRET_KEY", "SIPAS_HASH_KEY")
     @classmethod
     def _check_secret(cls, value: str) -> str:
         if value and len(value) < 16:
-            raise ValueError("must be at least 16 characters (it keys the encryption of phone numbers)")
+            raise ValueError("must be at least 16 characters (it keys how phone numbers are kept)")
         return value
 
     @model_validator(mode="after")

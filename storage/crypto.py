@@ -1,12 +1,16 @@
 """Phone numbers at rest: Fernet encryption plus a keyed hash for equality look-ups.
 
-Both keys are derived from SIPAS_SECRET_KEY with HKDF under different labels, so one
-secret configures the service and neither derived key can be computed from the other.
+Both keys are derived with HKDF under different labels, so neither derived key can be computed
+from the other: the encryption key from SIPAS_SECRET_KEY, the hash key from SIPAS_HASH_KEY, or
+from SIPAS_SECRET_KEY when that is not set (one secret configures a new service).
 
-Key rotation (`sipas keys rotate`, docs/operations.md): the new secret becomes SIPAS_SECRET_KEY
-and the previous ones are listed in SIPAS_OLD_SECRET_KEYS. New values are encrypted and hashed
-under the new secret only; values encrypted under an old secret stay readable until the rotation
-has re-encrypted them and recomputed their hashes.
+The hash key is not rotated with the encryption key. Some rows hold only a hash (a refusal whose
+number was purged, kept so that the refusal is honoured for good): no one can recompute it under
+another key. So `sipas keys rotate` (docs/operations.md) re-encrypts under the new
+SIPAS_SECRET_KEY, with the previous ones in SIPAS_OLD_SECRET_KEYS readable until it is done, and
+leaves every hash as it is, provided SIPAS_HASH_KEY holds the secret the hashes were made with.
+Without SIPAS_HASH_KEY the hashes follow SIPAS_SECRET_KEY and must be recomputed from plaintexts
+(what has none is lost): the command refuses that unless told to.
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 __all__ = ["DecryptionError", "PhoneVault"]
 
@@ -40,16 +48,24 @@ def _fernet(secret: str) -> Fernet:
 class PhoneVault:
     """Encrypts, decrypts and hashes personal identifiers (phone numbers, Zalo ids).
 
-    `old_secrets`: previous SIPAS_SECRET_KEYs, used only to read what they encrypted (and, for
-    the rotation, to recognise the hashes they made)."""
+    `old_secrets`: previous SIPAS_SECRET_KEYs, used only to read what they encrypted (and, when
+    the hashes follow the secret, for the rotation to recognise the hashes they made).
+    `hash_secret`: SIPAS_HASH_KEY; empty: the hashes are keyed by `secret`."""
 
-    def __init__(self, secret: str, old_secrets: Sequence[str] = ()) -> None:
+    def __init__(self, secret: str, old_secrets: Sequence[str] = (), hash_secret: str = "") -> None:
         if len(secret) < 16:
             raise ValueError("SIPAS_SECRET_KEY must be at least 16 characters")
         self._current = _fernet(secret)
         self._fernet = MultiFernet([self._current, *(_fernet(old) for old in old_secrets if old != secret)])
-        self._hash_key = _derive(secret, b"phone-lookup-hash")
-        self._old_hash_keys = [_derive(old, b"phone-lookup-hash") for old in old_secrets if old != secret]
+        self._hash_key = _derive(hash_secret or secret, b"phone-lookup-hash")
+        self.hashes_follow_secret = not hash_secret
+        followed = old_secrets if self.hashes_follow_secret else ()
+        self._old_hash_keys = [_derive(old, b"phone-lookup-hash") for old in followed if old != secret]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PhoneVault:
+        """The vault of SIPAS_SECRET_KEY, SIPAS_OLD_SECRET_KEYS and SIPAS_HASH_KEY."""
+        return cls(settings.SIPAS_SECRET_KEY, settings.old_secret_keys, settings.SIPAS_HASH_KEY)
 
     def encrypt(self, value: str) -> str:
         return self._current.encrypt(value.encode("utf-8")).decode("ascii")

@@ -27,7 +27,7 @@ class Runtime:
         return cls(
             settings=settings,
             sessions=session_factory(settings.DATABASE_URL),
-            vault=PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys),
+            vault=PhoneVault.from_settings(settings),
             redis=redis_for(settings.REDIS_URL),
         )
 

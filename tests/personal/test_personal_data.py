@@ -252,9 +252,51 @@ def test_keys_rotate_command(
     monkeypatch.setenv("SIPAS_SECRET_KEY", NEW_KEY)
     monkeypatch.setenv("SIPAS_OLD_SECRET_KEYS", SECRET_KEY)
     get_settings.cache_clear()
+    # The hashes would follow the new key: refused, so that no refusal is silently forgotten.
+    unpinned = runner.invoke(cli, ["keys", "rotate"])
+    assert unpinned.exit_code == 1
+    assert "SIPAS_HASH_KEY is not set" in unpinned.output
+    # A hash key other than the one the hashes were made with: refused, nothing changed.
+    monkeypatch.setenv("SIPAS_HASH_KEY", "not-the-hash-key-0123456789")
+    get_settings.cache_clear()
+    wrong = runner.invoke(cli, ["keys", "rotate"])
+    assert wrong.exit_code == 1
+    assert "does not give the stored look-up hashes" in wrong.output
+    with sessions() as session:
+        assert _all_current(session, PhoneVault(NEW_KEY)) != []
+    monkeypatch.setenv("SIPAS_HASH_KEY", SECRET_KEY)
+    get_settings.cache_clear()
     done = runner.invoke(cli, ["keys", "rotate"])
     assert done.exit_code == 0, done.output
     assert '"reencrypted": 9' in done.output
+    assert '"rehashed": 0' in done.output
     with sessions() as session:
         assert _all_current(session, PhoneVault(NEW_KEY)) == []
     get_settings.cache_clear()
+
+
+def test_rotation_with_a_hash_key_keeps_every_hash_and_every_refusal(
+    sessions: sessionmaker[Session], vault: PhoneVault
+) -> None:
+    """The hashes are keyed by SIPAS_HASH_KEY (here the key they were made with): the rotation
+    re-encrypts and leaves every hash as it is, so the refusal of a number purged long ago (a hash
+    nothing else holds) is still recognised under the new key alone."""
+    purged = "+84933333333"
+    with sessions() as session, session.begin():
+        seed(session, vault, ALICE, ago(NOW, 3))
+        seed(session, vault, BOB, ago(NOW, 3))
+        session.add(OptOut(phone_hash=vault.lookup_hash(purged), source="sms", created_at=ago(NOW, 400)))
+        hashes_before = sorted(str(h) for h in session.scalars(select(InboundEvent.sender_hash)))
+    rotating = PhoneVault(NEW_KEY, [SECRET_KEY], hash_secret=SECRET_KEY)
+    result = rotate(sessions, rotating)
+    assert (result.reencrypted, result.rehashed, result.not_rekeyable) == (2 * 9, 0, 0)
+    new_only = PhoneVault(NEW_KEY, hash_secret=SECRET_KEY)
+    with sessions() as session:
+        assert _all_current(session, new_only) == []
+        assert session.get(OptOut, new_only.lookup_hash(purged)) is not None
+        assert session.get(OptOut, new_only.lookup_hash(ALICE.phone)) is None  # never refused
+        case = session.scalar(select(Case).where(Case.case_id == "HS-a"))
+        assert case is not None
+        assert case.phone_hash == new_only.lookup_hash(ALICE.phone)
+        assert sorted(str(h) for h in session.scalars(select(InboundEvent.sender_hash))) == hashes_before
+    assert rotate(sessions, rotating).reencrypted == 0

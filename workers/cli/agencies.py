@@ -146,7 +146,7 @@ def _staff_context() -> tuple[PhoneVault, sessionmaker[Session]]:
     """The vault and database of a `sipas staff` command (SIPAS_SECRET_KEY is needed)."""
     settings = get_settings()
     settings.require("SIPAS_SECRET_KEY")
-    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
+    vault = PhoneVault.from_settings(settings)
     return vault, session_factory(settings.DATABASE_URL)
 
 

@@ -142,7 +142,7 @@ def cases_import(file: Path) -> None:
     (one case object a line). Same outcomes as POST /api/v1/cases/closed."""
     settings = get_settings()
     settings.require("SIPAS_SECRET_KEY")
-    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
+    vault = PhoneVault.from_settings(settings)
     sessions = session_factory(settings.DATABASE_URL)
     lines = count_lines(file)
     stream = read_rows(file)

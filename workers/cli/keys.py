@@ -1,10 +1,15 @@
-"""`sipas keys rotate`: re-encrypt everything under a new SIPAS_SECRET_KEY and recompute the
-keyed look-up hashes, while the old key stays readable (SIPAS_OLD_SECRET_KEYS) until it is done.
+"""`sipas keys rotate`: re-encrypt everything under a new SIPAS_SECRET_KEY while the old key stays
+readable (SIPAS_OLD_SECRET_KEYS) until it is done.
 
 Steps (docs/operations.md, "Rotating SIPAS_SECRET_KEY"): put the new key in SIPAS_SECRET_KEY and
 the old one in SIPAS_OLD_SECRET_KEYS, restart the processes, run `sipas keys rotate`, then remove
 the old key. The command can be interrupted and run again: rows already under the new key are
 skipped, each batch is its own transaction.
+
+The look-up hashes are keyed by SIPAS_HASH_KEY, which is not rotated (storage.crypto says why):
+the command checks that it gives the stored hashes, re-encrypts, and leaves every hash as it is.
+Only without SIPAS_HASH_KEY (hashes keyed by SIPAS_SECRET_KEY), and with --rekey-hashes, are the
+hashes recomputed under the new key, as follows.
 
 Hashes are recomputed from the plaintext they hash: numbers and Zalo ids held encrypted (cases,
 surveys, inbox, staff numbers registered since migration 0012, and the raw requests of inbound
@@ -193,6 +198,8 @@ def rotate(
             for row in batch:
                 _rotate_row(vault, row, rotation)
             advance(len(batch))
+    if not vault.hashes_follow_secret:
+        return rotation  # hashes keyed by SIPAS_HASH_KEY: every one is still right
     with sessions() as session, session.begin():
         for survey in session.scalars(select(Survey).where(Survey.phone_hash.is_not(None))):
             _set_hash(survey, "phone_hash", rotation.rekey.get(survey.phone_hash or ""), rotation)
@@ -234,14 +241,51 @@ def keys() -> None:
     """SIPAS_SECRET_KEY: rotate it."""
 
 
+def hash_key_mismatches(session: Session, vault: PhoneVault, sample: int = 200) -> int:
+    """How many of a sample of cases hold a phone hash that the vault's hash key does not give
+    their number: a SIPAS_HASH_KEY other than the one the hashes were made with."""
+    rows = session.execute(
+        select(Case.phone_enc, Case.phone_hash)
+        .where(Case.phone_enc.is_not(None), Case.phone_hash.is_not(None))
+        .order_by(Case.id.desc())
+        .limit(sample)
+    ).all()
+    wrong = 0
+    for phone_enc, phone_hash in rows:
+        try:
+            wrong += vault.lookup_hash(vault.decrypt(phone_enc or "")) != phone_hash
+        except DecryptionError:
+            continue  # the rotation itself names a value no configured key reads
+    return wrong
+
+
 @keys.command("rotate")
-def rotate_command() -> None:
-    """Re-encrypt and re-hash everything under SIPAS_SECRET_KEY (old keys: SIPAS_OLD_SECRET_KEYS)."""
+@click.option(
+    "--rekey-hashes",
+    is_flag=True,
+    help="Without SIPAS_HASH_KEY: recompute the look-up hashes under the new key too, losing the "
+    "refusals whose number is held nowhere any more.",
+)
+def rotate_command(rekey_hashes: bool) -> None:
+    """Re-encrypt everything under SIPAS_SECRET_KEY (old keys: SIPAS_OLD_SECRET_KEYS); the
+    look-up hashes stay under SIPAS_HASH_KEY."""
     settings = get_settings()
     settings.require("SIPAS_SECRET_KEY", "SIPAS_OLD_SECRET_KEYS")
-    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
+    vault = PhoneVault.from_settings(settings)
+    if vault.hashes_follow_secret and not rekey_hashes:
+        raise click.ClickException(
+            "SIPAS_HASH_KEY is not set, so the look-up hashes follow SIPAS_SECRET_KEY and would have to "
+            "be recomputed: a refusal whose number was purged cannot be, and would be forgotten. Set "
+            "SIPAS_HASH_KEY to the key the hashes were made with (the previous SIPAS_SECRET_KEY) for "
+            "every process, restart, and run again (docs/operations.md); or pass --rekey-hashes"
+        )
     sessions = session_factory(settings.DATABASE_URL)
     with sessions() as session:
+        if not vault.hashes_follow_secret and (wrong := hash_key_mismatches(session, vault)):
+            raise click.ClickException(
+                f"SIPAS_HASH_KEY does not give the stored look-up hashes ({wrong} of the latest cases "
+                "checked differ): set it to the key they were made with; nothing was changed"
+            )
         total = count_rows(session)
     try:
         with click.progressbar(length=total, label="re-encrypting", file=sys.stderr) as bar:

@@ -65,7 +65,7 @@ def remove_opt_out(phone: str) -> None:
     except InvalidPhoneError as exc:
         raise click.BadParameter(str(exc), param_hint="PHONE") from None
     settings = get_settings()
-    phone_hash = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys).lookup_hash(e164)
+    phone_hash = PhoneVault.from_settings(settings).lookup_hash(e164)
     with session_factory(settings.DATABASE_URL)() as session, session.begin():
         refusal = session.get(OptOut, phone_hash, with_for_update=True)
         if refusal is None:

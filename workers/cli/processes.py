@@ -37,7 +37,7 @@ def web(host: str | None, port: int | None) -> None:
     context = AppContext(
         settings=settings,
         sessions=session_factory(settings.DATABASE_URL),
-        vault=PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys),
+        vault=PhoneVault.from_settings(settings),
         redis=redis,
         dispatcher=RQDispatcher(redis),
     )

@@ -278,7 +278,7 @@ def export_command(phone: str) -> None:
     """Print everything held about PHONE as JSON (decrypted: handle the output with care)."""
     settings = get_settings()
     settings.require("SIPAS_SECRET_KEY")
-    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
+    vault = PhoneVault.from_settings(settings)
     with session_factory(settings.DATABASE_URL)() as session:
         data = export_subject(session, vault, _phone(phone))
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
@@ -291,7 +291,7 @@ def erase_command(phone: str, yes: bool) -> None:
     """Erase PHONE's contact data and free text; answers stay, anonymous; a refusal stays."""
     settings = get_settings()
     settings.require("SIPAS_SECRET_KEY")
-    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
+    vault = PhoneVault.from_settings(settings)
     number = _phone(phone)
     if not yes:
         click.confirm(f"Erase everything held about {number}? This cannot be undone", abort=True)

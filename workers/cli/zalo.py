@@ -101,7 +101,7 @@ def poll(timeout: int, once: bool) -> None:
     settings.require("SIPAS_SECRET_KEY", "ZALO_BOT_TOKEN")
     configure_logging(settings.LOG_LEVEL)
     sessions = session_factory(settings.DATABASE_URL)
-    vault = PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys)
+    vault = PhoneVault.from_settings(settings)
     dispatcher = RQDispatcher(redis_for(settings.REDIS_URL))
 
     async def run() -> None:
@@ -139,7 +139,7 @@ def _token_store(settings: Settings) -> DatabaseTokenStore:
     settings.require("SIPAS_SECRET_KEY", "ZALO_OA_APP_ID")
     return DatabaseTokenStore(
         session_factory(settings.DATABASE_URL),
-        PhoneVault(settings.SIPAS_SECRET_KEY, settings.old_secret_keys),
+        PhoneVault.from_settings(settings),
         redis_for(settings.REDIS_URL),
         settings.ZALO_OA_APP_ID,
     )
