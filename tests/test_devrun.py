@@ -58,6 +58,17 @@ def test_the_stand_in_phone_only_without_a_real_gateway() -> None:
     assert f"--port {default.PORT}" in devrun.procfile_text(default, sipas, with_phone=False)
 
 
+def test_with_the_brandname_provider_the_phone_is_its_simulator() -> None:
+    chosen = _settings(
+        SIPAS_SMS_PROVIDER="brandname", BRANDNAME_API_KEY="k" * 16, BRANDNAME_CALLBACK_SECRET="s" * 16
+    )
+    procfile = devrun.procfile_text(chosen, "/x/sipas", with_phone=True)
+    assert "phone: " in procfile
+    assert "-m bot.channels.brandname.simulator --port 13014 " in procfile
+    assert f"--mo-url {chosen.public_url}/webhooks/sms/brandname/mo" in procfile
+    assert "sms_sink" not in procfile
+
+
 def test_a_redis_in_the_way_is_named(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis")
     server.start()

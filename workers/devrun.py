@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from config.logging import mask_secrets
 from config.settings import PROJECT_ROOT, VAR_DIR, Settings
@@ -74,6 +75,11 @@ def is_set(name: str, env_file: Path = ENV_FILE) -> bool:
 
 def stand_in_gateway_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/cgi-bin/sendsms"
+
+
+def brandname_port(settings: Settings) -> int:
+    """Where the brandname simulator listens: the port of BRANDNAME_API_URL (13014 by default)."""
+    return urlsplit(settings.BRANDNAME_API_URL).port or 80
 
 
 def needs_stand_in_phone(settings: Settings, gateway_configured: bool) -> bool:
@@ -218,7 +224,13 @@ def procfile_text(settings: Settings, sipas: str, with_phone: bool) -> str:
         f"worker: {sipas} worker",
         f"cron: {sipas} cron",
     ]
-    if with_phone:
+    if with_phone and settings.SIPAS_SMS_PROVIDER == "brandname":
+        lines.append(
+            f"phone: {sys.executable} -m bot.channels.brandname.simulator --port {brandname_port(settings)} "
+            f"--api-key {settings.BRANDNAME_API_KEY} --callback-secret {settings.BRANDNAME_CALLBACK_SECRET} "
+            f"--mo-url {settings.public_url}/webhooks/sms/brandname/mo --log {VAR_DIR / 'phone.log'}"
+        )
+    elif with_phone:
         lines.append(
             f"phone: {sys.executable} -m tests.support.sms_sink --port {settings.SIPAS_DEV_GATEWAY_PORT} "
             f"--username {settings.KANNEL_USERNAME} --password {settings.KANNEL_PASSWORD}"
@@ -243,12 +255,23 @@ def main() -> None:
     if write_env_file():
         print(f"wrote {ENV_FILE} with fresh secrets")
     os.environ.setdefault("SIPAS_ENV", "development")
-    gateway_configured = is_set("KANNEL_SENDSMS_URL")
     helpers: list[Child] = []
     try:
         settings = Settings()
-        with_phone = needs_stand_in_phone(settings, gateway_configured)
-        if with_phone:
+        if settings.SIPAS_SMS_PROVIDER == "brandname":
+            # The brandname simulator is the phone unless BRANDNAME_API_URL names a real API.
+            with_phone = not is_set("BRANDNAME_API_URL")
+            if with_phone:
+                check_port_free(
+                    brandname_port(settings), "BRANDNAME_API_URL", "the brandname simulator",
+                    ", or BRANDNAME_API_URL to the brandname API that listens there",
+                )  # fmt: skip
+                for name in ("BRANDNAME_API_KEY", "BRANDNAME_CALLBACK_SECRET"):
+                    if not is_set(name):
+                        os.environ[name] = secrets.token_urlsafe(24)
+        else:
+            with_phone = needs_stand_in_phone(settings, is_set("KANNEL_SENDSMS_URL"))
+        if with_phone and settings.SIPAS_SMS_PROVIDER != "brandname":
             check_port_free(
                 settings.SIPAS_DEV_GATEWAY_PORT, "SIPAS_DEV_GATEWAY_PORT", "the stand-in phone",
                 ", or KANNEL_SENDSMS_URL to the SMS gateway that listens there",

@@ -12,7 +12,6 @@ job started) is re-woken by the cron sweep at the latest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Literal
 
 from redis import Redis
@@ -40,7 +39,7 @@ def wake(redis: Redis, kind: Drain) -> bool:
     """Make sure one drain job of `kind` is pending. Returns whether this call enqueued it."""
     if not redis.set(wake_key(kind), b"1", nx=True, ex=WAKE_TTL):
         return False
-    job = _drain_function(kind)
+    job = _DRAIN_JOBS[kind]
     number = redis.incr(f"sipas:wake:{kind}:n")
     queue(redis).enqueue(
         job, job_id=f"drain-{kind}-{number}", result_ttl=0, failure_ttl=3600, job_timeout=600
@@ -53,18 +52,14 @@ def woken(redis: Redis, kind: Drain) -> None:
     redis.delete(wake_key(kind))
 
 
-def _drain_function(kind: Drain) -> Callable[[], object]:
-    if kind == "inbound":
-        from workers.inbound import drain_inbound
-
-        return drain_inbound
-    if kind == "sends":
-        from workers.sending import drain_sends
-
-        return drain_sends
-    from workers.timers import drain_timers
-
-    return drain_timers
+# The drain jobs by dotted path: RQ imports them in the worker, so this module imports none of
+# them, and workers.inbound, workers.sending and workers.timers (which all call `wake`) do not
+# form an import cycle through it.
+_DRAIN_JOBS: dict[Drain, str] = {
+    "inbound": "workers.inbound.drain_inbound",
+    "sends": "workers.sending.drain_sends",
+    "timers": "workers.timers.drain_timers",
+}
 
 
 class RQDispatcher:

@@ -60,11 +60,13 @@ def web(host: str | None, port: int | None) -> None:
 def worker(burst: bool, queues: str) -> None:
     """Run an RQ worker (non-forking, with the RQ scheduler) on the service's queues; it restarts
     itself cleanly after SIPAS_WORKER_MAX_JOBS jobs or SIPAS_WORKER_MAX_MEMORY_MB (workers.worker)."""
+    from bot.channels import registry
     from storage.redis import redis_for
     from workers.worker import GuardedWorker
 
     settings = get_settings()
     settings.require("SIPAS_SECRET_KEY")
+    registry.check(settings)  # SIPAS_SMS_PROVIDER names a provider (one line if not)
     configure_logging(settings.LOG_LEVEL)
     names = [name.strip() for name in queues.split(",") if name.strip()]
     unknown = sorted(set(names) - set(ALL_QUEUES))
