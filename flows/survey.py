@@ -85,8 +85,14 @@ _OPEN_STATUSES = (SurveyStatus.SCHEDULED, SurveyStatus.ACTIVE)
 
 def flow_for(survey: Survey) -> Flow:
     """Exactly the flow version the survey was given when it was created (flows.versions):
-    publishing a new version never changes a running survey."""
-    return load_version(object_session(survey), survey.flow_name, survey.flow_version)
+    publishing a new version never changes a running survey. A stored version never changes, so
+    the session keeps each one it loaded: a batch of replies reads its flow once."""
+    session = object_session(survey)
+    key = (survey.flow_name, survey.flow_version)
+    loaded: dict[tuple[str, int], Flow] = session.info.setdefault("sipas_flows", {}) if session else {}
+    if key not in loaded:
+        loaded[key] = load_version(session, survey.flow_name, survey.flow_version)
+    return loaded[key]
 
 
 def conversation_for(survey: Survey) -> Conversation:

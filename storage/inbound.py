@@ -13,7 +13,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -150,13 +151,17 @@ def record_failure(
     return False
 
 
-def try_lock_sender(session: Session, sender_key: str) -> bool:
-    """Hold the sender's conversation for this transaction, or False when another transaction
-    holds it (PostgreSQL advisory lock, never waited for). SQLite serialises writers anyway."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    key = int(hashlib.sha256(sender_key.encode()).hexdigest()[:15], 16)
-    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(key))))
+def try_lock_senders(session: Session, sender_keys: Collection[str]) -> set[str]:
+    """Hold the senders' conversations for this transaction; returns those held (the others are
+    held by another transaction: PostgreSQL advisory locks, never waited for, all asked in one
+    statement). SQLite serialises writers anyway: every sender is held."""
+    keys = sorted(set(sender_keys))
+    if session.get_bind().dialect.name != "postgresql" or not keys:
+        return set(keys)
+    numbers = {int(hashlib.sha256(key.encode()).hexdigest()[:15], 16): key for key in keys}
+    wanted = func.unnest(cast(list(numbers), ARRAY(BigInteger))).table_valued("n").render_derived()
+    rows = session.execute(select(wanted.c.n, func.pg_try_advisory_xact_lock(wanted.c.n))).all()
+    return {numbers[number] for number, held in rows if held}
 
 
 def dead_letters(session: Session, limit: int = 100) -> Sequence[InboundEvent]:

@@ -38,7 +38,7 @@ from storage.inbound import (
     pending_ids,
     record_failure,
     reload_pending,
-    try_lock_sender,
+    try_lock_senders,
 )
 from storage.models import Channel, InboundEvent
 from workers.caps import Caps
@@ -117,14 +117,12 @@ def _process_batch(runtime: Runtime, ids: Sequence[int]) -> _Batch:
             )
             .order_by(InboundEvent.id)
         ).all()
-        held: dict[str, bool] = {}
+        held = try_lock_senders(session, {_sender_key(event) for event in events})
         mine: list[InboundEvent] = []
         for event in events:
-            key = _sender_key(event)
-            if key not in held:
-                held[key] = try_lock_sender(session, key)
-            (mine if held[key] else []).append(event)
-            if not held[key]:
+            if _sender_key(event) in held:
+                mine.append(event)
+            else:
                 batch.busy.add(event.id)
         mine, behind = _in_turn(session, mine)
         batch.busy.update(behind)
