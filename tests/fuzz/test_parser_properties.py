@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bot.bodies import MAX_JSON_DEPTH, decode_json, has_unstorable, nesting_exceeds
+from bot.channels.brandname.parse import parse_inbound as parse_brandname_mo
+from bot.channels.brandname.parse import parse_status as parse_brandname_status
 from bot.channels.kannel import parse_delivery_report, parse_inbound
 from bot.channels.sms import InboundRequestError
 from bot.errors import RefusedError
@@ -33,6 +35,17 @@ EVENT_KEYS = st.sampled_from(
     ["event_name", "message", "message_id", "msg_id", "sender", "recipient", "follower", "id", "from", "chat",
      "text", "timestamp", "app_id", "ok", "result", "rate", "note", "tracking_id", "feedbacks"]
 )  # fmt: skip
+BRANDNAME_KEYS = st.sampled_from(
+    ["id", "from", "to", "text", "received_at", "message_id", "ref", "status", "error_code", "reported_at"]
+)
+BRANDNAME_BODIES = (
+    st.dictionaries(
+        BRANDNAME_KEYS | ANY_TEXT,
+        SCALARS | st.sampled_from(["delivered", "rejected", "0912345678", "42", "2026-11-22T09:55:49+07:00"]),
+        max_size=8,
+    )
+    | JSON_VALUES
+)
 EVENTS = st.recursive(
     SCALARS,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(EVENT_KEYS | ANY_TEXT, inner, max_size=6),
@@ -117,6 +130,7 @@ def test_zalo_models_validate_or_raise_validation_errors(payload: Any) -> None:
 
 @FAST
 @given(KANNEL_PARAMS)
+@example({"ref": "1", "status": "1", "ts": "999999999999"})  # %T past the year 9999
 def test_kannel_callbacks_parse_or_refuse(params: dict[str, str]) -> None:
     for parse in (parse_inbound, parse_delivery_report):
         error = None
@@ -125,6 +139,19 @@ def test_kannel_callbacks_parse_or_refuse(params: dict[str, str]) -> None:
         except InboundRequestError as refused:
             error = refused.error
         assert error in (None, "missing_field", "invalid_field")
+
+
+@FAST
+@given(BRANDNAME_BODIES)
+@example({"message_id": "m", "ref": "1", "status": "sent", "reported_at": "0001-01-01T00:00:00+01:00"})
+def test_brandname_callbacks_parse_or_refuse(payload: Any) -> None:
+    for parse in (parse_brandname_mo, parse_brandname_status):
+        error = None
+        try:
+            parse(payload)
+        except InboundRequestError as refused:
+            error = refused.error
+        assert error in (None, "missing_field", "invalid_field", "unknown_status")
 
 
 @FAST

@@ -108,9 +108,9 @@ def _time(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo else None
+    except (ValueError, OverflowError):  # not ISO 8601, or beyond the calendar once in UTC
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else None
 
 
 def parse_inbound(payload: Any) -> InboundSms:

@@ -118,4 +118,7 @@ def _parse_epoch(value: str) -> datetime | None:
     value = value.strip()
     if not value.isdigit() or len(value) > 12:
         return None
-    return datetime.fromtimestamp(int(value), tz=UTC)
+    try:
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    except (ValueError, OverflowError):  # past the year 9999: not a time Kannel sends
+        return None
