@@ -1,4 +1,5 @@
-"""GET /api/v1/scores: the objects of `sipas scores show --format json`, for other systems.
+"""GET /api/v1/scores: the objects of `sipas scores show --format json`, for other systems
+(`procedure=CODE`: the cases of one procedure only, as `scores show --procedure`).
 
 Authorization: Bearer <token> from `sipas api-tokens add`; a token sees its agency's subtree
 only (401 without a valid token, 403 for an agency outside it). Suppressed units keep their
@@ -36,8 +37,9 @@ def _bearer(request: web.Request) -> str:
 
 
 def _scores(
-    ctx: AppContext, token: str, agency_code: str, period_text: str, channel: str
+    ctx: AppContext, token: str, agency_code: str, period_text: str, view: tuple[str, str | None]
 ) -> list[dict[str, Any]]:
+    channel, procedure = view
     with ctx.sessions() as session, session.begin():
         api_token = check_token(session, token)
         if api_token is None:
@@ -49,7 +51,9 @@ def _scores(
             raise RefusedError(403, "forbidden", f"agency {agency_code!r} is outside this token's agencies")
         try:
             period = parse_period(period_text)
-            report = build_report(session, period, agency_code, settings=ctx.settings, channel=channel)
+            report = build_report(
+                session, period, agency_code, settings=ctx.settings, channel=channel, procedure=procedure
+            )
         except (PeriodError, UnknownAgencyError) as exc:
             raise RefusedError(400, "invalid_parameter", str(exc)) from exc
         return report.as_json()
@@ -61,11 +65,14 @@ async def scores(request: web.Request) -> web.Response:
     agency_code = request.query.get("agency", "").strip()
     period_text = request.query.get("period", "").strip()
     channel = request.query.get("channel", "all").strip()
+    procedure = request.query.get("procedure", "").strip() or None
     if not agency_code or not period_text:
         raise RefusedError(400, "invalid_parameter", "agency and period are required")
-    if len(agency_code) > _MAX_PARAM or len(period_text) > _MAX_PARAM:
-        raise RefusedError(400, "invalid_parameter", "agency or period is too long")
+    if max(len(agency_code), len(period_text), len(procedure or "")) > _MAX_PARAM:
+        raise RefusedError(400, "invalid_parameter", "agency, period or procedure is too long")
     if channel not in CHANNELS:
         raise RefusedError(400, "invalid_parameter", f"channel must be one of {', '.join(CHANNELS)}")
-    rows = await asyncio.to_thread(_scores, request.app[CONTEXT], token, agency_code, period_text, channel)
+    rows = await asyncio.to_thread(
+        _scores, request.app[CONTEXT], token, agency_code, period_text, (channel, procedure)
+    )
     return web.json_response(rows, dumps=dumps)

@@ -2,8 +2,10 @@
 
 `?agency=CODE` picks a unit inside the account's subtree (each child unit links to its own page
 this way), `?period=P` any period `sipas scores show` accepts (default: the current month up to
-yesterday), `?channel=all|sms|zalo` the answers of one channel. Also here: the Excel download of
-the same figures (/export.xlsx) and the archive of the digests sent to supervisors (/digests).
+yesterday), `?channel=all|sms|zalo` the answers of one channel, `?procedure=CODE` the cases of
+one administrative procedure (flows.scores.counts keeps the counts per procedure). Also here: the
+Excel download of the same figures (/export.xlsx) and the archive of the digests sent to
+supervisors (/digests).
 
 Reports are cached per app until the nightly job (or `sipas scores compute`) writes new counts
 (ReportCache): a page read again, or another unit's page, is served from memory.
@@ -37,7 +39,7 @@ from flows.scores.periods import FORMS, Period, PeriodError, day_period, parse_p
 from flows.scores.render import CHANNEL_NAMES, ELEMENT_NAMES, FUNNEL_NAMES, flag_text, rank_text
 from flows.scores.report import Report, build_report
 from flows.scores.xlsx import build_workbook, workbook_bytes
-from storage.models import Agency, AnomalyFlag, DailyCount, Digest
+from storage.models import Agency, AnomalyFlag, DailyCount, Digest, Procedure
 
 routes = web.RouteTableDef()
 _T = TypeVar("_T")
@@ -49,6 +51,7 @@ LATEST_COMMENTS = 10
 RANKING_BARS = 15  # more child units than this: the chart shows the 10 best and the 5 worst
 BAD_PERIOD = "Kỳ báo cáo không hợp lệ."
 BAD_CHANNEL = "Kênh không hợp lệ."
+MAX_PROCEDURE = 64  # the longest procedure code stored (storage.models.Case.procedure_code)
 
 
 class ReportCache:
@@ -82,12 +85,22 @@ class ReportCache:
             self._items.clear()
 
     def get(
-        self, ctx: AppContext, session: Session, period: Period, agency: str | None, channel: str
+        self,
+        ctx: AppContext,
+        session: Session,
+        period: Period,
+        agency: str | None,
+        view: tuple[str, str | None],
     ) -> Report:
-        def build() -> Report:
-            return build_report(session, period, agency, settings=ctx.settings, channel=channel)
+        """The report of `view` = (channel, procedure or None for every procedure)."""
+        channel, procedure = view
 
-        return self.memo(("report", period.label, agency or "*", channel), build)
+        def build() -> Report:
+            return build_report(
+                session, period, agency, settings=ctx.settings, channel=channel, procedure=procedure
+            )
+
+        return self.memo(("report", period.label, agency or "*", channel, procedure or "*"), build)
 
     def memo(self, key: tuple[str, ...], compute: Callable[[], _T]) -> _T:
         """The cached value of `key`, computed (outside the lock) when absent or too old."""
@@ -134,6 +147,7 @@ class Dashboard:
     comments: list[CitizenComment]
     minimum: int
     digests: int
+    procedures: list[tuple[str, str]]  # (code, name) of every procedure known, for the filter
 
 
 def _tree(session: Session, viewer: Viewer) -> tuple[list[UnitChoice], dict[str, str | None], dict[str, str]]:
@@ -195,20 +209,29 @@ def _points(estimates: Sequence[Estimate], labels: Sequence[str]) -> list[Point]
 
 
 def build_dashboard(
-    ctx: AppContext, cache: ReportCache, viewer: Viewer, code: str, period: Period, channel: str
+    ctx: AppContext,
+    cache: ReportCache,
+    viewer: Viewer,
+    code: str,
+    period: Period,
+    view: tuple[str, str | None],
 ) -> Dashboard | None:
-    """Everything the page shows; None when `code` is not a unit the account may see. The figures
-    are cached with the reports; the latest comments and the digest count are read every time."""
+    """Everything the page shows for `view` = (channel, procedure or None); None when `code` is not
+    a unit the account may see. The figures are cached with the reports; the latest comments and
+    the digest count are read every time."""
+    channel, procedure = view
     with ctx.sessions() as session:
         units, parents, names = _tree(session, viewer)
         if code not in {u.code for u in units}:
             return None
         cache.refresh(session)
         figures = cache.memo(
-            ("dashboard", str(viewer.agency_id), code, period.label, channel),
-            lambda: _figures(ctx, session, cache, (units, parents, names), code, period, channel),
+            ("dashboard", str(viewer.agency_id), code, period.label, channel, procedure or "*"),
+            lambda: _figures(ctx, session, cache, (units, parents, names), code, period, view),
         )
-        comments = load_comments(session, period, ctx.settings.tz, code, latest=LATEST_COMMENTS)
+        comments = load_comments(
+            session, period, ctx.settings.tz, code, latest=LATEST_COMMENTS, procedure=procedure
+        )
         digest_query = select(func.count()).select_from(Digest)
         if viewer.scope is not None:
             digest_query = digest_query.where(Digest.agency_id.in_(viewer.scope))
@@ -223,18 +246,23 @@ def _figures(
     tree: tuple[list[UnitChoice], dict[str, str | None], dict[str, str]],
     code: str,
     period: Period,
-    channel: str,
+    view: tuple[str, str | None],
 ) -> Dashboard:
     units, parents, names = tree
-    report = cache.get(ctx, session, period, code, channel)
+    channel, procedure = view
+    report = cache.get(ctx, session, period, code, view)
     rows = report.as_json()
     unit = next(r for r in rows if r["agency_code"] == code)
     children = [r for r in rows if r["parent_code"] == code]
     children.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, r["agency_code"]))
     days, months = _trend_parts(period, yesterday(ctx.settings.tz))
     root_id = next(r.unit.id for r in report.rows if r.unit.code == code)
-    daily = _points(sipas_trend(session, root_id, days, channel), [f"{d.start:%d/%m}" for d in days])
-    monthly = _points(sipas_trend(session, root_id, months, channel), [f"{m.start:%m/%Y}" for m in months])
+    daily = _points(
+        sipas_trend(session, root_id, days, channel, procedure), [f"{d.start:%d/%m}" for d in days]
+    )
+    monthly = _points(
+        sipas_trend(session, root_id, months, channel, procedure), [f"{m.start:%m/%Y}" for m in months]
+    )
     trail: list[UnitChoice] = []
     current: str | None = code
     allowed = {u.code: u for u in units}
@@ -282,6 +310,9 @@ def _figures(
         comments=[],
         minimum=report.minimum,
         digests=0,
+        procedures=[
+            (row.code, row.name or "") for row in session.scalars(select(Procedure).order_by(Procedure.code))
+        ],
     )
 
 
@@ -291,6 +322,11 @@ class Filters:
     period: Period
     channel: str
     period_text: str
+    procedure: str | None = None  # a procedure code; None: every procedure
+
+    @property
+    def view(self) -> tuple[str, str | None]:
+        return self.channel, self.procedure
 
 
 def _filters(request: web.Request) -> Filters | str:
@@ -307,7 +343,8 @@ def _filters(request: web.Request) -> Filters | str:
     if channel not in CHANNELS:
         return BAD_CHANNEL
     agency = request.query.get("agency", "").strip()[:64] or (viewer.agency_code or "")
-    return Filters(agency, period, channel, text)
+    procedure = request.query.get("procedure", "").strip()[:MAX_PROCEDURE] or None
+    return Filters(agency, period, channel, text, procedure)
 
 
 def _presets(last: date) -> list[tuple[str, str]]:
@@ -342,11 +379,13 @@ async def dashboard(request: web.Request) -> web.Response:
     if not agency:
         return render(request, "dashboard_empty.html", title=_("Tổng quan"))
     data = await asyncio.to_thread(
-        build_dashboard, ctx, _cache(request.app), viewer, agency, filters.period, filters.channel
+        build_dashboard, ctx, _cache(request.app), viewer, agency, filters.period, filters.view
     )
     if data is None:
         return error_page(request, 404, "Không có đơn vị này trong phạm vi tài khoản của bạn.")
     query = f"agency={quote(agency)}&period={quote(filters.period_text)}&channel={filters.channel}"
+    if filters.procedure:
+        query += f"&procedure={quote(filters.procedure)}"
     return render(
         request,
         "dashboard.html",
@@ -379,7 +418,12 @@ def _export(ctx: AppContext, viewer: Viewer, filters: Filters) -> bytes | None:
         if filters.agency not in {u.code for u in units}:
             return None
         book = build_workbook(
-            session, filters.period, filters.agency, settings=ctx.settings, channel=filters.channel
+            session,
+            filters.period,
+            filters.agency,
+            settings=ctx.settings,
+            channel=filters.channel,
+            procedure=filters.procedure,
         )
     return workbook_bytes(book)
 
@@ -393,9 +437,7 @@ async def export_xlsx(request: web.Request) -> web.Response:
     if isinstance(filters, str):
         return error_page(request, 400, filters)
     if not filters.agency:
-        filters = Filters(
-            await asyncio.to_thread(_first_root, ctx), filters.period, filters.channel, filters.period_text
-        )
+        filters = replace(filters, agency=await asyncio.to_thread(_first_root, ctx))
     body = await asyncio.to_thread(_export, ctx, viewer_of(request), filters)
     if body is None:
         return error_page(request, 404, "Không có đơn vị này trong phạm vi tài khoản của bạn.")

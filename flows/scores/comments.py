@@ -55,10 +55,11 @@ def load_comments(
     agency_code: str | None = None,
     *,
     latest: int | None = None,
+    procedure: str | None = None,
 ) -> Sequence[CitizenComment]:
-    """Comments on cases closed in `period` (local days) under `agency_code`, oldest first
-    (with `latest`, only the newest that many: the dashboard's list). Surveys of citizens who
-    refused are left out entirely."""
+    """Comments on cases closed in `period` (local days) under `agency_code` (and of `procedure`,
+    when given), oldest first (with `latest`, only the newest that many: the dashboard's list).
+    Surveys of citizens who refused are left out entirely."""
     agencies = _subtree(session, agency_code)
     start = datetime.combine(period.start, time.min, tz).astimezone(UTC)
     end = datetime.combine(period.end + timedelta(days=1), time.min, tz).astimezone(UTC)
@@ -67,6 +68,7 @@ def load_comments(
         Case.closed_at < end,
         Survey.agency_id.in_(agencies),
         Survey.status != SurveyStatus.OPTED_OUT,
+        *(() if procedure is None else (Case.procedure_code == procedure,)),
     )
     free_text_query = (
         select(Answer.answered_at, Survey.agency_id, Survey.channel, Answer.question_key, Answer.text_value)

@@ -60,9 +60,13 @@ def build_workbook(
     *,
     settings: Settings,
     channel: str = "all",
+    procedure: str | None = None,
 ) -> Workbook:
-    """Every sheet of the report for a period (and an agency's subtree, when given)."""
-    report = build_report(session, period, agency_code, settings=settings, channel=channel)
+    """Every sheet of the report for a period (and an agency's subtree, when given; the cases of
+    one procedure, when given)."""
+    report = build_report(
+        session, period, agency_code, settings=settings, channel=channel, procedure=procedure
+    )
     rows = report.as_json()
     book = Workbook()
     units = book.active
@@ -106,7 +110,7 @@ def build_workbook(
     _fill(
         book.create_sheet("Ý kiến"),
         ["Thời gian", "Mã đơn vị", "Đơn vị", "Kênh", "Câu hỏi", "Ý kiến (đã che thông tin cá nhân)"],
-        comment_rows(session, period, settings.tz, agency_code),
+        comment_rows(session, period, settings.tz, agency_code, procedure),
         percent_columns=set(),
     )
     return book
@@ -231,9 +235,10 @@ def trend_rows(
     """The units of the report, period by period (days, or months for long periods)."""
     codes = {row.unit.code for row in report.rows}
     parts = trend_periods(report.period)
-    for part, part_report in zip(
-        parts, build_reports(session, parts, agency_code, settings=settings, channel=channel), strict=True
-    ):
+    part_reports = build_reports(
+        session, parts, agency_code, settings=settings, channel=channel, procedure=report.procedure
+    )
+    for part, part_report in zip(parts, part_reports, strict=True):
         for row in part_report.rows:
             if row.unit.code in codes:
                 figures = row.figures
@@ -248,9 +253,9 @@ def trend_rows(
 
 
 def comment_rows(
-    session: Session, period: Period, tz: ZoneInfo, agency_code: str | None
+    session: Session, period: Period, tz: ZoneInfo, agency_code: str | None, procedure: str | None
 ) -> Iterable[list[Cell]]:
-    for comment in load_comments(session, period, tz, agency_code):
+    for comment in load_comments(session, period, tz, agency_code, procedure=procedure):
         yield [
             comment.written_at.strftime("%d/%m/%Y %H:%M"),
             comment.agency_code,

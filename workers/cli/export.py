@@ -27,12 +27,15 @@ def export() -> None:
 )
 @click.option("--agency", "agency_code", help="An agency and the units under it (default: all).")
 @click.option("--channel", type=click.Choice(list(CHANNELS)), default="all", show_default=True)
-def xlsx(period: Period, out: Path, agency_code: str | None, channel: str) -> None:
+@click.option("--procedure", help="Cases of one procedure only (its code, e.g. 1.001612).")
+def xlsx(period: Period, out: Path, agency_code: str | None, channel: str, procedure: str | None) -> None:
     """Excel workbook: units, criteria, elements, trend, response funnel, anomalies, comments."""
     settings = get_settings()
     with session_factory(settings.DATABASE_URL)() as session:
         try:
-            book = build_workbook(session, period, agency_code, settings=settings, channel=channel)
+            book = build_workbook(
+                session, period, agency_code, settings=settings, channel=channel, procedure=procedure
+            )
         except UnknownAgencyError as exc:
             raise click.BadParameter(str(exc), param_hint="--agency") from exc
         except AgencyTreeError as exc:
