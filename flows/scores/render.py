@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -239,19 +239,38 @@ def to_table(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def flag_text(flag: Mapping[str, Any]) -> str:
-    """One anomaly flag in a Vietnamese sentence, for the table, the digest and the workbook."""
+def _vietnamese(text: str, **values: object) -> str:
+    return text.format(**values) if values else text
+
+
+def flag_text(
+    flag: Mapping[str, Any], translate: Callable[..., str] = _vietnamese, *, decimal_comma: bool = True
+) -> str:
+    """One anomaly flag in a sentence, for the table, the digest and the workbook: Vietnamese, or
+    through `translate` (the pages' catalogue, bot.web.i18n, which holds these sentences)."""
     kind = flag["kind"]
-    name = FLAG_NAMES.get(kind, kind)
+    name = translate(FLAG_NAMES.get(kind, kind))
+
+    def num(value: float) -> str:
+        return _num(value) if decimal_comma else f"{value:.2f}"
+
     if kind == "fast_answers":
-        return f"{name}: {flag['surveys']}/{flag['answered']} phiếu trả lời trong {flag['seconds']:.0f} giây"
+        return translate(
+            "{name}: {surveys}/{answered} phiếu trả lời trong {seconds} giây",
+            name=name, surveys=flag["surveys"], answered=flag["answered"], seconds=f"{flag['seconds']:.0f}",
+        )  # fmt: skip
     if kind == "identical_answers":
-        return f"{name}: {flag['surveys']} phiếu giống nhau ({flag['answers']}) từ {flag['phones']} số"
+        return translate(
+            "{name}: {surveys} phiếu giống nhau ({answers}) từ {phones} số",
+            name=name, surveys=flag["surveys"], answers=flag["answers"], phones=flag["phones"],
+        )  # fmt: skip
     if kind == "index_jump":
-        verb = "tăng từ {} lên {}" if flag["direction"] == "up" else "giảm từ {} xuống {}"
-        return f"{name}: " + verb.format(_num(flag["baseline"]), _num(flag["index"]))
+        sentence = "{name}: tăng từ {before} lên {after}" if flag["direction"] == "up" else (
+            "{name}: giảm từ {before} xuống {after}"
+        )  # fmt: skip
+        return translate(sentence, name=name, before=num(flag["baseline"]), after=num(flag["index"]))
     if kind == "repeat_phone":
-        return f"{name}: {flag['surveys']} phiếu không tính lại"
+        return translate("{name}: {surveys} phiếu không tính lại", name=name, surveys=flag["surveys"])
     return str(name)
 
 

@@ -9,7 +9,7 @@ import io
 import re
 import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -22,9 +22,12 @@ from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import select
 
+from bot.web.i18n import english, translator
 from bot.zalo.token_store import DatabaseTokenStore
 from bot.zalo.tokens import OATokens
-from config.settings import get_settings
+from config.settings import PROJECT_ROOT, get_settings
+from flows.scores.flags import FLAG_NAMES
+from flows.scores.render import flag_text
 from storage.db import session_factory, transaction
 from storage.models import Agency, Comment, Digest, Survey, UserRole
 from storage.users import add_user
@@ -34,6 +37,7 @@ from tests.scores.test_report_db import seed_tree
 from tests.support.zalo_sim import SimConfig
 from tests.support.zalo_sim.threaded import ThreadedSimulator
 from workers.cli import cli
+from workers.digest.content import windows_for
 from workers.digest.send import send_nightly_digests
 from workers.queues import ALL_QUEUES, SCORES_QUEUE, queue
 from workers.runtime import get_runtime
@@ -41,6 +45,7 @@ from workers.scores.tasks import nightly_scores
 
 PUBLIC_URL = "https://sipas.hanoi.example.gov.vn"
 OA_USER = "4411223344556677"
+OA_USER_EN = "4411223344550000"
 PASSWORD = "mat-khau-giam-sat-2026"
 COMMENT = "Chi can bo goi lai so 0912345678 giup em, em cam on"
 
@@ -264,3 +269,81 @@ def test_cli_send_and_force(
     bad = CliRunner().invoke(cli, ["digest", "send", "--agency", "NOPE"])
     assert bad.exit_code == 2
     assert "no agency with code 'NOPE'" in bad.output
+
+
+def test_a_supervisor_reading_english_gets_the_digest_in_english(
+    env: str, redis: Redis, smtp_server: tuple[CapturingHandler, int], zalo: ThreadedSimulator
+) -> None:
+    """users.language = en: the e-mail (both parts), its chart and the Zalo message are English
+    with decimal points; a Vietnamese reader of the same unit keeps the Vietnamese digest."""
+    handler, _port = smtp_server
+    seed(env, zalo)
+    with transaction(env) as s:
+        agency = s.scalars(select(Agency).where(Agency.code == "D")).one()
+        add_user(s, actor="test", username="giamsat-en", role=UserRole.SUPERVISOR, agency=agency,
+                 password=PASSWORD, email="en@example.vn", zalo_user_id=OA_USER_EN,
+                 language="en")  # fmt: skip
+    CliRunner().invoke(cli, ["scores", "compute", "--from", "2026-11-14", "--to", "2026-11-20"])
+    result = CliRunner().invoke(cli, ["digest", "send", "--date", "2026-11-20", "--agency", "D"])
+    assert result.exit_code == 0, result.output
+    run_worker(redis)
+
+    delivered = {rcpt: raw for rcpt, raw in handler.messages}
+    assert sorted(delivered) == ["en@example.vn", "quan@example.vn"]
+    message, text, html, png, _cid = _parts(delivered["en@example.vn"])
+    assert message["Subject"] == "SIPAS Quận Thanh Xuân on 20/11/2026: index 75.00%"
+    assert text.splitlines()[:2] == ["Daily SIPAS report · 20/11/2026", "Quận Thanh Xuân"]
+    assert "Yesterday (20/11/2026): SIPAS index 75.00% (95% CI: 30.06–95.44)" in text
+    assert "Last 7 days (14/11–20/11/2026): SIPAS index 43.75%" in text
+    assert "Highest: Phường Thanh Xuân 33.33% (rank 1)" in text
+    assert "Yesterday's surveys (all channels): Sent 4, Delivered 4, Started 4, Completed 4" in text
+    assert "Citizens' comments (phone, ID card and e-mail masked):" in text
+    assert '<html lang="en">' in html
+    assert "Open the dashboard" in html
+    assert "the account giamsat-en supervises Quận Thanh Xuân" in html
+    for vietnamese in ("chỉ số", "phiếu", "Hôm qua", "Xem bảng điều khiển", "KTC"):
+        assert vietnamese not in text
+        assert vietnamese not in html
+    assert Image.open(io.BytesIO(png)).format == "PNG"
+    # The Vietnamese reader of the same unit: unchanged.
+    vietnamese_subject = _parts(delivered["quan@example.vn"])[0]["Subject"]
+    assert vietnamese_subject == "SIPAS Quận Thanh Xuân ngày 20/11/2026: chỉ số 75,00%"
+
+    on_zalo = {m["user_id"]: m["text"] for m in zalo.sim.oa_sent}
+    assert on_zalo[OA_USER].startswith("SIPAS Quận Thanh Xuân 20/11: chỉ số 75,00%")
+    lines = on_zalo[OA_USER_EN].split("\n")
+    assert lines[0] == "SIPAS Quận Thanh Xuân 20/11: index 75.00% (CI 30.06–95.44), 4 answers."
+    assert lines[1].startswith("7 days: 43.75%")
+    assert lines[2] == "Anomalies: 0; new comments: 1."
+    assert lines[3] == f"See: {PUBLIC_URL}/?agency=D&period=2026-11-20"
+
+
+def test_every_digest_text_has_an_english_entry() -> None:
+    """The digest's texts (templates, message, chart, anomaly sentences) are in the pages'
+    catalogue, bot/web/en.json, with the same placeholders."""
+    wrapped = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
+    folder = PROJECT_ROOT / "workers" / "digest"
+    texts: set[str] = set()
+    for path in [*folder.rglob("*.py"), *folder.rglob("*.j2")]:
+        texts |= {a or b for a, b in wrapped.findall(path.read_text(encoding="utf-8"))}
+    texts |= {label for label, _period, _before in windows_for(date(2026, 11, 20))}
+    texts |= set(FLAG_NAMES.values())
+    assert len(texts) > 40
+    assert sorted(texts - set(english())) == []
+    sample = {"day": "2026-11-20", "surveys": 3, "answered": 4, "seconds": 2.0, "answers": "5,5", "phones": 1,
+              "direction": "down", "baseline": 80.0, "index": 60.5}  # fmt: skip
+    to_english = translator("en")
+    sentences = [
+        flag_text({**sample, "kind": kind}, to_english, decimal_comma=False)
+        for kind in ("fast_answers", "identical_answers", "index_jump", "repeat_phone")
+    ]
+    assert sentences == [
+        "Answers too soon after sending: 3/4 surveys answered within 2 seconds",
+        "Many identical answers from few phones: 3 identical surveys (5,5) from 1 phones",
+        "Index change beyond its confidence interval: down from 80.00 to 60.50",
+        "One phone answered several cases in the month: 3 surveys not counted again",
+    ]
+    assert (
+        flag_text({**sample, "kind": "index_jump"})
+        == "Chỉ số thay đổi vượt khoảng tin cậy: giảm từ 80,00 xuống 60,50"
+    )

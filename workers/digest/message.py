@@ -1,5 +1,9 @@
 """The digest as a supervisor reads it: the e-mail (HTML with the chart as a CID image, and a
-plain-text part) and the three-line Zalo message. Vietnamese, decimal commas, dd/mm/yyyy."""
+plain-text part) and the three-line Zalo message, in the account's language (`users.language`):
+Vietnamese with decimal commas, or English with decimal points; dates dd/mm/yyyy in both.
+
+The texts are written in Vietnamese and looked up in the pages' catalogue (bot/web/en.json,
+bot.web.i18n), one way for pages and digests; tests check every text has its English entry."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from bot.web.i18n import translator
 from flows.scores.formulas import element_of
 from flows.scores.periods import Period
 from flows.scores.render import ELEMENT_NAMES, FUNNEL_NAMES, flag_text, rank_text
@@ -31,18 +36,22 @@ class RenderedDigest:
     chart_cid: str  # without angle brackets, as the HTML's cid: URL names it
 
 
-def pct(value: float | None) -> str:
-    return NONE if value is None else f"{value:.2f}%".replace(".", ",")
+def _decimal(text: str, lang: str) -> str:
+    return text.replace(".", ",") if lang == "vi" else text
 
 
-def ci(interval: Sequence[float] | None) -> str:
+def pct(value: float | None, lang: str = "vi") -> str:
+    return NONE if value is None else _decimal(f"{value:.2f}%", lang)
+
+
+def ci(interval: Sequence[float] | None, lang: str = "vi") -> str:
     if interval is None:
         return NONE
-    return f"{interval[0]:.2f}–{interval[1]:.2f}".replace(".", ",")
+    return _decimal(f"{interval[0]:.2f}–{interval[1]:.2f}", lang)
 
 
-def points(change: float) -> str:
-    return f"{change:+.2f} điểm".replace(".", ",")
+def points(change: float, lang: str = "vi") -> str:
+    return _decimal(translator(lang)("{change} điểm", change=f"{change:+.2f}"), lang)
 
 
 def span(period: Period) -> str:
@@ -51,12 +60,13 @@ def span(period: Period) -> str:
     return f"{period.start:%d/%m}–{period.end:%d/%m/%Y}"
 
 
-def criterion(code: str) -> str:
+def criterion(code: str, lang: str = "vi") -> str:
     """A criterion code as words: its element's name, and the code when it is a sub-criterion."""
     element = element_of(code)
     if element is None:
         return code
-    return ELEMENT_NAMES[element] if code == element else f"{ELEMENT_NAMES[element]} ({code})"
+    name = translator(lang)(ELEMENT_NAMES[element])
+    return name if code == element else f"{name} ({code})"
 
 
 def dashboard_url(public_url: str, content: DigestContent) -> str:
@@ -70,24 +80,37 @@ _environment = Environment(
     undefined=StrictUndefined,
     keep_trailing_newline=True,
 )
-_environment.globals.update(
-    pct=pct,
-    ci=ci,
-    points=points,
-    span=span,
-    criterion=criterion,
-    rank=rank_text,
-    flag_text=flag_text,
-    funnel_names=FUNNEL_NAMES,
-    channels=_CHANNELS,
-)
+_environment.globals.update(span=span, rank=rank_text, funnel_names=FUNNEL_NAMES, channels=_CHANNELS)
 
 
-def render(content: DigestContent, *, username: str, public_url: str, minimum: int) -> RenderedDigest:
+def _in_language(lang: str) -> dict[str, Any]:
+    """The template functions that depend on the language."""
+    _ = translator(lang)
+    return {
+        "lang": lang,
+        "_": _,
+        "pct": lambda value: pct(value, lang),
+        "ci": lambda interval: ci(interval, lang),
+        "points": lambda change: points(change, lang),
+        "criterion": lambda code: criterion(code, lang),
+        "flag_text": lambda flag: flag_text(flag, _, decimal_comma=lang == "vi"),
+    }
+
+
+def render(
+    content: DigestContent, *, username: str, public_url: str, minimum: int, lang: str = "vi"
+) -> RenderedDigest:
+    _ = translator(lang)
     headline = content.windows[0].row["sipas_index"]
-    subject = f"SIPAS {content.agency_name} ngày {content.day:%d/%m/%Y}: chỉ số {pct(headline)}"
+    subject = _(
+        "SIPAS {agency} ngày {day}: chỉ số {index}",
+        agency=content.agency_name,
+        day=f"{content.day:%d/%m/%Y}",
+        index=pct(headline, lang),
+    )
     cid = make_msgid(domain="sipas.digest")[1:-1]
     values: Mapping[str, Any] = {
+        **_in_language(lang),
         "c": content,
         "subject": subject,
         "day": f"{content.day:%d/%m/%Y}",
@@ -118,16 +141,30 @@ def email_message(rendered: RenderedDigest, chart: bytes, *, sender: str, recipi
     return message
 
 
-def zalo_text(content: DigestContent, public_url: str) -> str:
+def zalo_text(content: DigestContent, public_url: str, lang: str = "vi") -> str:
     """Three short lines and the dashboard link (OA text messages are plain text)."""
+    _ = translator(lang)
     day, week, month = content.windows
-    first = (
-        f"SIPAS {content.agency_name} {content.day:%d/%m}: chỉ số {pct(day.row['sipas_index'])} "
-        f"(KTC {ci(day.row['sipas_ci95'])}), {day.row['n_overall']} phiếu."
+    first = _(
+        "SIPAS {agency} {day}: chỉ số {index} (KTC {ci}), {n} phiếu.",
+        agency=content.agency_name,
+        day=f"{content.day:%d/%m}",
+        index=pct(day.row["sipas_index"], lang),
+        ci=ci(day.row["sipas_ci95"], lang),
+        n=day.row["n_overall"],
     )
     moved = ""
     if week.change is not None and week.significant:
-        moved = f" ({points(week.change)}, vượt khoảng tin cậy)"
-    second = f"7 ngày: {pct(week.row['sipas_index'])}{moved}; từ đầu tháng: {pct(month.row['sipas_index'])}."
-    third = f"Bất thường: {len(content.anomalies)}; ý kiến mới: {len(content.comments)}."
-    return "\n".join([first, second, third, f"Xem: {dashboard_url(public_url, content)}"])
+        moved = f" ({points(week.change, lang)}, {_('vượt khoảng tin cậy')})"
+    second = _(
+        "7 ngày: {week}{moved}; từ đầu tháng: {month}.",
+        week=pct(week.row["sipas_index"], lang),
+        moved=moved,
+        month=pct(month.row["sipas_index"], lang),
+    )
+    third = _(
+        "Bất thường: {flags}; ý kiến mới: {comments}.",
+        flags=len(content.anomalies),
+        comments=len(content.comments),
+    )
+    return "\n".join([first, second, third, _("Xem: {url}", url=dashboard_url(public_url, content))])

@@ -2,7 +2,8 @@
 
 - Who: accounts with role supervisor, not disabled, attached to an agency; the e-mail goes to
   those with an address, the Zalo message (through the OA, as an outbox row) to those with a
-  Zalo user id. Supervisors of the same agency share one gathering of figures and one chart.
+  Zalo user id. Supervisors of the same agency share one gathering of figures and one chart per
+  language; each gets the digest in the account's language (`users.language`: vi or en).
 - Once: a digest row (storage.models.Digest) per day, supervisor and channel keeps the rendered
   message (the archive the pages list) and its state; a day already sent to a supervisor is not
   sent again unless `force`.
@@ -26,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.mail import Mailer, SmtpMailer
+from bot.web.i18n import LANGUAGES
 from flows.scores.periods import yesterday
 from flows.scores.report import UnknownAgencyError
 from storage import outbox
@@ -85,6 +87,11 @@ def supervisors(session: Session, agency_code: str | None) -> list[User]:
     return [user for user in users if user.agency_id in scope]
 
 
+def _language(user: User) -> str:
+    """The account's language for its digest (Vietnamese unless it reads English)."""
+    return user.language if user.language in LANGUAGES else "vi"
+
+
 def send_digests(
     runtime: Runtime,
     day: date,
@@ -103,23 +110,32 @@ def send_digests(
         mailer = SmtpMailer(settings)
     with runtime.sessions() as session:
         users = supervisors(session, agency_code)
-        by_agency: defaultdict[int, list[tuple[str, str | None, str | None]]] = defaultdict(list)
+        by_agency: defaultdict[int, list[tuple[str, str | None, str | None, str]]] = defaultdict(list)
         for user in users:
             assert user.agency_id is not None
-            by_agency[user.agency_id].append((user.username, user.email, user.zalo_user_id))
+            by_agency[user.agency_id].append((user.username, user.email, user.zalo_user_id, _language(user)))
         codes = {a.id: a.code for a in session.scalars(select(Agency).where(Agency.id.in_(by_agency)))}
     for agency_id, people in sorted(by_agency.items()):
         try:
             with runtime.sessions() as session:
                 content = gather(session, day, codes[agency_id], settings)
-            chart = chart_png(content)
+            charts = {lang: chart_png(content, lang) for lang in sorted({person[3] for person in people})}
         except Exception:  # one unit's failure must not stop the others' digests
             log.exception("digest_gather_failed", agency=codes[agency_id], day=day.isoformat())
             run.failed += len(people)
             continue
-        for username, email, zalo_user_id in people:
+        for username, email, zalo_user_id, lang in people:
             try:
-                _one(runtime, run, content, chart, username, email, zalo_user_id, dry_run, force, mailer)
+                _one(
+                    runtime,
+                    run,
+                    content,
+                    charts[lang],
+                    (username, email, zalo_user_id, lang),
+                    dry_run,
+                    force,
+                    mailer,
+                )
             except Exception:
                 log.exception("digest_failed", user=username, day=day.isoformat())
                 run.failed += 1
@@ -132,16 +148,20 @@ def _one(
     run: DigestRun,
     content: DigestContent,
     chart: bytes,
-    username: str,
-    email: str | None,
-    zalo_user_id: str | None,
+    person: tuple[str, str | None, str | None, str],
     dry_run: Path | None,
     force: bool,
     mailer: Mailer | None,
 ) -> None:
+    """One supervisor's digest: (username, e-mail, Zalo user id, language)."""
     settings = runtime.settings
+    username, email, zalo_user_id, lang = person
     rendered = render(
-        content, username=username, public_url=settings.public_url, minimum=settings.SIPAS_MIN_RESPONSES
+        content,
+        username=username,
+        public_url=settings.public_url,
+        minimum=settings.SIPAS_MIN_RESPONSES,
+        lang=lang,
     )
     sender = settings.SMTP_FROM or f"sipas@{settings.HOST}"
     if dry_run is not None:
@@ -156,7 +176,7 @@ def _one(
         else:
             _email(runtime, run, username, content, rendered, chart, email, sender, force, mailer)
     if zalo_user_id:
-        _zalo(runtime, run, content, username, rendered, zalo_user_id, force)
+        _zalo(runtime, run, content, username, rendered, zalo_user_id, force, lang)
 
 
 def _archive(
@@ -235,8 +255,9 @@ def _zalo(
     rendered: RenderedDigest,
     zalo_user_id: str,
     force: bool,
+    lang: str,
 ) -> None:
-    text = zalo_text(content, runtime.settings.public_url)
+    text = zalo_text(content, runtime.settings.public_url, lang)
     with runtime.sessions() as session, session.begin():
         if not force and _already(session, content.day, username, ZALO, (QUEUED, SENT)):
             run.already_sent += 1
