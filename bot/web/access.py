@@ -55,6 +55,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("/webhooks/sms/kannel", "POST"): "Kannel MO token (KANNEL_MO_TOKEN)",
     ("/webhooks/sms/kannel/dlr", "GET"): "token in the dlr-url we set",
     ("/webhooks/sms/kannel/dlr", "POST"): "token in the dlr-url we set",
+    ("/webhooks/sms/brandname/mo", "POST"): "X-Brandname-Signature (HMAC of timestamp and body)",
+    ("/webhooks/sms/brandname/status", "POST"): "X-Brandname-Signature (HMAC of timestamp and body)",
     ("/webhooks/zalo/bot", "POST"): "X-Bot-Api-Secret-Token (constant-time compare)",
     ("/webhooks/zalo/oa", "POST"): "X-ZEvent-Signature (app id, body, timestamp, OA secret)",
     ("/api/v1/scores", "GET"): "Authorization: Bearer API token scoped to an agency subtree",
