@@ -2,7 +2,8 @@
 harness of tests/support/browser.py) on the real app: a flow edited with errors shown at their
 lines, fixed, tried, published and audited; a province holiday that makes a ward's case wait for
 the next working day; a ward's send window that leaves its parent's alone; a message from a phone
-without a survey in its unit's inbox, answered once a day. Screenshots: workspace-*.png in
+without a survey in its unit's inbox, answered once a day; holiday names and the inherited list a
+ward's own list replaces; staff numbers listed masked and removed. Screenshots: workspace-*.png in
 var/artifacts/screenshots."""
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import PROJECT_ROOT, Settings
 from flows.intake import submit_cases
+from storage.agencies import get_by_code
 from storage.crypto import PhoneVault
-from storage.models import AuditEntry, InboxMessage, OutboundMessage, Timer, TimerKind, UserRole
+from storage.models import AuditEntry, InboxMessage, OutboundMessage, StaffPhone, Timer, TimerKind, UserRole
 from tests.support.app import Client, RecordingDispatcher, app_client
 from tests.support.browser import ensure_chromium, launch, save_screenshot
 from tests.support.services import require_or_skip
@@ -183,3 +185,53 @@ async def test_inbox_message_and_one_reply_a_day(
     await page.locator("tr[data-message] button[value=handled]").first.click()
     await page.wait_for_url("**/inbox?status=new&done=handled")
     assert await page.locator("tr[data-message]").count() == 1
+
+
+async def test_holiday_names_and_the_list_a_ward_replaces(page: Page) -> None:
+    await _rule(page, "HN", "holidays", "2026-09-02 Quốc khánh, 2026-04-30 Giải phóng miền Nam")
+    await _rule(page, "HN-BD", "holidays", "2026-09-01 Nghỉ lễ, 2026-09-02 Quốc khánh")
+    row = page.locator("tr[data-rule='holidays']")
+    assert "2026-09-01 Nghỉ lễ, 2026-09-02 Quốc khánh" in await row.locator(".value").inner_text()
+    inherited = await row.locator(".inherited").inner_text()
+    assert inherited == (
+        "Kế thừa nếu bỏ: 2026-04-30 Giải phóng miền Nam, 2026-09-02 Quốc khánh "
+        "(kế thừa từ Thành phố Hà Nội (HN))"
+    )
+    # The box holds the unit's own list, names included, ready to edit.
+    assert await row.locator("input[name=value]").input_value() == "2026-09-01 Nghỉ lễ, 2026-09-02 Quốc khánh"
+    await save_screenshot(page, "workspace-holidays")
+    await row.locator("button[value=unset]").click()
+    await page.wait_for_url("**/agencies/HN-BD?done=rule*")
+    row = page.locator("tr[data-rule='holidays']")
+    assert "2026-04-30 Giải phóng miền Nam" in await row.locator(".value").inner_text()
+    assert await row.locator(".inherited").count() == 0
+
+
+async def test_staff_numbers_listed_masked_and_removed(
+    page: Page, sessions: sessionmaker[Session], vault: PhoneVault
+) -> None:
+    with sessions() as session, session.begin():
+        ward = get_by_code(session, "HN-BD")
+        assert ward is not None
+        session.add(
+            StaffPhone(agency_id=ward.id, phone_hash=vault.lookup_hash("+84987000111"))
+        )  # before 0012
+    await page.goto("/agencies/HN-BD")
+    await page.locator("#staff input[name=phone]").fill("0912 345 678")
+    await page.locator("#staff button[type=submit]", has_text="Đăng ký").click()
+    await page.wait_for_url("**/agencies/HN-BD?done=staff")
+    numbers = page.locator("#staff .staff-number")
+    assert await numbers.all_inner_texts() == ["(số cũ, chỉ có mã băm)", "091••••678"]
+    assert "0912345678" not in await page.locator("main").inner_text()
+    await save_screenshot(page, "workspace-staff-numbers")
+    await page.get_by_role("button", name="Bỏ số 091••••678").click()
+    await page.wait_for_url("**/agencies/HN-BD?done=staff-removed")
+    assert await numbers.all_inner_texts() == ["(số cũ, chỉ có mã băm)"]
+    await page.get_by_role("button", name="Bỏ số (số cũ, chỉ có mã băm)").click()
+    await page.wait_for_url("**/agencies/HN-BD?done=staff-removed")
+    assert await numbers.count() == 0
+    assert "0 số đã đăng ký" in await page.locator("#staff").inner_text()
+    await page.goto("/audit")
+    log = await page.locator("table.audit").inner_text()
+    assert log.count("staff.remove") == 2
+    assert "091••••678" in log
