@@ -48,6 +48,7 @@ def setup(app: web.Application) -> None:
     app.middlewares.append(sessions.guard)
     app.on_response_prepare.append(security.add_security_headers)
     app[dashboard.REPORTS] = dashboard.ReportCache()
+    app.cleanup_ctx.append(dashboard.warm_up)
     modules = PAGE_MODULES
     if app[CONTEXT].settings.SIPAS_ENV == "development":
         modules = (*modules, *DEVELOPMENT_MODULES)

@@ -14,14 +14,17 @@ Reports are cached per app until the nightly job (or `sipas scores compute`) wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import partial
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
+import structlog
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -33,18 +36,20 @@ from bot.web.i18n import LANG, translator
 from bot.web.render import error_page, render
 from bot.web.trend import sipas_trend
 from flows.scores.comments import CitizenComment, load_comments
-from flows.scores.counts import CHANNELS
+from flows.scores.counts import ALL_CHANNELS, CHANNELS
 from flows.scores.formulas import ELEMENTS, OVERALL, Estimate
 from flows.scores.periods import FORMS, Period, PeriodError, day_period, parse_period, yesterday
 from flows.scores.render import CHANNEL_NAMES, ELEMENT_NAMES, FUNNEL_NAMES, flag_text, rank_text
 from flows.scores.report import Report, build_report
 from flows.scores.xlsx import build_workbook, workbook_bytes
-from storage.models import Agency, AnomalyFlag, DailyCount, Digest, Procedure
+from storage.models import Agency, AnomalyFlag, DailyCount, Digest, Procedure, User
 
 routes = web.RouteTableDef()
+log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
 
 CACHE_SECONDS = 6 * 3600
+WARM_CHECK_SECONDS = 60.0
 DAILY_POINTS = 30
 MONTHLY_POINTS = 12
 LATEST_COMMENTS = 10
@@ -68,17 +73,21 @@ class ReportCache:
         self._items: dict[tuple[str, ...], tuple[float, object]] = {}
         self._generation: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self.warming = threading.Lock()  # one warm() at a time: a second waits, then finds it done
 
-    def refresh(self, session: Session) -> None:
-        """Check the generation (two primary-key look-ups) once per request."""
+    def refresh(self, session: Session) -> bool:
+        """Check the generation (two primary-key look-ups) once per request; True when it changed
+        (the cache was emptied)."""
         generation = (
             int(session.scalar(select(func.max(DailyCount.id))) or 0),
             int(session.scalar(select(func.max(AnomalyFlag.id))) or 0),
         )
         with self._lock:
-            if generation != self._generation:
-                self._items.clear()
-                self._generation = generation
+            if generation == self._generation:
+                return False
+            self._items.clear()
+            self._generation = generation
+            return True
 
     def clear(self) -> None:
         with self._lock:
@@ -150,8 +159,11 @@ class Dashboard:
     procedures: list[tuple[str, str]]  # (code, name) of every procedure known, for the filter
 
 
-def _tree(session: Session, viewer: Viewer) -> tuple[list[UnitChoice], dict[str, str | None], dict[str, str]]:
-    """The units the account may see, in tree order; parents by code; names by code."""
+def _tree(
+    session: Session, root_id: int | None
+) -> tuple[list[UnitChoice], dict[str, str | None], dict[str, str]]:
+    """The units an account attached to `root_id` may see (None: every unit), in tree order;
+    parents by code; names by code."""
     rows = session.execute(select(Agency.id, Agency.code, Agency.name, Agency.parent_id)).all()
     by_id = {r.id: r for r in rows}
     kids: dict[int | None, list[Any]] = {}
@@ -159,7 +171,7 @@ def _tree(session: Session, viewer: Viewer) -> tuple[list[UnitChoice], dict[str,
         kids.setdefault(r.parent_id, []).append(r)
     for siblings in kids.values():
         siblings.sort(key=lambda r: r.code)
-    roots = [by_id[viewer.agency_id]] if viewer.agency_id is not None else kids.get(None, [])
+    roots = [by_id[root_id]] if root_id is not None else kids.get(None, [])
     out: list[UnitChoice] = []
 
     def walk(row: Any, depth: int) -> None:
@@ -219,15 +231,15 @@ def build_dashboard(
     """Everything the page shows for `view` = (channel, procedure or None); None when `code` is not
     a unit the account may see. The figures are cached with the reports; the latest comments and
     the digest count are read every time."""
-    channel, procedure = view
+    _, procedure = view
     with ctx.sessions() as session:
-        units, parents, names = _tree(session, viewer)
-        if code not in {u.code for u in units}:
+        tree = _tree(session, viewer.agency_id)
+        if code not in {u.code for u in tree[0]}:
             return None
         cache.refresh(session)
         figures = cache.memo(
-            ("dashboard", str(viewer.agency_id), code, period.label, channel, procedure or "*"),
-            lambda: _figures(ctx, session, cache, (units, parents, names), code, period, view),
+            _figures_key(viewer.agency_id, code, period, view),
+            lambda: _figures(ctx, session, cache, tree, code, period, view),
         )
         comments = load_comments(
             session, period, ctx.settings.tz, code, latest=LATEST_COMMENTS, procedure=procedure
@@ -237,6 +249,64 @@ def build_dashboard(
             digest_query = digest_query.where(Digest.agency_id.in_(viewer.scope))
         digests = int(session.scalar(digest_query) or 0)
     return replace(figures, comments=list(reversed(comments)), digests=digests)
+
+
+def _figures_key(
+    root_id: int | None, code: str, period: Period, view: tuple[str, str | None]
+) -> tuple[str, ...]:
+    channel, procedure = view
+    return ("dashboard", str(root_id), code, period.label, channel, procedure or "*")
+
+
+def warm(ctx: AppContext, cache: ReportCache) -> int:
+    """Build the first view of every account's dashboard (its own unit, this month, every channel
+    and procedure) when the nightly job has written new counts since the last call, so that the
+    morning's first visits are served from memory. Returns how many views it built."""
+    with cache.warming, ctx.sessions() as session:
+        if not cache.refresh(session):
+            return 0
+        roots = sorted(
+            set(session.scalars(select(User.agency_id).where(User.disabled.is_(False)).distinct())),
+            key=lambda agency_id: -1 if agency_id is None else agency_id,
+        )
+        period = parse_period(f"{yesterday(ctx.settings.tz):%Y-%m}")
+        first_root = session.scalar(
+            select(Agency.code).where(Agency.parent_id.is_(None)).order_by(Agency.code)
+        )
+        built = 0
+        for root_id in roots:
+            tree = _tree(session, root_id)
+            code = tree[0][0].code if root_id is not None and tree[0] else first_root
+            if code is None:
+                continue
+            view: tuple[str, str | None] = (ALL_CHANNELS, None)
+            build = partial(_figures, ctx, session, cache, tree, code, period, view)
+            cache.memo(_figures_key(root_id, code, period, view), build)
+            built += 1
+    return built
+
+
+async def _warm_loop(app: web.Application) -> None:
+    """Every WARM_CHECK_SECONDS, warm the cache when the counts changed (ReportCache.refresh)."""
+    ctx = app[CONTEXT]
+    while True:
+        try:
+            built = await asyncio.to_thread(warm, ctx, app[REPORTS])
+        except Exception:  # a database hiccup must not end the loop: the next round tries again
+            log.warning("dashboard_warm_failed", exc_info=True)
+        else:
+            if built:
+                log.info("dashboard_warmed", views=built)
+        await asyncio.sleep(WARM_CHECK_SECONDS)
+
+
+async def warm_up(app: web.Application) -> AsyncIterator[None]:
+    """aiohttp cleanup context: the cache's warm-up loop, for the app's lifetime."""
+    task = asyncio.create_task(_warm_loop(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _figures(
@@ -414,7 +484,7 @@ def _translated(bar: Bar, translate: Any) -> Bar:
 
 def _export(ctx: AppContext, viewer: Viewer, filters: Filters) -> bytes | None:
     with ctx.sessions() as session:
-        units, _, _ = _tree(session, viewer)
+        units, _, _ = _tree(session, viewer.agency_id)
         if filters.agency not in {u.code for u in units}:
             return None
         book = build_workbook(

@@ -10,7 +10,13 @@ from openpyxl import load_workbook
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.context import CONTEXT
+from bot.web.access import Viewer
+from bot.web.dashboard import Dashboard, ReportCache, _figures_key, build_dashboard, warm
 from config.settings import Settings
+from flows.scores.counts import compute_days
+from flows.scores.periods import parse_period, yesterday
+from storage.agencies import get_by_code
 from storage.crypto import PhoneVault
 from storage.models import UserRole
 from tests.support.app import Client, RecordingDispatcher, app_client
@@ -96,3 +102,36 @@ async def test_bad_filters_are_4xx(scored: Client) -> None:
     assert (await scored.get("/digests/abc")).status == 404
     english = await scored.get("/", params={"lang": "en", "period": "2026-11"})
     assert "SIPAS index" in await english.text()
+
+
+async def test_the_first_views_are_built_after_the_nightly_counts(
+    scored: Client, low_minimum: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """The warm-up builds each account's first view (its unit, this month) when the counts change,
+    and that view is then served from memory; a recomputation makes it build them again."""
+    ctx = scored.app[CONTEXT]
+    cache = ReportCache()
+    assert warm(ctx, cache) == 2  # the province's and Ba Đình's supervisors
+    assert warm(ctx, cache) == 0  # nothing new
+    with sessions() as s:
+        province = get_by_code(s, "HN")
+        assert province is not None
+        province_id = province.id
+    month = parse_period(f"{yesterday(low_minimum.tz):%Y-%m}")
+    view = ("all", None)
+    cached: Dashboard = cache.memo(
+        _figures_key(province_id, "HN", month, view), lambda: pytest.fail("built again")
+    )
+    fresh = ReportCache()
+    viewer = Viewer(0, "tinh", UserRole.SUPERVISOR, province_id, "HN", "vi", None)
+    built = build_dashboard(ctx, fresh, viewer, "HN", month, view)
+    assert built is not None
+    assert cached.unit == built.unit
+    assert cached.monthly == built.monthly
+    last = yesterday(low_minimum.tz)
+    with sessions() as s, s.begin():
+        compute_days(s, last, last, low_minimum.tz)
+    assert warm(ctx, cache) == 2
+    # The page itself is the warmed view.
+    await log_in(scored, "tinh")
+    assert (await scored.get("/")).status == 200
