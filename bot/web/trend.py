@@ -3,9 +3,9 @@
 The same figure as flows.scores.report.build_report gives for the unit in each period (the
 index from the elements of its criteria, rolled up along the tree weighted by closed cases; see
 docs/scores.md), computed from only what the index needs: the criteria rows of the chosen channel
-and the closed-case counter, summed in the database (one query for a run of days, one per
-longer period), for the unit's subtree alone. A province's 42 trend points then cost 13 grouped
-queries instead of 42 full reports;
+and the closed-case counter, summed in the database per period (one grouped query for the 30
+days, one for the 12 months: flows.scores.report.grouped_counts), for the unit's subtree alone,
+instead of 42 full reports;
 tests/web/test_trend.py checks every point against build_report.
 """
 
@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import date
-from typing import Any
 
-from sqlalchemy import Executable, literal, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flows.scores.counts import ALL_CHANNELS, COUNTERS
@@ -31,7 +29,7 @@ from flows.scores.formulas import (
     sipas_estimate,
 )
 from flows.scores.periods import Period
-from flows.scores.report import count_source
+from flows.scores.report import count_source, grouped_counts
 from storage.models import Agency
 
 __all__ = ["sipas_trend"]
@@ -68,54 +66,22 @@ def sipas_trend(
     cases: dict[int, dict[int, int]] = {i: {} for i in range(len(parts))}
     source = count_source(procedure)
     table = source.table
-    columns = (*source.keys, *source.sums)
     wanted = (
         table.agency_id.in_(tree),
         table.channel.in_({channel, ALL_CHANNELS}),
         table.metric.not_in(_SKIPPED_COUNTERS),
-        *source.where,
     )
-    grouping = source.keys
-    queries: list[tuple[dict[date, int] | int, Executable]] = []
-    if all(part.n_days == 1 for part in parts):  # days: one query grouped by day
-        index_of = {part.start: i for i, part in enumerate(parts)}
-        first, last = min(index_of), max(index_of)
-        by_day = (
-            select(table.day, *columns)
-            .where(table.day >= first, table.day <= last, *wanted)
-            .group_by(table.day, *grouping)
-        )
-        queries.append((index_of, by_day))
-    else:
-        for i, part in enumerate(parts):
-            by_part = (
-                select(literal(part.start), *columns)
-                .where(table.day >= part.start, table.day <= part.end, *wanted)
-                .group_by(*grouping)
+    for index, agency_id, row_channel, metric, n, k, w, wk, w2 in grouped_counts(
+        session, source, parts, *wanted
+    ):
+        if metric == _CASES:
+            if row_channel == ALL_CHANNELS:
+                cases[index][agency_id] = int(n or 0)
+        elif row_channel == channel and is_scored(metric) and not is_integrity(metric):
+            criteria[index][agency_id][metric] = Tally(
+                int(n or 0), int(k or 0), float(w or 0.0), float(wk or 0.0), float(w2 or 0.0)
             )
-            queries.append((i, by_part))
-    for target, query in queries:
-        for row in session.execute(query):
-            values: tuple[Any, ...] = tuple(row)
-            day, agency_id, row_channel, metric, n, k, w, wk, w2 = values
-            index = target if isinstance(target, int) else target.get(_as_date(day))
-            if index is None:
-                continue
-            if metric == _CASES:
-                if row_channel == ALL_CHANNELS:
-                    cases[index][agency_id] = int(n or 0)
-            elif row_channel == channel and is_scored(metric) and not is_integrity(metric):
-                criteria[index][agency_id][metric] = Tally(
-                    int(n or 0), int(k or 0), float(w or 0.0), float(wk or 0.0), float(w2 or 0.0)
-                )
     return [_rolled(root_id, tree, criteria[i], cases[i])[0] for i in range(len(parts))]
-
-
-def _as_date(value: object) -> date:
-    """A grouped day as the driver returns it (SQLite may give text)."""
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 def _rolled(

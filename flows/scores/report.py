@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from config.settings import Settings
@@ -375,8 +375,8 @@ def build_reports(
     span = Period("span", min(p.start for p in periods), max(p.end for p in periods))
     all_flags = load_flags(session, span)
     reports = []
-    for period in periods:
-        own = _load_own_figures(session, period, channel, fold, count_source(procedure))
+    own_by_period = _load_own_figures(session, periods, channel, fold, count_source(procedure))
+    for period, own in zip(periods, own_by_period, strict=True):
         flags = {
             agency_id: [f for f in listed if period.start.isoformat() <= f["day"] <= period.end.isoformat()]
             for agency_id, listed in all_flags.items()
@@ -558,41 +558,95 @@ def successor_map(units: Mapping[int, Unit]) -> dict[int, int]:
 
 
 def _load_own_figures(
-    session: Session, period: Period, channel: str, fold: Mapping[int, int] | None, source: CountSource
-) -> dict[int, Figures]:
-    """Each agency's own figures: the period's daily counts summed. Case counters always come from
-    the "all" rows (a case has no channel); survey counters and answers from `channel`; the
-    response funnel from every channel's survey counters. With `fold` (merged unit -> successor),
-    a merged unit's counts are added to its successor's."""
-    counters: defaultdict[int, defaultdict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
-    criteria: defaultdict[int, defaultdict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
-    integrity: defaultdict[int, defaultdict[str, Tally]] = defaultdict(lambda: defaultdict(Tally))
+    session: Session,
+    periods: Sequence[Period],
+    channel: str,
+    fold: Mapping[int, int] | None,
+    source: CountSource,
+) -> list[dict[int, Figures]]:
+    """For each period, each agency's own figures: the period's daily counts summed. Case counters
+    always come from the "all" rows (a case has no channel); survey counters and answers from
+    `channel`; the response funnel from every channel's survey counters. With `fold` (merged unit
+    -> successor), a merged unit's counts are added to its successor's."""
+    counters: list[defaultdict[int, defaultdict[str, Counter[str]]]] = [
+        defaultdict(lambda: defaultdict(Counter)) for _ in periods
+    ]
+    criteria: list[defaultdict[int, defaultdict[str, Tally]]] = [
+        defaultdict(lambda: defaultdict(Tally)) for _ in periods
+    ]
+    integrity: list[defaultdict[int, defaultdict[str, Tally]]] = [
+        defaultdict(lambda: defaultdict(Tally)) for _ in periods
+    ]
     fold = fold or {}
-    table = source.table
-    result = session.execute(
-        select(*source.keys, *source.sums)
-        .where(table.day >= period.start, table.day <= period.end, *source.where)
-        .group_by(*source.keys)
-    )
-    for row_agency, row_channel, metric, n_sum, k_sum, w_sum, wk_sum, w2_sum in result:
+    for part, row_agency, row_channel, metric, n_sum, k_sum, w_sum, wk_sum, w2_sum in grouped_counts(
+        session, source, periods
+    ):
         agency_id = fold.get(row_agency, row_agency)
         n, k = int(n_sum or 0), int(k_sum or 0)
         if metric in COUNTERS:
-            counters[agency_id][row_channel][metric] += n
+            counters[part][agency_id][row_channel][metric] += n
         elif row_channel == channel:
             tally = Tally(n, k, float(w_sum or 0.0), float(wk_sum or 0.0), float(w2_sum or 0.0))
             if is_integrity(metric):
-                integrity[agency_id][metric] += tally
+                integrity[part][agency_id][metric] += tally
             elif is_scored(metric):
-                criteria[agency_id][metric] += tally
-    figures: dict[int, Figures] = {}
-    for agency_id in set(counters) | set(criteria) | set(integrity):
-        by_channel = counters[agency_id]
-        chosen = {
-            **{m: n for m, n in by_channel.get(channel, {}).items() if m not in CASE_COUNTERS},
-            **{m: n for m, n in by_channel.get(ALL_CHANNELS, {}).items() if m in CASE_COUNTERS},
-        }
-        figures[agency_id] = own_figures(
-            chosen, criteria[agency_id], integrity[agency_id], funnel_of(by_channel)
+                criteria[part][agency_id][metric] += tally
+    result: list[dict[int, Figures]] = []
+    for part in range(len(periods)):
+        figures: dict[int, Figures] = {}
+        for agency_id in set(counters[part]) | set(criteria[part]) | set(integrity[part]):
+            by_channel = counters[part][agency_id]
+            chosen = {
+                **{m: n for m, n in by_channel.get(channel, {}).items() if m not in CASE_COUNTERS},
+                **{m: n for m, n in by_channel.get(ALL_CHANNELS, {}).items() if m in CASE_COUNTERS},
+            }
+            figures[agency_id] = own_figures(
+                chosen, criteria[part][agency_id], integrity[part][agency_id], funnel_of(by_channel)
+            )
+        result.append(figures)
+    return result
+
+
+CountRow = tuple[int, int, str, str, Any, Any, Any, Any, Any]  # part, agency, channel, metric, sums
+
+
+def grouped_counts(
+    session: Session, source: CountSource, parts: Sequence[Period], *where: ColumnElement[bool]
+) -> Iterator[CountRow]:
+    """The counts of `source` summed per period of `parts` (given by its index), agency, channel and
+    metric, restricted by `where`: one grouped query for each run of periods that do not overlap
+    (a trend of 30 days or 12 months is one query), the day mapped to its period in the database."""
+    table = source.table
+    for group in _disjoint_runs(parts):
+        first = min(parts[i].start for i in group)
+        last = max(parts[i].end for i in group)
+        part = case(
+            *((and_(table.day >= parts[i].start, table.day <= parts[i].end), i) for i in group), else_=-1
         )
-    return figures
+        query = (
+            select(part, *source.keys, *source.sums)
+            .where(table.day >= first, table.day <= last, *source.where, *where)
+            .group_by(part, *source.keys)
+        )
+        for row in session.execute(query):
+            values: CountRow = tuple(row)
+            if values[0] >= 0:
+                yield values
+
+
+def _disjoint_runs(parts: Sequence[Period]) -> list[list[int]]:
+    """Indices of `parts` in groups whose periods do not overlap, so that a day belongs to at most
+    one period of its group (parts that overlap, such as days and the week they make, go to
+    different groups)."""
+    groups: list[list[int]] = []
+    ends: list[date] = []
+    for index in sorted(range(len(parts)), key=lambda i: parts[i].start):
+        for g, end in enumerate(ends):
+            if end < parts[index].start:
+                groups[g].append(index)
+                ends[g] = parts[index].end
+                break
+        else:
+            groups.append([index])
+            ends.append(parts[index].end)
+    return groups
