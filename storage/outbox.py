@@ -230,9 +230,7 @@ def mark_attempt_failed(
         message.status = OutboxStatus.UNKNOWN
         return Failure("unknown", message.attempts)
     if retryable and message.attempts < MAX_ATTEMPTS:
-        retry_at = now + backoff(message.attempts)
-        if retry_after is not None:
-            retry_at = max(retry_at, now + timedelta(seconds=retry_after))
+        retry_at = retry_time(message.attempts, now, retry_after)
         message.status = OutboxStatus.QUEUED
         message.next_attempt_at = retry_at
         message.claim_token = None
@@ -240,6 +238,39 @@ def mark_attempt_failed(
         return Failure("retry", message.attempts, retry_at)
     message.status = OutboxStatus.FAILED
     return Failure("failed", message.attempts)
+
+
+def retry_time(attempts: int, now: datetime, retry_after: float | None) -> datetime:
+    """When a row that failed its `attempts`-th attempt is tried again: backed off, never sooner
+    than the provider's Retry-After."""
+    retry_at = now + backoff(attempts)
+    if retry_after is not None:
+        retry_at = max(retry_at, now + timedelta(seconds=retry_after))
+    return retry_at
+
+
+def release(session: Session, message_id: int, token: str, *, not_before: datetime, reason: str) -> bool:
+    """A row claimed under `token` but never tried (held behind an earlier message to the same
+    recipient that was not sent): back to the queue, its attempt not counted, due at
+    `not_before`. Returns whether the claim was still ours."""
+    result = session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id == message_id,
+            OutboundMessage.claim_token == token,
+            OutboundMessage.status == OutboxStatus.SENDING,
+        )
+        .values(
+            status=OutboxStatus.QUEUED,
+            attempts=OutboundMessage.attempts - 1,
+            claim_token=None,
+            requested_at=None,
+            next_attempt_at=not_before,
+            last_error=reason[:2000],
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def backoff(attempts: int) -> timedelta:

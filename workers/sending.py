@@ -85,6 +85,17 @@ class _Ready:
     token: str
     outgoing: Outgoing
     refusal: SendError | None  # decided before sending: OA window, cost cap
+    attempts: int  # this claim's attempt number
+
+
+@dataclass(frozen=True)
+class _Held:
+    """Not tried: an earlier message to the same recipient in this batch was not sent, and this
+    one must not overtake it (an opening refused by a 429 must not reach the phone after its
+    first question). Back to the queue, due with that earlier message's retry."""
+
+    behind: _Ready
+    failure: SendError
 
 
 def send_batch(
@@ -104,7 +115,9 @@ def send_batch(
             item.outgoing.survey_id, runtime.vault.lookup_hash(item.outgoing.to), now
         )
         checked.append(
-            _Ready(item.token, item.outgoing, SendError(capped, retryable=False)) if capped else item
+            _Ready(item.token, item.outgoing, SendError(capped, retryable=False), item.attempts)
+            if capped
+            else item
         )
     going = [item for item in checked if item.refusal is None]
     if going:
@@ -128,9 +141,16 @@ def send_batch(
                     coding=result.coding,
                     now=settled_at,
                 )
+    settled_at = datetime.now(UTC)
+    # Held rows go back to the queue first, so that a fallback to SMS below cancels them too.
+    for item, answer in zip(checked, results, strict=True):
+        if isinstance(answer, _Held):
+            outcomes.append(_release(runtime, item, answer, settled_at))
     for item, answer in zip(checked, results, strict=True):
         if isinstance(answer, SendError):
-            outcomes.append(_settle_failure(runtime, item.outgoing.message_id, item.token, answer))
+            outcomes.append(
+                _settle_failure(runtime, item.outgoing.message_id, item.token, answer, settled_at)
+            )
     if len(ready) > 1:
         log.info("send batch", messages=len(ready), sent=len(sent))
     return outcomes
@@ -151,13 +171,13 @@ def _prepare(runtime: Runtime, session: Session, claim: outbox.Claim, now: datet
         assert row is not None
         reason = oa_window_refusal(session, runtime, row, outgoing.to, now)
         refusal = SendError(reason, retryable=False, unreachable=True) if reason else None
-    return _Ready(claim.token, outgoing, refusal)
+    return _Ready(claim.token, outgoing, refusal, claim.attempts)
 
 
-async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | SendError]:
+async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | SendError | _Held]:
     """Send concurrently (at most IN_FLIGHT at once), each provider no faster than its rate; one
-    recipient's messages one after the other, oldest first, so the opening never reaches a
-    phone after the question that follows it."""
+    recipient's messages one after the other, oldest first, and none after one that was not
+    sent, so the opening never reaches a phone after the question that follows it."""
     limiter = RateLimiter(runtime.redis, runtime.settings.SIPAS_SMS_RATE, runtime.settings.SIPAS_ZALO_RATE)
     in_flight = asyncio.Semaphore(IN_FLIGHT)
 
@@ -175,13 +195,23 @@ async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | Se
             except Exception as exc:  # the request may have gone out: its outcome is unknown
                 return SendError(f"{type(exc).__name__}: {exc}", retryable=False, ambiguous=True)
 
-    async def in_order(group: list[tuple[int, _Ready]]) -> list[tuple[int, Sent | SendError]]:
-        return [(index, await one(item)) for index, item in group]
+    async def in_order(group: list[tuple[int, _Ready]]) -> list[tuple[int, Sent | SendError | _Held]]:
+        done: list[tuple[int, Sent | SendError | _Held]] = []
+        unsent: tuple[_Ready, SendError] | None = None
+        for index, item in group:
+            if unsent is not None:
+                done.append((index, _Held(*unsent)))
+                continue
+            result = await one(item)
+            if isinstance(result, SendError):
+                unsent = (item, result)
+            done.append((index, result))
+        return done
 
     by_recipient: dict[str, list[tuple[int, _Ready]]] = {}
     for index, item in sorted(enumerate(items), key=lambda pair: pair[1].outgoing.message_id):
         by_recipient.setdefault(item.outgoing.to, []).append((index, item))
-    results: dict[int, Sent | SendError] = {}
+    results: dict[int, Sent | SendError | _Held] = {}
     for group in await asyncio.gather(*(in_order(group) for group in by_recipient.values())):
         results.update(group)
     return [results[index] for index in range(len(items))]
@@ -210,11 +240,33 @@ class RateLimiter:
             await asyncio.sleep(max(0.0, second + 1 - time.time()) + 0.001)
 
 
-def _settle_failure(runtime: Runtime, message_id: int, token: str, exc: SendError) -> str:
+def _release(runtime: Runtime, item: _Ready, held: _Held, now: datetime) -> str:
+    """Put a held row back in the queue, its attempt not counted, due when the message it waits
+    for is retried (the same instant: the older row is claimed first), or at once when that one
+    will not be retried."""
+    behind, failure = held.behind, held.failure
+    not_before = now
+    if (
+        failure.retryable
+        and not (failure.ambiguous or failure.unreachable)
+        and behind.attempts < outbox.MAX_ATTEMPTS
+    ):
+        not_before = outbox.retry_time(behind.attempts, now, failure.retry_after)
+    with runtime.sessions() as session, session.begin():
+        outbox.release(
+            session,
+            item.outgoing.message_id,
+            item.token,
+            not_before=not_before,
+            reason=f"held behind message {behind.outgoing.message_id}, not sent: {failure}",
+        )
+    return "held"
+
+
+def _settle_failure(runtime: Runtime, message_id: int, token: str, exc: SendError, now: datetime) -> str:
     """Record the failed attempt; the row is retried later (the sweep wakes the drain when it is
     due), set aside as unknown (the gateway may have it) or given up, and a given-up Zalo survey
     message moves its survey to SMS (once: the survey is no longer on Zalo after)."""
-    now = datetime.now(UTC)
     fallback_ids: list[int] = []
     with runtime.sessions() as session, session.begin():
         failure = outbox.mark_attempt_failed(

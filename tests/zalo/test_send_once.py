@@ -20,6 +20,7 @@ from tests.support.zalo_sim.citizen import bot_update
 from tests.support.zalo_sim.threaded import ThreadedSimulator
 from tests.zalo.world import case, handle, make_agencies, outbox, send, start, store_bot, store_oa, submit
 from workers.runtime import Runtime
+from workers.sending import send_batch
 from workers.timers import sweep_once
 
 PHONE = "0912345678"
@@ -174,3 +175,26 @@ def test_a_receipt_that_fits_two_unknown_rows_settles_neither(
     assert settled is None
     with sessions() as session:
         assert {session.get(OutboundMessage, i).status for i in ids} == {OutboxStatus.UNKNOWN}  # type: ignore[union-attr]
+
+
+def test_a_message_behind_a_refused_one_is_held_not_sent_first(
+    runtime: Runtime, threaded_zalo: ThreadedSimulator
+) -> None:
+    """One batch holds the opening and question 1 for a user; Zalo refuses the opening (500):
+    question 1 is not sent before it, goes back to the queue without using an attempt, due with
+    the opening's retry, and the next batch sends both in order."""
+    make_agencies(runtime)
+    survey_id = submit(runtime, case("OA-HELD", zalo_user_id="oa-user-held", channel="zalo"))
+    opening, question = start(runtime, survey_id)
+    threaded_zalo.sim.config.send_failures.append(500)
+    assert sorted(send_batch(runtime, 10, ids=[opening, question])) == ["held", "retry"]
+    assert threaded_zalo.sim.oa_sent == []
+    first, held = _row(runtime, opening), _row(runtime, question)
+    assert (first.status, first.attempts) == (OutboxStatus.QUEUED, 1)
+    assert (held.status, held.attempts, held.requested_at) == (OutboxStatus.QUEUED, 0, None)
+    assert held.next_attempt_at == first.next_attempt_at
+    assert f"held behind message {opening}" in (held.last_error or "")
+    assert send_batch(runtime, 10, now=first.next_attempt_at, ids=[opening, question]) == ["sent", "sent"]
+    texts = [m["text"] for m in threaded_zalo.sim.oa_sent]
+    assert "OA-HELD" in texts[0]
+    assert texts[1].startswith("Câu 1/")
