@@ -85,6 +85,7 @@ class Stage:
     """The processes of one demo run, their ports and logs; stopped in reverse order."""
 
     workdir: Path
+    sms_provider: str = "kannel"  # or "brandname": its simulator plays the SMS side (docs/channels.md)
     web_port: int = field(default_factory=_free_port)
     sim_port: int = field(default_factory=_free_port)
     sms_port: int = field(default_factory=_free_port)
@@ -166,11 +167,24 @@ def _start(stage: Stage) -> None:
     if "ZALO_OA_APP_ID" not in identities:
         raise click.ClickException("the Zalo simulator did not start; see var/demo/zalo-sim.log")
     kannel_password = secrets.token_urlsafe(12)
-    stage.spawn(
-        "sms-gateway",
-        [python, "-m", "tests.support.sms_sink", "--port", str(stage.sms_port), "--username", "demo",
-         "--password", kannel_password, "--log", str(stage.phone_log)],
-    )  # fmt: skip
+    brandname = {
+        "BRANDNAME_API_KEY": secrets.token_urlsafe(16),
+        "BRANDNAME_CALLBACK_SECRET": secrets.token_urlsafe(24),
+    }
+    if stage.sms_provider == "brandname":
+        stage.spawn(
+            "sms-gateway",
+            [python, "-m", "bot.channels.brandname.simulator", "--port", str(stage.sms_port),
+             "--api-key", brandname["BRANDNAME_API_KEY"],
+             "--callback-secret", brandname["BRANDNAME_CALLBACK_SECRET"],
+             "--mo-url", f"{stage.web}/webhooks/sms/brandname/mo", "--log", str(stage.phone_log)],
+        )  # fmt: skip
+    else:
+        stage.spawn(
+            "sms-gateway",
+            [python, "-m", "tests.support.sms_sink", "--port", str(stage.sms_port), "--username", "demo",
+             "--password", kannel_password, "--log", str(stage.phone_log)],
+        )  # fmt: skip
     rules = stage.workdir / "channels.yaml"
     rules.write_text("agencies:\n  HN:\n    strategy: zalo_first\n", encoding="utf-8")
     stage.env = {
@@ -182,6 +196,9 @@ def _start(stage: Stage) -> None:
         "KANNEL_USERNAME": "demo",
         "KANNEL_PASSWORD": kannel_password,
         "KANNEL_MO_TOKEN": secrets.token_urlsafe(16),
+        "SIPAS_SMS_PROVIDER": stage.sms_provider,
+        "BRANDNAME_API_URL": f"http://127.0.0.1:{stage.sms_port}/v1/sms",
+        **brandname,
         "HOST": "127.0.0.1",
         "PORT": str(stage.web_port),
         "SIPAS_PUBLIC_URL": stage.web,
@@ -255,7 +272,14 @@ class Citizen:
 
     def says(self, kind: str, text: str, **who: str) -> None:
         click.echo(f"  <- citizen ({kind}): {text}")
-        if kind == "sms":
+        if kind == "sms" and self.stage.sms_provider == "brandname":
+            # The brandname simulator forwards the reply to our MO webhook, signed, as the API does.
+            answer = self.http.post(
+                f"http://127.0.0.1:{self.stage.sms_port}/sim/mo", json={"from": who["phone"], "text": text}
+            )
+            if answer.raise_for_status().json()["service_answered"] != 200:
+                raise click.ClickException(f"the MO webhook refused the reply: {answer.text}")
+        elif kind == "sms":
             params = {"token": self.stage.env["KANNEL_MO_TOKEN"], "from": who["phone"], "to": "8040",
                       "text": text, "id": secrets.token_hex(8)}  # fmt: skip
             self.http.get(f"{self.stage.web}/webhooks/sms/kannel", params=params).raise_for_status()
@@ -372,12 +396,12 @@ def _print_try_it(stage: Stage) -> None:
 
 
 @contextlib.contextmanager
-def _staged(workdir: Path) -> Iterator[Stage]:
+def _staged(workdir: Path, sms_provider: str = "kannel") -> Iterator[Stage]:
     if not (SIMULATORS / "zalo_sim").is_dir():
         raise click.ClickException("sipas demo needs the source checkout: tests/support holds the simulators")
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    stage = Stage(workdir=workdir)
+    stage = Stage(workdir=workdir, sms_provider=sms_provider)
     try:
         _start(stage)
         yield stage
@@ -394,10 +418,17 @@ def _staged(workdir: Path) -> Iterator[Stage]:
     show_default=True,
     help="Database, logs and the SMS log of the run (wiped at start).",
 )
-def demo(keep: bool, workdir: Path) -> None:
+@click.option(
+    "--sms-provider",
+    type=click.Choice(["kannel", "brandname"]),
+    default="kannel",
+    show_default=True,
+    help="The simulated SMS provider: Kannel's stand-in or the brandname API (docs/channels.md).",
+)
+def demo(keep: bool, workdir: Path, sms_provider: str) -> None:
     """Run the service with a simulated Zalo and SMS gateway and play three citizens."""
     click.echo(f"Starting sipas-bot with a simulated Zalo and SMS gateway (logs in {workdir}) ...")
-    with _staged(workdir) as stage:
+    with _staged(workdir, sms_provider) as stage:
         citizen = Citizen(stage)
         try:
             _play(stage, citizen)

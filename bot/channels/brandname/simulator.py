@@ -116,7 +116,9 @@ async def send(request: web.Request) -> web.Response:
     record = {"to": phone, "text": body["text"], "ref": body["ref"], "message_id": message_id,
               "unicode": bool(body.get("unicode")), "from": body["from"]}  # fmt: skip
     state.messages.append(record)
-    line = f"[{datetime.now(UTC):%H:%M:%S}] brandname SMS from {body['from']} to {phone}:\n{body['text']}\n"
+    # The stand-in phone's format (tests/support/sms_sink.py), which `sipas demo` reads back.
+    coding = 2 if record["unicode"] else 0
+    line = f"[{datetime.now(UTC):%H:%M:%S}] SMS to {phone} (coding {coding}):\n{body['text']}\n"
     print(line, flush=True)
     if state.log is not None:
         with state.log.open("a", encoding="utf-8") as handle:
