@@ -7,8 +7,9 @@ A fresh database is created on the server and dropped afterwards. Data are gener
 set-based INSERT ... SELECT generate_series, never row by row:
 
 - night: the cases closed on one local day, each surveyed (p = 0.5), with a delivered message
-  and three answers (overall, cong_chuc, ket_qua), so --night-answers / 3 surveys; measured: the
-  nightly work for that day (flows.scores.counts.compute_days + anomalies.detect_days);
+  and three answers (overall, cong_chuc, ket_qua), so --night-answers / 3 surveys, spread over 20
+  procedures; measured: the nightly work for that day (flows.scores.counts.compute_days, which
+  also writes the per-procedure counts, + anomalies.detect_days);
 - year: a year of daily counts for every unit, as the nightly job leaves them, adding up to
   --year-answers valid answers; measured: `scores show --period YEAR` for the whole city
   (build_report) and the province-month workbook (flows.scores.xlsx.build_workbook).
@@ -38,6 +39,7 @@ from storage.migrate import upgrade
 from tests.support.services import postgres_database
 
 NIGHT = date(2026, 1, 15)
+PROCEDURES = 20  # the night's cases are spread over this many procedures (per-procedure counts)
 YEAR = 2025
 _T = TypeVar("_T")
 
@@ -75,7 +77,7 @@ def seed_night(url: str, answers: int) -> None:
         # closed between 01:00 and 13:00 UTC = 08:00-20:00 Hà Nội time on NIGHT
         """INSERT INTO cases (case_id, agency_id, procedure_code, phone_hash, closed_at, on_time,
                apology_sent, language, outcome, created_at)
-           SELECT 'N' || g, u.id, '1.001612', md5('phone' || g),
+           SELECT 'N' || g, u.id, '1.00' || (1600 + (g / 7) % :procedures), md5('phone' || g),
                   CAST(:day AS timestamptz) + (g % 43200) * interval '1 second',
                   (ARRAY['early', 'on_time', 'late'])[1 + g % 3], false, 'vi', 'scheduled', now()
            FROM generate_series(1, :n) g
@@ -101,7 +103,10 @@ def seed_night(url: str, answers: int) -> None:
     ]
     with session_factory(url)() as s, s.begin():
         for statement in statements:
-            s.execute(text(statement), {"n": surveys, "day": f"{NIGHT.isoformat()} 01:00+00"})
+            s.execute(
+                text(statement),
+                {"n": surveys, "day": f"{NIGHT.isoformat()} 01:00+00", "procedures": PROCEDURES},
+            )
         s.execute(text("ANALYZE"))
 
 
@@ -167,7 +172,15 @@ def run_night(url: str, settings: Settings, answers: int) -> dict[str, Any]:
 
     rows, counted = timed("the day's counts (compute_days)", counts)
     _, flagged = timed("the day's anomaly flags (detect_days)", flags)
-    return {"seed_night_s": seeded, "night_counts_s": counted, "night_flags_s": flagged, "night_rows": rows}
+    with session_factory(url)() as s:
+        by_procedure = s.scalar(text("SELECT count(*) FROM daily_procedure_counts"))
+    return {
+        "seed_night_s": seeded,
+        "night_counts_s": counted,
+        "night_flags_s": flagged,
+        "night_rows": rows,
+        "night_procedure_rows": by_procedure,
+    }
 
 
 def main() -> None:
