@@ -16,8 +16,8 @@ The SMS providers' scenes come from their packages' fixtures/ (bot/channels/<pro
 `{ref}`), so a new provider is added to this suite by one entry in ADAPTERS. The Zalo adapters are
 wrapped here (bot/zalo stays as it is); Zalo has no delivery callback of this kind, so the status
 cases run for the SMS providers. Sends go to a server that answers as the provider does: Kannel's
-answers (202 / 503 / 403; real Kannel: tests/kannel/test_real_kannel.py), the brandname
-simulator itself, and Bot API envelopes.
+answers (202 / 503 / 403, and a real bearerbox + smsbox for taken / refused / gone), the
+brandname simulator itself, and Bot API envelopes.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ from tests.security.webhook_client import (
     oa_mac,
 )
 from tests.support.app import Client, RecordingDispatcher
+from tests.support.kannel import KannelHarness
 from workers.gateways import failure_from_zalo
 
 FIXTURES = PROJECT_ROOT / "bot" / "channels"
@@ -422,6 +423,32 @@ async def test_a_delivery_status_is_mapped_onto_the_neutral_one(
 
 
 # --- sending ----------------------------------------------------------------------------------
+
+
+@pytest.mark.kannel
+async def test_kannel_sends_are_classified_by_a_real_kannel(
+    settings: Settings, kannel: KannelHarness
+) -> None:
+    """The Kannel adapter's three outcomes from a real bearerbox and smsbox: taken (202 and the
+    MT reaches the phone), refused (403, a wrong password), and smsbox gone (connection refused)."""
+    real = settings.model_copy(update=kannel.settings_overrides())
+
+    async def send(configured: Settings) -> SendOutcome:
+        sender = registry.PROVIDERS["kannel"].sender(configured)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                await sender.send_async(SMS, client)
+        except SmsSendError as exc:
+            return _outcome_of(exc)
+        finally:
+            sender.close()
+        return "sent"
+
+    assert await send(real) == "sent"
+    assert kannel.phone.wait_for_mt(to=SMS.to).text == SMS.text
+    assert await send(real.model_copy(update={"KANNEL_PASSWORD": "not-the-password"})) == "permanent"
+    kannel.stop()
+    assert await send(real) == "temporary"
 
 
 @pytest.mark.parametrize("scene", ["sent", "temporary", "permanent"])
