@@ -1,11 +1,12 @@
 """The SMS adapter interface, independent of the gateway that carries the messages.
 
 A provider is one package under bot/channels/ (kannel/: HTTP to us, SMPP to the operators;
-brandname/: a JSON brandname-SMS API of the kind Vietnamese aggregators offer) described by one
-`SmsProvider`: its webhook routes, which read callbacks into the neutral `InboundSms` and
-`DeliveryReport` and store them through bot.channels.intake; `parse_stored`, which the worker runs
-again on the stored copy of an MO; and the `SmsSender` the send job uses when SIPAS_SMS_PROVIDER
-selects it. Parsing never touches the database. bot.channels.registry lists the providers.
+brandname/: a JSON brandname-SMS API of the kind Vietnamese aggregators offer). The package
+exports `routes`, its webhooks, which read callbacks into the neutral `InboundSms` and
+`DeliveryReport` and store them through bot.channels.intake, and `PROVIDER`, an `SmsProvider`:
+`parse_stored`, which the worker runs again on the stored copy of an MO, and the `SmsSender` the
+send job uses when SIPAS_SMS_PROVIDER selects it. Parsing never touches the database.
+bot.channels.registry lists the providers.
 
 Segment counting lives here because it is a property of SMS itself, not of a gateway: a text
 that fits the GSM 03.38 alphabet travels as GSM-7 (160 characters, 153 per part when split);
