@@ -39,7 +39,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, delete, func, not_, or_, select, text
+from sqlalchemy import (
+    Select,
+    String,
+    Subquery,
+    and_,
+    case,
+    delete,
+    func,
+    not_,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -86,9 +99,13 @@ SURVEY_COUNTERS = (
 COUNTERS = frozenset(CASE_COUNTERS + SURVEY_COUNTERS)
 # Channels whose gateway reports delivery (Kannel DLRs): there "delivered" needs a report.
 # Elsewhere a message accepted by the provider counts as delivered.
-CHANNELS_WITH_DELIVERY_REPORTS = frozenset({Channel.SMS})
+CHANNELS_WITH_DELIVERY_REPORTS = frozenset({Channel.SMS.value})
 _LEFT_US = frozenset({OutboxStatus.SENT, OutboxStatus.DELIVERED})
-_TIMING_COUNTER = {OnTime.EARLY: "cases_early", OnTime.ON_TIME: "cases_on_time", OnTime.LATE: "cases_late"}
+_TIMING_COUNTER = {
+    OnTime.EARLY.value: "cases_early",
+    OnTime.ON_TIME.value: "cases_on_time",
+    OnTime.LATE.value: "cases_late",
+}
 DayFilter = tuple[ColumnElement[bool], ...]  # "Case.closed_at within the day"
 # Tallies are kept per (agency, channel, procedure); this procedure is "every procedure".
 ALL_PROCEDURES = ""
@@ -206,8 +223,10 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> tuple[list[dict[str,
 
     case_of: dict[int, tuple[int, str]] = {}  # case -> (agency, procedure)
     bad_cases: set[int] = set()
+    # Enum columns are read as their stored text (type_coerce): turning 10^5 values into enum
+    # members cost a second a night; StrEnum members compare equal to that text.
     for case_pk, agency_id, procedure, timing in session.execute(
-        select(Case.id, Case.agency_id, Case.procedure_code, Case.on_time).where(*closed)
+        select(Case.id, Case.agency_id, Case.procedure_code, type_coerce(Case.on_time, String)).where(*closed)
     ):
         case_of[case_pk] = (agency_id, procedure)
         for key in ((agency_id, ALL_CHANNELS, ALL_PROCEDURES), (agency_id, ALL_CHANNELS, procedure)):
@@ -215,33 +234,40 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> tuple[list[dict[str,
             counters["cases_closed"] += 1
             if timing is not None:
                 counters[_TIMING_COUNTER[timing]] += 1
-        if timing is OnTime.LATE:
+        if timing == OnTime.LATE:
             bad_cases.add(case_pk)
 
-    messages = _message_statuses(session, closed)
     seen = _phones_answered_earlier_in_month(session, day, tz, closed)
     repeats: list[int] = []
     # Surveys with the same agency, channel, procedure and outcome (one flag per SURVEY_COUNTERS)
     # are counted together, then added to the tallies once per group.
     outcomes: Counter[tuple[int, str, str, tuple[bool, ...]]] = Counter()
-    for survey_id, case_pk, channel, status, phone_key, n_valid, low, yes in session.execute(
-        _surveys_of_the_day(closed)
-    ):
+    for row in session.execute(_surveys_of_the_day(closed)):
+        (
+            survey_id,
+            case_pk,
+            channel,
+            status,
+            phone_key,
+            n_valid,
+            low,
+            yes,
+            msg_delivered,
+            msg_left,
+            msg_failed,
+        ) = row
         agency_id, procedure = case_of[case_pk]
-        opted_out = status is SurveyStatus.OPTED_OUT
+        opted_out = status == SurveyStatus.OPTED_OUT
         answered = n_valid > 0 and not opted_out
-        statuses = messages.get(survey_id, set())
         # A reply proves delivery, and delivery proves sending: keeps sent >= delivered >= responded
         # even when a delivery report is lost or a provider sends outside our outbox.
         delivered = (
             answered
-            or OutboxStatus.DELIVERED in statuses
-            or (channel not in CHANNELS_WITH_DELIVERY_REPORTS and bool(statuses & _LEFT_US))
+            or bool(msg_delivered)
+            or (channel not in CHANNELS_WITH_DELIVERY_REPORTS and bool(msg_left))
         )
-        sent = delivered or bool(statuses & _LEFT_US)
-        undeliverable = not delivered and (
-            status is SurveyStatus.FAILED or (OutboxStatus.FAILED in statuses and not sent)
-        )
+        sent = delivered or bool(msg_left)
+        undeliverable = not delivered and (status == SurveyStatus.FAILED or (bool(msg_failed) and not sent))
         repeat = False
         if answered and phone_key is not None:
             repeat = (agency_id, phone_key) in seen
@@ -256,14 +282,14 @@ def count_day(session: Session, day: date, tz: ZoneInfo) -> tuple[list[dict[str,
             sent,
             delivered,
             answered,
-            status is SurveyStatus.COMPLETED,
+            status == SurveyStatus.COMPLETED,
             opted_out,
-            status is SurveyStatus.EXPIRED,
+            status == SurveyStatus.EXPIRED,
             undeliverable,
             repeat,
             low_overall,
         )
-        outcomes[agency_id, channel.value, procedure, outcome] += 1
+        outcomes[agency_id, channel, procedure, outcome] += 1
     for (agency_id, channel_name, procedure, flags), surveys in outcomes.items():
         for key in _survey_keys(agency_id, channel_name, procedure):
             counters = tallies[key].counters
@@ -361,24 +387,29 @@ def _phones_answered_earlier_in_month(
     return seen
 
 
-def _message_statuses(
-    session: Session, closed: tuple[ColumnElement[bool], ...]
-) -> dict[int, set[OutboxStatus]]:
-    """Per survey, the statuses its messages reached; SENT too for one that failed after sending
-    (a failed delivery report): it still left us."""
-    statuses: defaultdict[int, set[OutboxStatus]] = defaultdict(set)
-    for survey_id, status, sent_at in session.execute(
-        select(OutboundMessage.survey_id, OutboundMessage.status, OutboundMessage.sent_at)
-        .join(Survey, Survey.id == OutboundMessage.survey_id)
+def _message_flags(closed: DayFilter) -> Subquery:
+    """Per survey of the day's cases, whether one of its messages was delivered, left us (sent or
+    delivered, or sent and then failed by a delivery report: it has a sent time), or failed."""
+    message = OutboundMessage
+
+    def any_message(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.max(case((condition, 1), else_=0))
+
+    return (
+        select(
+            message.survey_id.label("survey_id"),
+            any_message(message.status == OutboxStatus.DELIVERED).label("delivered"),
+            any_message(or_(message.status.in_(sorted(_LEFT_US)), message.sent_at.is_not(None))).label(
+                "left_us"
+            ),
+            any_message(message.status == OutboxStatus.FAILED).label("failed"),
+        )
+        .join(Survey, Survey.id == message.survey_id)
         .join(Case, Case.id == Survey.case_pk)
         .where(*closed)
-    ):
-        if survey_id is None:
-            continue
-        statuses[survey_id].add(status)
-        if sent_at is not None:
-            statuses[survey_id].add(OutboxStatus.SENT)
-    return statuses
+        .group_by(message.survey_id)
+        .subquery()
+    )
 
 
 def _is_integrity_code() -> ColumnElement[bool]:
@@ -402,25 +433,31 @@ def valid_answer() -> ColumnElement[bool]:
     )
 
 
-def _surveys_of_the_day(closed: DayFilter) -> Select[int, int, Channel, SurveyStatus, str, int, Any, Any]:
-    """One row per survey of the day's cases, in closing order: its valid answers counted, and
-    whether it rated `overall` 1-2 or said "yes" to an integrity question."""
+def _surveys_of_the_day(closed: DayFilter) -> Select[*tuple[Any, ...]]:
+    """One row per survey of the day's cases, in closing order: channel and status (as text), its
+    valid answers counted, whether it rated `overall` 1-2 or said "yes" to an integrity question,
+    and its messages' _message_flags."""
     phone_key = func.coalesce(Survey.phone_hash, Case.zalo_user_hash)
     low = case((and_(Answer.criterion_code == OVERALL, Answer.value.in_(sorted(LOW_VALUES))), 1), else_=0)
     yes = case((and_(_is_integrity_code(), Answer.value == YES), 1), else_=0)
+    messages = _message_flags(closed)
     return (
         select(
             Survey.id,
             Survey.case_pk,
-            Survey.channel,
-            Survey.status,
+            type_coerce(Survey.channel, String),
+            type_coerce(Survey.status, String),
             phone_key,
             func.count(Answer.id),
             func.max(low),
             func.max(yes),
+            func.max(messages.c.delivered),
+            func.max(messages.c.left_us),
+            func.max(messages.c.failed),
         )
         .join(Case, Case.id == Survey.case_pk)
         .outerjoin(Answer, and_(Answer.survey_id == Survey.id, valid_answer()))
+        .outerjoin(messages, messages.c.survey_id == Survey.id)
         .where(*closed)
         .group_by(Survey.id, Survey.case_pk, Survey.channel, Survey.status, phone_key, Case.closed_at)
         .order_by(Case.closed_at, Survey.id)
