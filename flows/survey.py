@@ -28,7 +28,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, selectinload
 
@@ -206,21 +206,36 @@ class ActiveSurveys:
     """The active surveys of a batch's senders on one channel, read and locked in one statement
     (with their cases and agencies) instead of once per event: the inbound drain's one read of
     the conversation state per batch. The caller holds the senders (storage.inbound), so no
-    other drain changes these rows meanwhile; timers and sends wait on the row locks."""
+    other drain changes these rows meanwhile.
 
-    def __init__(self, session: Session, channel: Channel, sender_hashes: Collection[str]) -> None:
+    With `skip_locked` (the drain), a survey another transaction holds (a timer, a send moving
+    it to SMS) is not waited for: its sender is in `busy` and the caller leaves that sender's
+    events to a later batch. A batch never waits on a row lock while holding hundreds, so it
+    cannot deadlock with a timer batch that locks surveys in another order."""
+
+    def __init__(
+        self, session: Session, channel: Channel, sender_hashes: Collection[str], *, skip_locked: bool = False
+    ) -> None:
         self._by_sender: dict[str, list[Survey]] = {}
+        self.busy: set[str] = set()
         if not sender_hashes:
             return
         rows = session.scalars(
-            _active(channel, sender_hashes)
-            .order_by(Survey.id)  # one lock order for every locker of several surveys
-            .with_for_update(of=Survey)
+            select(Survey)
+            .where(_active(channel, sender_hashes))
+            .order_by(Survey.id)
+            .with_for_update(of=Survey, skip_locked=skip_locked)
             .options(selectinload(Survey.case).selectinload(Case.agency))
             .execution_options(populate_existing=True)
         ).all()
         for survey in sorted(rows, key=_most_recent_first):
             self._by_sender.setdefault(survey.phone_hash or "", []).append(survey)
+        if skip_locked:
+            held = {survey.id for survey in rows}
+            every = session.execute(
+                select(Survey.id, Survey.phone_hash).where(_active(channel, sender_hashes))
+            ).all()
+            self.busy = {phone_hash or "" for survey_id, phone_hash in every if survey_id not in held}
 
     def get(self, sender_hash: str) -> Survey | None:
         """As find_active_survey: the sender's most recently started survey still active (one
@@ -305,8 +320,8 @@ def expire_survey(session: Session, survey_id: int, now: datetime) -> bool:
 # -- internals ---------------------------------------------------------------------------------
 
 
-def _active(channel: Channel, sender_hashes: Collection[str]) -> Select[Survey]:
-    return select(Survey).where(
+def _active(channel: Channel, sender_hashes: Collection[str]) -> ColumnElement[bool]:
+    return and_(
         Survey.phone_hash.in_(list(sender_hashes)),
         Survey.channel == channel,
         Survey.status == SurveyStatus.ACTIVE,

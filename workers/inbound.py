@@ -126,11 +126,14 @@ def _process_batch(runtime: Runtime, ids: Sequence[int]) -> _Batch:
                 batch.busy.add(event.id)
         mine, behind = _in_turn(session, mine)
         batch.busy.update(behind)
+        surveys = _surveys_of(session, mine)
+        if surveys.busy:  # a timer or a send holds their survey: their events wait for a later batch
+            batch.busy.update(e.id for e in mine if _is_sms(e) and e.sender_hash in surveys.busy)
+            mine = [e for e in mine if e.id not in batch.busy]
         if postgres:
             _count(runtime, [event.id for event in mine], 1)
         elif batch.busy:
             count_attempts(session, batch.busy, -1)
-        surveys = _surveys_of(session, mine)
         blocked: set[str] = set()
         waiting: list[int] = []
         for event in mine:
@@ -187,10 +190,17 @@ def _in_turn(session: Session, held: Sequence[InboundEvent]) -> tuple[list[Inbou
     return in_turn, {event.id for event in fresh if _sender_key(event) in late}
 
 
-def _surveys_of(session: Session, events: Sequence[InboundEvent]) -> ActiveSurveys:
-    """The active SMS surveys of the events' SMS senders, read and locked in one statement."""
-    senders = {e.sender_hash for e in events if e.sender_hash and e.provider not in ZALO_PROVIDERS}
-    return ActiveSurveys(session, Channel.SMS, senders)
+def _surveys_of(
+    session: Session, events: Sequence[InboundEvent], *, skip_locked: bool = True
+) -> ActiveSurveys:
+    """The active SMS surveys of the events' SMS senders, read and locked in one statement;
+    with `skip_locked`, those another transaction holds are left (ActiveSurveys.busy)."""
+    senders = {e.sender_hash for e in events if _is_sms(e) and e.sender_hash}
+    return ActiveSurveys(session, Channel.SMS, senders, skip_locked=skip_locked)
+
+
+def _is_sms(event: InboundEvent) -> bool:
+    return event.provider not in ZALO_PROVIDERS
 
 
 def _count(runtime: Runtime, ids: Sequence[int], delta: int) -> None:
@@ -215,7 +225,7 @@ def process(runtime: Runtime, event_id: int, now: datetime | None = None) -> tup
         event = lock_unprocessed(session, event_id)
         if event is None:
             return "already processed", []
-        return apply_event(runtime, session, event, now, _surveys_of(session, [event]))
+        return apply_event(runtime, session, event, now, _surveys_of(session, [event], skip_locked=False))
 
 
 def apply_event(

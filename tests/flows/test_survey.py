@@ -311,9 +311,10 @@ def test_redis_holds_no_conversation_and_losing_it_loses_nothing(
 ) -> None:
     """The survey row is the only record: Redis flushed between two replies changes nothing."""
     survey_id = _new_survey(any_db_url, vault)
+    redis.flushdb()
     _start(any_db_url, settings, survey_id)
     _reply(any_db_url, settings, vault, survey_id, "5")
-    assert redis.keys("*") == []
+    assert redis.keys("*") == []  # starting and answering wrote nothing there
     redis.flushdb()
     _e, ids = _reply(any_db_url, settings, vault, survey_id, "2")
     with transaction(any_db_url) as session:
