@@ -118,7 +118,7 @@ async def send(request: web.Request) -> web.Response:
     state.messages.append(record)
     # The stand-in phone's format (tests/support/sms_sink.py), which `sipas demo` reads back.
     coding = 2 if record["unicode"] else 0
-    line = f"[{datetime.now(UTC):%H:%M:%S}] SMS to {phone} (coding {coding}):\n{body['text']}\n"
+    line = f"[{datetime.now(UTC):%H:%M:%S}] SMS to {body['to']} (coding {coding}):\n{body['text']}\n"
     print(line, flush=True)
     if state.log is not None:
         with state.log.open("a", encoding="utf-8") as handle:
