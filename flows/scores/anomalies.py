@@ -18,11 +18,11 @@ figures are not changed by it. Kinds (thresholds in docs/scores.md, "Anomaly fla
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast, delete, func, insert, select
+from sqlalchemy import DateTime, String, cast, delete, func, insert, select, type_coerce
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
@@ -61,50 +61,40 @@ def detect_days(session: Session, start: date, end: date, settings: Settings) ->
 def _answer_flags(session: Session, day: date, tz: ZoneInfo) -> list[dict[str, Any]]:
     """fast_answers and identical_answers of the surveys of cases closed on `day`."""
     low, high = local_day_bounds(day, tz)
-    first_sent = dict(
-        session.execute(
-            select(OutboundMessage.survey_id, func.min(OutboundMessage.sent_at))
-            .join(Survey, Survey.id == OutboundMessage.survey_id)
-            .join(Case, Case.id == Survey.case_pk)
-            .where(Case.closed_at >= low, Case.closed_at < high, OutboundMessage.sent_at.is_not(None))
-            .group_by(OutboundMessage.survey_id)
-        ).all()
-    )
-    surveys: dict[int, tuple[int, str | None]] = {}  # survey -> (agency, phone key)
-    answers: dict[int, tuple[str, ...]] = {}  # survey -> its valid answers as sorted "code=value"
-    first_answer: dict[int, datetime] = {}
-    phone_key = func.coalesce(Survey.phone_hash, Case.zalo_user_hash)
-    for survey_id, agency_id, key, pattern, answered_at in session.execute(
-        select(
-            Survey.id,
-            Survey.agency_id,
-            phone_key,
-            func.aggregate_strings(Answer.criterion_code + "=" + cast(Answer.value, String), ","),
-            func.min(Answer.answered_at),
-        )
+    closed = (Case.closed_at >= low, Case.closed_at < high)
+    first_sent = (
+        select(OutboundMessage.survey_id.label("survey_id"), func.min(OutboundMessage.sent_at).label("at"))
+        .join(Survey, Survey.id == OutboundMessage.survey_id)
         .join(Case, Case.id == Survey.case_pk)
-        .join(Answer, Answer.survey_id == Survey.id)
-        .where(
-            Case.closed_at >= low,
-            Case.closed_at < high,
-            Survey.status != SurveyStatus.OPTED_OUT,
-            valid_answer(),
-        )
-        .group_by(Survey.id, Survey.agency_id, phone_key)
-    ):
-        surveys[survey_id] = (agency_id, key)
-        answers[survey_id] = tuple(sorted(str(pattern).split(",")))
-        first_answer[survey_id] = answered_at
-
+        .where(*closed, OutboundMessage.sent_at.is_not(None))
+        .group_by(OutboundMessage.survey_id)
+        .subquery()
+    )
+    phone_key = func.coalesce(Survey.phone_hash, Case.zalo_user_hash)
+    # One row per answered survey: its valid answers as "code=value" and its first answer and
+    # first sent message, read as plain datetimes (both aware on PostgreSQL, both naive UTC on
+    # SQLite): only their difference is used, and 2 x 10^5 conversions cost a second a night.
     answered: Counter[int] = Counter()
     fast: Counter[int] = Counter()
     patterns: defaultdict[tuple[int, tuple[str, ...]], list[str | None]] = defaultdict(list)
-    for survey_id, (agency_id, phone) in surveys.items():
+    for agency_id, key, pattern, answered_at, sent in session.execute(
+        select(
+            Survey.agency_id,
+            phone_key,
+            func.aggregate_strings(Answer.criterion_code + "=" + cast(Answer.value, String), ","),
+            type_coerce(func.min(Answer.answered_at), DateTime()),
+            type_coerce(func.min(first_sent.c.at), DateTime()),
+        )
+        .join(Case, Case.id == Survey.case_pk)
+        .join(Answer, Answer.survey_id == Survey.id)
+        .outerjoin(first_sent, first_sent.c.survey_id == Survey.id)
+        .where(*closed, Survey.status != SurveyStatus.OPTED_OUT, valid_answer())
+        .group_by(Survey.id, Survey.agency_id, phone_key)
+    ):
         answered[agency_id] += 1
-        sent = first_sent.get(survey_id)
-        if sent is not None and (first_answer[survey_id] - sent).total_seconds() < FAST_SECONDS:
+        if sent is not None and (answered_at - sent).total_seconds() < FAST_SECONDS:
             fast[agency_id] += 1
-        patterns[agency_id, answers[survey_id]].append(phone)
+        patterns[agency_id, tuple(sorted(str(pattern).split(",")))].append(key)
 
     rows: list[dict[str, Any]] = []
     for agency_id, count in sorted(fast.items()):
