@@ -273,6 +273,40 @@ def release(session: Session, message_id: int, token: str, *, not_before: dateti
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def waiting_behind(session: Session, claims: Sequence[Claim], now: datetime) -> dict[int, datetime]:
+    """Claims that must not be sent yet because an older message of the same survey is not sent
+    either: queued for a retry after a refusal (wait for it), or being sent by another worker
+    (wait a second). Sending now would overtake it. For each, when to try again."""
+    surveys = {claim.survey_id for claim in claims if claim.survey_id is not None}
+    if not surveys:
+        return {}
+    ours = {claim.token for claim in claims}
+    older_rows = session.execute(
+        select(
+            OutboundMessage.survey_id,
+            OutboundMessage.id,
+            OutboundMessage.status,
+            OutboundMessage.claim_token,
+            OutboundMessage.next_attempt_at,
+        ).where(
+            OutboundMessage.survey_id.in_(surveys),
+            OutboundMessage.status.in_([OutboxStatus.QUEUED, OutboxStatus.SENDING]),
+        )
+    ).all()
+    waiting: dict[int, datetime] = {}
+    for claim in claims:
+        dues = [
+            due if status is OutboxStatus.QUEUED else now + timedelta(seconds=1)
+            for survey, row_id, status, token, due in older_rows
+            if survey == claim.survey_id
+            and row_id < claim.id
+            and not (status is OutboxStatus.SENDING and token in ours)
+        ]
+        if dues:
+            waiting[claim.id] = max(dues)
+    return waiting
+
+
 def backoff(attempts: int) -> timedelta:
     """10 s, 60 s, 5 min... after the 1st, 2nd, 3rd failed attempt."""
     return timedelta(seconds=(10, 60, 300)[min(attempts, 3) - 1])

@@ -54,6 +54,32 @@ class Caps:
     def send_refusal(self, survey_id: int | None, recipient_hash: str, now: datetime) -> str | None:
         """Count one send to this survey and recipient in this hour, or say which cap forbids it
         (then nothing is counted)."""
+        limits = self._send_limits(survey_id, recipient_hash, now)
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key, _name, _limit in limits:
+                pipe.incr(key)
+                pipe.expire(key, 7200)
+            counts = [int(c) for c in pipe.execute()[::2]]
+        over = [
+            (name, limit) for (_key, name, limit), count in zip(limits, counts, strict=True) if count > limit
+        ]
+        if not over:
+            return None
+        self.give_back(survey_id, recipient_hash, now)
+        name, limit = over[0]
+        self._hit(name)
+        return f"cost cap: more than {limit} {name.replace('_', ' ')}"
+
+    def give_back(self, survey_id: int | None, recipient_hash: str, now: datetime) -> None:
+        """Uncount a send counted by `send_refusal` at `now` that did not go out after all."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key, _name, _limit in self._send_limits(survey_id, recipient_hash, now):
+                pipe.decr(key)
+            pipe.execute()
+
+    def _send_limits(
+        self, survey_id: int | None, recipient_hash: str, now: datetime
+    ) -> list[tuple[str, str, int]]:
         hour = int(now.timestamp()) // 3600
         limits = [
             (
@@ -70,23 +96,7 @@ class Caps:
                     self._settings.SIPAS_MAX_SENDS_PER_SURVEY_HOUR,
                 )
             )
-        with self._redis.pipeline(transaction=False) as pipe:
-            for key, _name, _limit in limits:
-                pipe.incr(key)
-                pipe.expire(key, 7200)
-            counts = [int(c) for c in pipe.execute()[::2]]
-        over = [
-            (name, limit) for (_key, name, limit), count in zip(limits, counts, strict=True) if count > limit
-        ]
-        if not over:
-            return None
-        with self._redis.pipeline(transaction=False) as pipe:
-            for key, _name, _limit in limits:
-                pipe.decr(key)
-            pipe.execute()
-        name, limit = over[0]
-        self._hit(name)
-        return f"cost cap: more than {limit} {name.replace('_', ' ')}"
+        return limits
 
     def _hit(self, name: str) -> None:
         self._redis.hincrby(HITS_KEY, name, 1)

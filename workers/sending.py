@@ -105,6 +105,13 @@ def send_batch(
     now = now or datetime.now(UTC)
     with runtime.sessions() as session, session.begin():
         claims = outbox.claim_due(session, now, limit, ids=ids)
+        # Across batches too, a survey's message never overtakes an older one waiting to be retried.
+        waiting = outbox.waiting_behind(session, claims, now)
+        for claim in claims:
+            if claim.id in waiting:
+                reason = "held behind an older message of its survey, not sent yet"
+                outbox.release(session, claim.id, claim.token, not_before=waiting[claim.id], reason=reason)
+        claims = [claim for claim in claims if claim.id not in waiting]
         ready = [_prepare(runtime, session, claim, now) for claim in claims]
     if not ready:
         return []
@@ -145,7 +152,7 @@ def send_batch(
     # Held rows go back to the queue first, so that a fallback to SMS below cancels them too.
     for item, answer in zip(checked, results, strict=True):
         if isinstance(answer, _Held):
-            outcomes.append(_release(runtime, item, answer, settled_at))
+            outcomes.append(_release(runtime, item, answer, settled_at, counted_at=now))
     for item, answer in zip(checked, results, strict=True):
         if isinstance(answer, SendError):
             outcomes.append(
@@ -199,6 +206,9 @@ async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | Se
         done: list[tuple[int, Sent | SendError | _Held]] = []
         unsent: tuple[_Ready, SendError] | None = None
         for index, item in group:
+            if item.refusal is not None:  # decided before sending (cost cap, OA window): never held
+                done.append((index, item.refusal))
+                continue
             if unsent is not None:
                 done.append((index, _Held(*unsent)))
                 continue
@@ -240,10 +250,10 @@ class RateLimiter:
             await asyncio.sleep(max(0.0, second + 1 - time.time()) + 0.001)
 
 
-def _release(runtime: Runtime, item: _Ready, held: _Held, now: datetime) -> str:
-    """Put a held row back in the queue, its attempt not counted, due when the message it waits
-    for is retried (the same instant: the older row is claimed first), or at once when that one
-    will not be retried."""
+def _release(runtime: Runtime, item: _Ready, held: _Held, now: datetime, *, counted_at: datetime) -> str:
+    """Put a held row back in the queue, its attempt and its cost-cap count (made at
+    `counted_at`) given back, due when the message it waits for is retried (the same instant:
+    the older row is claimed first), or at once when that one will not be retried."""
     behind, failure = held.behind, held.failure
     not_before = now
     if (
@@ -260,6 +270,9 @@ def _release(runtime: Runtime, item: _Ready, held: _Held, now: datetime) -> str:
             not_before=not_before,
             reason=f"held behind message {behind.outgoing.message_id}, not sent: {failure}",
         )
+    Caps(runtime.redis, runtime.settings).give_back(
+        item.outgoing.survey_id, runtime.vault.lookup_hash(item.outgoing.to), counted_at
+    )
     return "held"
 
 

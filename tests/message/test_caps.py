@@ -26,7 +26,7 @@ from storage.models import (
 from workers.caps import CapHitsCollector
 from workers.inbound import process
 from workers.runtime import Runtime
-from workers.sending import deliver
+from workers.sending import send_batch
 from workers.timers import fire
 
 NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
@@ -91,12 +91,13 @@ def test_a_thousand_question_marks_cost_a_handful_of_sms(runtime: Runtime, redis
     assert results[f"survey {survey_id}"] == 10
     assert 0 < len(queued) <= 10 + 2  # at most one help reply per acted-on event, and the opening
 
-    # No gateway listens here: a send that passes the caps is tried (and retried later), one
-    # over a cap never reaches the gateway and fails at once.
-    outcomes = [deliver(runtime, message_id) for message_id in queued]
+    # No gateway listens here. In one batch: a send that passes the caps is tried (and retried
+    # later) and the ones behind it to the same phone wait for it (held, uncounted); one over a
+    # cap never reaches the gateway and fails at once.
+    outcomes = send_batch(runtime, len(queued), ids=queued)
     with runtime.sessions() as session:
         capped = session.scalar(select(func.count()).where(OutboundMessage.last_error.startswith("cost cap")))
-    assert outcomes.count("retry") == 6
+    assert (outcomes.count("retry"), outcomes.count("held")) == (1, 5)
     assert capped == len(queued) - 6  # the survey's 6 sends an hour went, the rest did not
 
     registry = CollectorRegistry()

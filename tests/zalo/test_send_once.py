@@ -198,3 +198,27 @@ def test_a_message_behind_a_refused_one_is_held_not_sent_first(
     texts = [m["text"] for m in threaded_zalo.sim.oa_sent]
     assert "OA-HELD" in texts[0]
     assert texts[1].startswith("Câu 1/")
+
+
+def test_a_message_never_overtakes_an_older_one_of_its_survey_waiting_for_a_retry(
+    runtime: Runtime, threaded_zalo: ThreadedSimulator
+) -> None:
+    """The opening was refused in an earlier batch and waits for its retry: question 1, due now,
+    is not sent before it, but released to the opening's retry time without using an attempt."""
+    make_agencies(runtime)
+    survey_id = submit(runtime, case("OA-WAIT", zalo_user_id="oa-user-wait", channel="zalo"))
+    opening, question = start(runtime, survey_id)
+    threaded_zalo.sim.config.send_failures.append(429)
+    assert send(runtime, [opening]) == ["retry"]
+    assert send(runtime, [question]) == ["skipped"]
+    assert threaded_zalo.sim.oa_sent == []
+    first, waiting = _row(runtime, opening), _row(runtime, question)
+    assert (waiting.status, waiting.attempts, waiting.next_attempt_at) == (
+        OutboxStatus.QUEUED,
+        0,
+        first.next_attempt_at,
+    )
+    assert send_batch(runtime, 10, now=first.next_attempt_at, ids=[opening, question]) == ["sent", "sent"]
+    texts = [m["text"] for m in threaded_zalo.sim.oa_sent]
+    assert "OA-WAIT" in texts[0]
+    assert texts[1].startswith("Câu 1/")
