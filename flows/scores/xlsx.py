@@ -16,9 +16,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
@@ -35,6 +36,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 DAILY_TREND_MAX_DAYS = 62  # longer periods trend by month
 _MAX_WIDTH = 60
 _HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+_HEADER_FONT = Font(bold=True)
+_HEADER_ALIGNMENT = Alignment(wrap_text=True, vertical="top")
 _CHANNEL_NAMES = {"all": "Tất cả", "sms": "SMS", "zalo": "Zalo"}
 LEVEL_NAMES = {
     "province": "Tỉnh/Thành phố",
@@ -68,11 +71,13 @@ def build_workbook(
         session, period, agency_code, settings=settings, channel=channel, procedure=procedure
     )
     rows = report.as_json()
-    book = Workbook()
-    units = book.active
-    assert units is not None  # a new workbook always has its first sheet
-    units.title = "Đơn vị"
-    _fill(units, UNIT_HEADERS, (unit_row(row) for row in rows), percent_columns=UNIT_PERCENT_COLUMNS)
+    book = Workbook(write_only=True)  # streamed: a province's month is 45,000 cells
+    _fill(
+        book.create_sheet("Đơn vị"),
+        UNIT_HEADERS,
+        (unit_row(row) for row in rows),
+        percent_columns=UNIT_PERCENT_COLUMNS,
+    )
     _fill(
         book.create_sheet("Tiêu chí"),
         ["Mã đơn vị", "Đơn vị", "Mã tiêu chí", "Chỉ số (%)", "Số trả lời", "KTC 95% thấp", "KTC 95% cao"],
@@ -267,25 +272,48 @@ def comment_rows(
 
 
 def _fill(
-    sheet: Worksheet, headers: Sequence[str], rows: Iterable[Sequence[Cell]], *, percent_columns: set[int]
+    sheet: WriteOnlyWorksheet,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Cell]],
+    *,
+    percent_columns: set[int],
 ) -> None:
-    sheet.append(list(headers))
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-        cell.fill = _HEADER_FILL
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    """Write a sheet: bold header row (frozen), numbers with their format, widths that fit. A
+    streamed sheet takes its widths before its rows, so the rows are gathered first."""
+    lines = [list(values) for values in rows]
     widths = [min(_MAX_WIDTH, max(10, len(header) // 2 + 2)) for header in headers]
-    for line, values in enumerate(rows, start=2):
-        sheet.append([neutralise(value) for value in values])
+    for values in lines:
         for column, value in enumerate(values, start=1):
             if value is None or isinstance(value, bool):
                 continue
-            if isinstance(value, float) or (isinstance(value, int) and column in percent_columns):
-                sheet.cell(row=line, column=column).number_format = PERCENT_FORMAT
-            elif isinstance(value, int):
-                sheet.cell(row=line, column=column).number_format = COUNT_FORMAT
             text = f"{value:.2f}" if isinstance(value, float) else str(value)
             widths[column - 1] = min(_MAX_WIDTH, max(widths[column - 1], len(text) + 2))
     for column, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(column)].width = width
     sheet.freeze_panes = "A2"
+    header_cells = []
+    for header in headers:
+        cell = WriteOnlyCell(sheet, value=header)
+        cell.font = _HEADER_FONT
+        cell.fill = _HEADER_FILL
+        cell.alignment = _HEADER_ALIGNMENT
+        header_cells.append(cell)
+    sheet.append(header_cells)
+    for values in lines:
+        sheet.append(
+            [_cell(sheet, column, value, percent_columns) for column, value in enumerate(values, start=1)]
+        )
+
+
+def _cell(
+    sheet: WriteOnlyWorksheet, column: int, value: Cell, percent_columns: set[int]
+) -> Cell | WriteOnlyCell:
+    """A value as written: numbers carry their format (2 decimals for percentages), text that a
+    spreadsheet would evaluate is neutralised."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return neutralise(value)
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.number_format = (
+        PERCENT_FORMAT if isinstance(value, float) or column in percent_columns else COUNT_FORMAT
+    )
+    return cell
