@@ -248,6 +248,7 @@ class Adapter:
     send: Send
     status: dict[str, bytes] = field(default_factory=dict)  # scene -> fixture with {ref}
     deliver_status: Deliver | None = None
+    malformed_status: tuple[bytes, ...] = ()  # authentic but unusable delivery reports
 
     def __str__(self) -> str:
         return self.name
@@ -271,6 +272,7 @@ ADAPTERS = (
         send=_send_kannel,
         status=_scenes(FIXTURES / "kannel" / "fixtures", ".query"),
         deliver_status=_kannel(KANNEL_DLR, _dlr_token),
+        malformed_status=(b"ref=1&status=%25d", b"ref=1&status=-1", b"ref=1&msg=a"),
     ),
     Adapter(
         name="brandname",
@@ -287,6 +289,11 @@ ADAPTERS = (
         send=_send_brandname,
         status=_scenes(FIXTURES / "brandname" / "fixtures", ".json"),
         deliver_status=_brandname(BRANDNAME_STATUS),
+        malformed_status=(
+            b"[]",
+            b'{"message_id": "m1", "ref": "1", "status": "DELIVRD"}',
+            b'{"message_id": "m1", "ref": "one", "status": "delivered"}',
+        ),
     ),
     Adapter(
         name="zalo_bot",
@@ -420,6 +427,18 @@ async def test_a_delivery_status_is_mapped_onto_the_neutral_one(
     [event] = _events(sessions)
     assert (event.provider, event.kind, event.processed_at is not None) == (adapter.name, "dlr", True)
     assert dispatcher.inbound == []  # applied at once: nothing for the workers
+
+
+@pytest.mark.parametrize("adapter", SMS_ADAPTERS, ids=str)
+async def test_a_malformed_delivery_status_is_refused_with_a_4xx_and_not_stored(
+    adapter: Adapter, client: Client, sessions: sessionmaker[Session]
+) -> None:
+    assert adapter.deliver_status is not None
+    for raw in adapter.malformed_status:
+        refused = await adapter.deliver_status(client, raw, True)
+        assert 400 <= refused.status < 500, (raw, await refused.text())
+        assert "error" in await refused.json()
+    assert _events(sessions) == []
 
 
 # --- sending ----------------------------------------------------------------------------------
