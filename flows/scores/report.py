@@ -620,14 +620,17 @@ def grouped_counts(
     for group in _disjoint_runs(parts):
         first = min(parts[i].start for i in group)
         last = max(parts[i].end for i in group)
+        in_range = (table.day >= first, table.day <= last, *source.where, *where)
+        if len(group) == 1:  # one period (a report): no day-to-period mapping to compute per row
+            only = group[0]
+            query = select(*source.keys, *source.sums).where(*in_range).group_by(*source.keys)
+            for row in session.execute(query):
+                yield (only, *row)
+            continue
         part = case(
             *((and_(table.day >= parts[i].start, table.day <= parts[i].end), i) for i in group), else_=-1
         )
-        query = (
-            select(part, *source.keys, *source.sums)
-            .where(table.day >= first, table.day <= last, *source.where, *where)
-            .group_by(part, *source.keys)
-        )
+        query = select(part, *source.keys, *source.sums).where(*in_range).group_by(part, *source.keys)
         for row in session.execute(query):
             values: CountRow = tuple(row)
             if values[0] >= 0:
