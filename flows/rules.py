@@ -331,7 +331,9 @@ def auto_probability(expected_cases: int, response_rate: float, margin: float) -
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """One rule: its name, labels for pages, how text becomes its value and back."""
+    """One rule: its name, labels for pages, how text becomes its value and back. The hint (the
+    expected form, shown in the page's input box) is Vietnamese where it has words: the pages
+    translate it like their own texts (bot/web/en.json)."""
 
     name: str
     label_vi: str
@@ -372,9 +374,9 @@ RULES: tuple[RuleSpec, ...] = (
     RuleSpec("desk_email", "Thư điện tử bộ phận Phản ánh kiến nghị", "Complaints desk e-mail",
              _email, hint="pakn@example.gov.vn"),
     RuleSpec("inbox_reply", "Tin trả lời tự động (hộp thư)", "Inbox automatic reply", _reply_text,
-             hint="unaccented, {agency} allowed"),
+             hint="không dấu; có thể dùng {agency}"),
     RuleSpec("inbox_reply_zalo", "Tin trả lời tự động trên Zalo (hộp thư)", "Inbox automatic reply on Zalo",
-             _zalo_reply_text, hint="{agency} allowed"),
+             _zalo_reply_text, hint="có dấu; có thể dùng {agency}"),
 )  # fmt: skip
 _BY_NAME = {spec.name: spec for spec in RULES}
 

@@ -42,8 +42,12 @@ LEVEL_LABELS = {
 
 
 class FormError(ValueError):
-    """What is wrong with a submitted form (Vietnamese text from the catalogue, or a rule's own
-    English explanation)."""
+    """What is wrong with a submitted form: Vietnamese text from the catalogue, with `values` for
+    its placeholders (a rule's own English explanation among them), shown in the page's language."""
+
+    def __init__(self, message: str, **values: str) -> None:
+        super().__init__(message)
+        self.values = values
 
 
 class ImportRefusedError(ValueError):
@@ -342,7 +346,7 @@ def _unit_page(ctx: AppContext, viewer: Viewer, code: str, lang: str) -> dict[st
 
 
 async def _unit(
-    request: web.Request, *, status: int = 200, error: str | None = None, done: str = ""
+    request: web.Request, *, status: int = 200, error: FormError | None = None, done: str = ""
 ) -> web.Response:
     _ = translator(request[LANG])
     code = request.match_info["code"]
@@ -356,7 +360,7 @@ async def _unit(
         title=f"{data['unit']['name']} ({code})",
         levels=[level.value for level in AgencyLevel],
         level_labels=LEVEL_LABELS,
-        error=_(error) if error else None,
+        error=_(str(error), **{k: _(v) for k, v in error.values.items()}) if error else None,
         done=done or request.query.get("done", ""),
         **data,
     )
@@ -409,7 +413,7 @@ async def _change_unit(
     try:
         await asyncio.to_thread(change, request.app[CONTEXT], viewer_of(request), code, form)
     except FormError as exc:
-        return await _unit(request, status=422, error=str(exc))
+        return await _unit(request, status=422, error=exc)
     return redirect(f"/agencies/{code}?done={done}")
 
 
@@ -460,7 +464,17 @@ def _change_rule(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str
             change_rule(session, agency, name, None if remove else form.get("value", ""),
                         actor=viewer.username, now=datetime.now(UTC))  # fmt: skip
         except RuleValueError as exc:
-            raise FormError(f"{name}: {exc}") from None
+            hint = next((spec.hint for spec in RULES if spec.name == name), "")
+            if not hint:
+                raise FormError(
+                    "Không lưu được quy tắc {rule}: {reason}", rule=name, reason=str(exc)
+                ) from None
+            raise FormError(
+                "Không lưu được quy tắc {rule}: giá trị phải có dạng {hint} ({reason}).",
+                rule=name,
+                hint=hint,
+                reason=str(exc),
+            ) from None
 
 
 @routes.post("/agencies/{code}/rules")
@@ -483,7 +497,7 @@ def _add_staff(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str])
 @routes.post("/agencies/{code}/staff")
 @require_role(*CONFIGURE)
 async def unit_staff(request: web.Request) -> web.Response:
-    return await _change_unit(request, _add_staff, "staff")
+    return await _change_unit(request, _add_staff, "staff#staff")
 
 
 def _remove_staff(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, str]) -> None:
@@ -498,4 +512,4 @@ def _remove_staff(ctx: AppContext, viewer: Viewer, code: str, form: dict[str, st
 @routes.post("/agencies/{code}/staff/remove")
 @require_role(*CONFIGURE)
 async def unit_staff_remove(request: web.Request) -> web.Response:
-    return await _change_unit(request, _remove_staff, "staff-removed")
+    return await _change_unit(request, _remove_staff, "staff-removed#staff")

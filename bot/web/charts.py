@@ -39,13 +39,18 @@ def _axis(values: Sequence[float]) -> tuple[float, float]:
     return math.floor(low / step) * step, step
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.1f}"
+def _fmt(value: float, lang: str) -> str:
+    """One decimal, with the decimal comma Vietnamese readers use (74,8), like the tables."""
+    text = f"{value:.1f}"
+    return text.replace(".", ",") if lang == "vi" else text
 
 
-def line_chart(points: Sequence[Point], *, title: str, width: int = 560, height: int = 220) -> Markup:
-    """A line of values over periods with its 95 % interval as a band; gaps where no data."""
-    left, right, top, bottom = 38, 22, 12, 30
+def line_chart(
+    points: Sequence[Point], *, title: str, lang: str, width: int = 560, height: int = 220
+) -> Markup:
+    """A line of values over periods with its 95 % interval as a band; gaps where no data. The
+    value axis is labelled in percent (60%), so the chart reads without its legend."""
+    left, right, top, bottom = 46, 22, 12, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     shown = [p for p in points if p.value is not None]
     lows = [p.ci[0] if p.ci else p.value for p in shown if p.value is not None]
@@ -69,7 +74,7 @@ def line_chart(points: Sequence[Point], *, title: str, width: int = 560, height:
         parts.append(
             f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
         )
-        parts.append(f'<text x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.0f}</text>')
+        parts.append(f'<text x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.0f}%</text>')
     parts.append(
         f'<line class="axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>'
     )
@@ -95,7 +100,7 @@ def line_chart(points: Sequence[Point], *, title: str, width: int = 560, height:
         for i, v in values:
             parts.append(
                 f'<circle class="dot" cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.6">'
-                f"<title>{escape(points[i].label)}: {_fmt(v)}</title></circle>"
+                f"<title>{escape(points[i].label)}: {_fmt(v, lang)}</title></circle>"
             )
     every = max(1, math.ceil(len(points) / 8))
     for i, point in enumerate(points):
@@ -111,7 +116,13 @@ def line_chart(points: Sequence[Point], *, title: str, width: int = 560, height:
 
 
 def bar_chart(
-    bars: Sequence[Bar], *, title: str, width: int = 560, label_width: int = 230, wide: bool = False
+    bars: Sequence[Bar],
+    *,
+    title: str,
+    lang: str,
+    width: int = 560,
+    label_width: int = 230,
+    wide: bool = False,
 ) -> Markup:
     """Horizontal bars (0-100) with 95 % interval whiskers, the value and a note at the end.
     A `wide` chart is hidden on phones, where a table beside it says the same."""
@@ -143,7 +154,7 @@ def bar_chart(
         parts.append(
             f'<rect class="{css}" x="{label_width}" y="{mid - 8:.1f}" '
             f'width="{x(bar.value) - label_width:.1f}" height="16" rx="2">'
-            f"<title>{escape(bar.label)}: {_fmt(bar.value)}</title></rect>"
+            f"<title>{escape(bar.label)}: {_fmt(bar.value, lang)}</title></rect>"
         )
         if bar.ci is not None:
             lo, hi = x(bar.ci[0]), x(bar.ci[1])
@@ -156,7 +167,7 @@ def bar_chart(
         note = f" {escape(bar.note)}" if bar.note else ""
         parts.append(
             f'<text class="value" x="{label_width + plot_w + 6}" y="{mid + 4:.1f}">'
-            f"{_fmt(bar.value)}{note}</text>"
+            f"{_fmt(bar.value, lang)}{note}</text>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text above is escaped, the rest are numbers

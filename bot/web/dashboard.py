@@ -440,7 +440,8 @@ def _first_root(ctx: AppContext) -> str:
 @require_role(*ANYONE)
 async def dashboard(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    _ = translator(request[LANG])
+    lang = request[LANG]
+    _ = translator(lang)
     filters = _filters(request)
     if isinstance(filters, str):
         return error_page(request, 400, filters)
@@ -467,12 +468,19 @@ async def dashboard(request: web.Request) -> web.Response:
         channels=CHANNEL_NAMES,
         funnel_names=FUNNEL_NAMES,
         export_url=f"/export.xlsx?{query}",
-        daily_chart=line_chart(data.daily, title=_("Chỉ số SIPAS theo ngày")),
-        monthly_chart=line_chart(data.monthly, title=_("Chỉ số SIPAS theo tháng")),
-        element_chart=bar_chart([_translated(b, _) for b in data.elements], title=_("Các yếu tố")),
-        criteria_chart=bar_chart([_translated(b, _) for b in data.criteria], title=_("Các tiêu chí")),
+        daily_chart=line_chart(data.daily, title=_("Chỉ số SIPAS theo ngày"), lang=lang),
+        monthly_chart=line_chart(data.monthly, title=_("Chỉ số SIPAS theo tháng"), lang=lang),
+        element_chart=bar_chart([_translated(b, _) for b in data.elements], title=_("Các yếu tố"), lang=lang),
+        criteria_chart=bar_chart(
+            [_translated(b, _) for b in data.criteria], title=_("Các tiêu chí"), lang=lang
+        ),
         ranking_chart=bar_chart(
-            data.ranking, title=_("Xếp hạng đơn vị trực thuộc"), width=1100, label_width=300, wide=True
+            data.ranking,
+            title=_("Xếp hạng đơn vị trực thuộc"),
+            lang=lang,
+            width=1100,
+            label_width=300,
+            wide=True,
         ),
         rank_text=rank_text,
     )

@@ -26,7 +26,7 @@ from bot.web.sessions import redirect
 from flows.definition import LANGUAGES, FlowError
 from flows.loading import FlowReport, LineIssue, check_source, shipped_names, shipped_path
 from flows.simulate import SAMPLE_VALUES, simulate
-from flows.versions import publish
+from flows.versions import SHIPPED_BY, publish
 from storage import audit
 from storage.agencies import get_by_code
 from storage.flows import all_versions, assign, find_version, live_assignment, live_assignments
@@ -125,6 +125,7 @@ async def flows_page(request: web.Request) -> web.Response:
         "flows.html",
         title=_("Kịch bản khảo sát"),
         shipped=list(shipped_names()),
+        shipped_by=SHIPPED_BY,
         done=request.query.get("done", ""),
         error=None,
         **data,
@@ -335,6 +336,7 @@ async def _overview_error(request: web.Request, message: str) -> web.Response:
         status=422,
         title=_("Kịch bản khảo sát"),
         shipped=list(shipped_names()),
+        shipped_by=SHIPPED_BY,
         done="",
         error=_(message),
         **data,

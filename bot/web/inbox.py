@@ -39,6 +39,7 @@ class Row:
     id: int
     received_at: datetime
     unit: str
+    unit_code: str  # its page (/agencies/CODE) sets the desk_email rule; "" when no unit is known
     sender: str
     text: str
     status: str
@@ -62,6 +63,7 @@ def _rows(ctx: AppContext, viewer: Viewer, status: str) -> dict[str, Any]:
                     id=m.id,
                     received_at=m.received_at.astimezone(ctx.settings.tz),
                     unit=f"{m.agency.code} · {m.agency.name}" if m.agency is not None else "",
+                    unit_code=m.agency.code if m.agency is not None else "",
                     sender=mask_sender(ctx.vault.decrypt(m.sender_enc), m.channel),
                     text=masked_text(m),
                     status=m.status.value,

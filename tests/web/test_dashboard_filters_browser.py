@@ -76,7 +76,7 @@ async def test_the_procedure_filter_narrows_the_figures(
     await page.wait_for_selector(".kpi")
     before = await _kpis(page)
     assert before["Hồ sơ đã giải quyết"] == format_number(every.n_cases_closed)
-    assert before["Chỉ số SIPAS"] == format_number(round(every.sipas_index or 0, 2))
+    assert before["Chỉ số SIPAS"] == format_number(round(every.sipas_index or 0, 2)) + "%"
     assert await page.locator("#procedure-filter").count() == 0
     # The filter offers the procedures the counts know, by code with their names.
     offered = await page.locator("datalist#procedures option").evaluate_all(
@@ -90,8 +90,8 @@ async def test_the_procedure_filter_narrows_the_figures(
     after = await _kpis(page)
     assert after["Hồ sơ đã giải quyết"] == format_number(only.n_cases_closed)
     assert after["Phiếu có trả lời"] == format_number(only.n_responses)
-    assert after["Chỉ số SIPAS"] == format_number(round(only.sipas_index or 0, 2))
-    assert after["Hài lòng chung"] == format_number(round(only.overall_satisfaction or 0, 2))
+    assert after["Chỉ số SIPAS"] == format_number(round(only.sipas_index or 0, 2)) + "%"
+    assert after["Hài lòng chung"] == format_number(round(only.overall_satisfaction or 0, 2)) + "%"
     assert after != before
     badge = await page.inner_text("#procedure-filter")
     assert MARRIAGE in badge

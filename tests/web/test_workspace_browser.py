@@ -219,16 +219,16 @@ async def test_staff_numbers_listed_masked_and_removed(
     await page.goto("/agencies/HN-BD")
     await page.locator("#staff input[name=phone]").fill("0912 345 678")
     await page.locator("#staff button[type=submit]", has_text="Đăng ký").click()
-    await page.wait_for_url("**/agencies/HN-BD?done=staff")
+    await page.wait_for_url("**/agencies/HN-BD?done=staff#staff")
     numbers = page.locator("#staff .staff-number")
     assert await numbers.all_inner_texts() == ["(số cũ, chỉ có mã băm)", "091••••678"]
     assert "0912345678" not in await page.locator("main").inner_text()
     await save_screenshot(page, "workspace-staff-numbers")
     await page.get_by_role("button", name="Bỏ số 091••••678").click()
-    await page.wait_for_url("**/agencies/HN-BD?done=staff-removed")
+    await page.wait_for_url("**/agencies/HN-BD?done=staff-removed#staff")
     assert await numbers.all_inner_texts() == ["(số cũ, chỉ có mã băm)"]
     await page.get_by_role("button", name="Bỏ số (số cũ, chỉ có mã băm)").click()
-    await page.wait_for_url("**/agencies/HN-BD?done=staff-removed")
+    await page.wait_for_url("**/agencies/HN-BD?done=staff-removed#staff")
     assert await numbers.count() == 0
     assert "0 số đã đăng ký" in await page.locator("#staff").inner_text()
     await page.goto("/audit")
