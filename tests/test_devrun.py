@@ -160,6 +160,35 @@ def make_run(project_copy: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path
         proc.wait()
 
 
+@pytest.fixture
+def make_run_brandname(project_copy: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, dict[str, str]]]:
+    (project_copy / ".env").write_text(
+        "SIPAS_SECRET_KEY=dotenv-secret-key-0123456789\nKANNEL_MO_TOKEN=dotenv-mo-token-0000000\n"
+        "SIPAS_SEND_WINDOW=00:00-24:00\nSIPAS_SMS_PROVIDER=brandname\n",
+        encoding="utf-8",
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", str(project_copy)),
+        "PYTHONPATH": str(project_copy),
+        "ONESTOP_WEBHOOK_SECRET": "environment-onestop-secret",
+        "PORT": str(free_port()),
+        "SIPAS_DEV_REDIS_PORT": str(free_port()),
+        "BRANDNAME_API_URL": f"http://127.0.0.1:{free_port()}/v1/sms",
+        "SIPAS_SWEEP_INTERVAL": "1",
+    }
+    log = project_copy / "make-run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.devrun"], cwd=project_copy, env=env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    yield proc, log, env
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _signed_case(secret: str) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(
         {"case_id": "HD-RUN-1", "agency_code": "HN-P-KHUONG-DINH", "procedure_code": "1.001612",
@@ -177,6 +206,39 @@ def _signed_case(secret: str) -> tuple[bytes, dict[str, str]]:
 def _delivered(database: Path) -> list[str]:
     with sqlite3.connect(database) as conn:
         return [row[0] for row in conn.execute("SELECT status FROM outbound_messages ORDER BY id")]
+
+
+def test_make_run_with_the_brandname_provider(
+    make_run_brandname: tuple[subprocess.Popen[bytes], Path, dict[str, str]],
+) -> None:
+    """SIPAS_SMS_PROVIDER=brandname: the simulator is the phone; the survey SMS is delivered by
+    its callbacks and the citizen's reply comes back through its signed MO callback."""
+    proc, log, env = make_run_brandname
+    port = int(env["PORT"])
+    wait_for_port(port, timeout=180)
+    body, headers = _signed_case(env["ONESTOP_WEBHOOK_SECRET"])
+    base = f"http://127.0.0.1:{port}"
+    assert (
+        httpx.post(f"{base}/api/v1/cases/closed", content=body, headers=headers, timeout=30).status_code
+        == 202
+    )
+    database = log.parent / "var" / "sipas.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "delivered" not in _delivered(database):
+        time.sleep(0.5)
+    assert "delivered" in _delivered(database), log.read_text()
+    simulator = env["BRANDNAME_API_URL"].replace("/v1/sms", "/sim/mo")
+    reply = httpx.post(simulator, json={"from": "84912345678", "text": "5"}, timeout=30)
+    assert reply.json()["service_answered"] == 200, log.read_text()
+    with sqlite3.connect(database) as conn:
+        kinds = [
+            row[0] for row in conn.execute("SELECT kind FROM inbound_events WHERE provider = 'brandname'")
+        ]
+    assert "mo" in kinds
+    assert "dlr" in kinds
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in log.read_text()
 
 
 def test_make_run_end_to_end_then_ctrl_c(

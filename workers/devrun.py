@@ -77,6 +77,10 @@ def stand_in_gateway_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/cgi-bin/sendsms"
 
 
+def is_local(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost")
+
+
 def brandname_port(settings: Settings) -> int:
     """Where the brandname simulator listens: the port of BRANDNAME_API_URL (13014 by default)."""
     return urlsplit(settings.BRANDNAME_API_URL).port or 80
@@ -227,13 +231,13 @@ def procfile_text(settings: Settings, sipas: str, with_phone: bool) -> str:
     if with_phone and settings.SIPAS_SMS_PROVIDER == "brandname":
         lines.append(
             f"phone: {sys.executable} -m bot.channels.brandname.simulator --port {brandname_port(settings)} "
-            f"--api-key {settings.BRANDNAME_API_KEY} --callback-secret {settings.BRANDNAME_CALLBACK_SECRET} "
+            f"--api-key={settings.BRANDNAME_API_KEY} --callback-secret={settings.BRANDNAME_CALLBACK_SECRET} "
             f"--mo-url {settings.public_url}/webhooks/sms/brandname/mo --log {VAR_DIR / 'phone.log'}"
         )
     elif with_phone:
         lines.append(
             f"phone: {sys.executable} -m tests.support.sms_sink --port {settings.SIPAS_DEV_GATEWAY_PORT} "
-            f"--username {settings.KANNEL_USERNAME} --password {settings.KANNEL_PASSWORD}"
+            f"--username={settings.KANNEL_USERNAME} --password={settings.KANNEL_PASSWORD}"
         )
     return "\n".join(lines) + "\n"
 
@@ -259,8 +263,8 @@ def main() -> None:
     try:
         settings = Settings()
         if settings.SIPAS_SMS_PROVIDER == "brandname":
-            # The brandname simulator is the phone unless BRANDNAME_API_URL names a real API.
-            with_phone = not is_set("BRANDNAME_API_URL")
+            # The brandname simulator is the phone unless BRANDNAME_API_URL names another host.
+            with_phone = not is_set("BRANDNAME_API_URL") or is_local(settings.BRANDNAME_API_URL)
             if with_phone:
                 check_port_free(
                     brandname_port(settings), "BRANDNAME_API_URL", "the brandname simulator",
@@ -310,10 +314,15 @@ def _serve(settings: Settings, with_phone: bool) -> None:
         subprocess.run([sipas, "agencies", "import", str(SAMPLE_AGENCIES)], check=True)
     procfile = VAR_DIR / "Procfile.dev"
     procfile.write_text(procfile_text(settings, sipas, with_phone), encoding="utf-8")
+    gateway = (
+        settings.BRANDNAME_API_URL
+        if settings.SIPAS_SMS_PROVIDER == "brandname"
+        else settings.KANNEL_SENDSMS_URL
+    )
     sms = (
         "SMS the service sends are printed by the 'phone' process and kept in var/phone.log."
         if with_phone
-        else f"SMS go to the gateway at {mask_secrets(settings.KANNEL_SENDSMS_URL)}."
+        else f"SMS go to the gateway at {mask_secrets(gateway)}."
     )
     print(
         f"\nsipas-bot is starting at {settings.public_url}  (health: {settings.public_url}/healthz)\n"

@@ -175,15 +175,15 @@ def _start(stage: Stage) -> None:
         stage.spawn(
             "sms-gateway",
             [python, "-m", "bot.channels.brandname.simulator", "--port", str(stage.sms_port),
-             "--api-key", brandname["BRANDNAME_API_KEY"],
-             "--callback-secret", brandname["BRANDNAME_CALLBACK_SECRET"],
+             f"--api-key={brandname['BRANDNAME_API_KEY']}",
+             f"--callback-secret={brandname['BRANDNAME_CALLBACK_SECRET']}",
              "--mo-url", f"{stage.web}/webhooks/sms/brandname/mo", "--log", str(stage.phone_log)],
         )  # fmt: skip
     else:
         stage.spawn(
             "sms-gateway",
             [python, "-m", "tests.support.sms_sink", "--port", str(stage.sms_port), "--username", "demo",
-             "--password", kannel_password, "--log", str(stage.phone_log)],
+             f"--password={kannel_password}", "--log", str(stage.phone_log)],
         )  # fmt: skip
     rules = stage.workdir / "channels.yaml"
     rules.write_text("agencies:\n  HN:\n    strategy: zalo_first\n", encoding="utf-8")
