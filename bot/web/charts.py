@@ -45,11 +45,24 @@ def _fmt(value: float, lang: str) -> str:
     return text.replace(".", ",") if lang == "vi" else text
 
 
-def line_chart(
-    points: Sequence[Point], *, title: str, lang: str, width: int = 560, height: int = 220
-) -> Markup:
+PHONE_WIDTH = 340  # a trend drawn for a phone's width, so its text is not shrunk to a blur
+
+
+def line_chart(points: Sequence[Point], *, title: str, lang: str) -> Markup:
     """A line of values over periods with its 95 % interval as a band; gaps where no data. The
-    value axis is labelled in percent (60%), so the chart reads without its legend."""
+    value axis is labelled in percent (60%), so the chart reads without its legend. Drawn twice,
+    560 wide and PHONE_WIDTH wide with fewer date labels; app.css shows the one that fits."""
+    return Markup("").join(
+        [
+            _line_svg(points, title=title, lang=lang, width=560, css="chart trend"),
+            _line_svg(points, title=title, lang=lang, width=PHONE_WIDTH, css="chart trend narrow"),
+        ]
+    )
+
+
+def _line_svg(
+    points: Sequence[Point], *, title: str, lang: str, width: int, css: str, height: int = 220
+) -> Markup:
     left, right, top, bottom = 46, 22, 12, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     shown = [p for p in points if p.value is not None]
@@ -65,7 +78,7 @@ def line_chart(
         return top + plot_h * (1 - (min(100.0, max(y0, v)) - y0) / span)
 
     parts = [
-        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'<svg class="{css}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
@@ -102,7 +115,8 @@ def line_chart(
                 f'<circle class="dot" cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.6">'
                 f"<title>{escape(points[i].label)}: {_fmt(v, lang)}</title></circle>"
             )
-    every = max(1, math.ceil(len(points) / 8))
+    slot = 16 + 8 * max((len(p.label) for p in points), default=1)  # a label's width and a gap
+    every = max(1, math.ceil(len(points) / max(2, plot_w // slot)))
     for i, point in enumerate(points):
         if (len(points) - 1 - i) % every == 0:  # counted back from the newest, always labelled
             anchor = "end" if i == len(points) - 1 and i > 0 else "start" if i == 0 else "middle"
@@ -125,8 +139,22 @@ def bar_chart(
     wide: bool = False,
 ) -> Markup:
     """Horizontal bars (0-100) with 95 % interval whiskers, the value and a note at the end.
-    A `wide` chart is hidden on phones, where a table beside it says the same."""
-    row_h, top = 26, 6
+    A `wide` chart is hidden on phones, where a table beside it says the same; the others are
+    also drawn PHONE_WIDTH wide with each label above its bar, which app.css shows on a phone."""
+    if wide:
+        return _bar_svg(bars, title=title, lang=lang, width=width, label_width=label_width, css="chart wide")
+    return Markup("").join(
+        [
+            _bar_svg(bars, title=title, lang=lang, width=width, label_width=label_width, css="chart bars"),
+            _bar_svg(bars, title=title, lang=lang, width=PHONE_WIDTH, label_width=0, css="chart bars narrow"),
+        ]
+    )
+
+
+def _bar_svg(bars: Sequence[Bar], *, title: str, lang: str, width: int, label_width: int, css: str) -> Markup:
+    """Labels left of the bars, or (label_width 0) each label on its own line above its bar."""
+    above = label_width == 0
+    row_h, top = (40, 4) if above else (26, 6)
     value_w = 110
     plot_w = width - label_width - value_w
     height = top * 2 + row_h * max(1, len(bars))
@@ -135,24 +163,27 @@ def bar_chart(
         return label_width + plot_w * min(100.0, max(0.0, v)) / 100.0
 
     parts = [
-        f'<svg class="{"chart wide" if wide else "chart"}" width="{width}" height="{height}" '
+        f'<svg class="{css}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
     for i, bar in enumerate(bars):
-        mid = top + row_h * i + row_h / 2
-        fits = label_width // 8  # characters of ~8 units at the chart's 13 px
+        mid = top + row_h * i + (29 if above else row_h / 2)
+        fits = (width if above else label_width) // 8  # characters of ~8 units at the chart's 13 px
         label = bar.label if len(bar.label) <= fits else bar.label[: fits - 1] + "…"
-        parts.append(
-            f'<text x="{label_width - 6}" y="{mid + 4:.1f}" text-anchor="end">{escape(label)}</text>'
-        )
+        if above:
+            parts.append(f'<text x="0" y="{top + row_h * i + 13:.1f}">{escape(label)}</text>')
+        else:
+            parts.append(
+                f'<text x="{label_width - 6}" y="{mid + 4:.1f}" text-anchor="end">{escape(label)}</text>'
+            )
         if bar.value is None:
             parts.append(f'<text x="{label_width + 4}" y="{mid + 4:.1f}">—</text>')
             continue
-        css = "bar suppressed" if bar.muted else "bar"
+        bar_css = "bar suppressed" if bar.muted else "bar"
         parts.append(
-            f'<rect class="{css}" x="{label_width}" y="{mid - 8:.1f}" '
+            f'<rect class="{bar_css}" x="{label_width}" y="{mid - 8:.1f}" '
             f'width="{x(bar.value) - label_width:.1f}" height="16" rx="2">'
             f"<title>{escape(bar.label)}: {_fmt(bar.value, lang)}</title></rect>"
         )

@@ -107,6 +107,10 @@ async def test_province_supervisor_sees_the_ranking_and_a_unit_page(
     await small.wait_for_selector("h1")
     width = await small.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"] + 1, f"the page scrolls sideways on a phone ({width}px)"
+    # The charts drawn for a phone's width are the ones shown, so their text is not shrunk.
+    assert await small.locator("svg.chart.trend.narrow").first.is_visible()
+    assert not await small.locator("svg.chart.trend:not(.narrow)").first.is_visible()
+    assert await small.locator("svg.chart.bars.narrow").first.is_visible()
     await save_screenshot(small, "dashboard-phone")
     await save_screenshot(small, "dashboard-phone-top", full_page=False)
     await phone.close()

@@ -53,7 +53,7 @@ async def test_province_supervisor_sees_the_ranking_of_its_units(
     # Ba Đình (all 4s and 5s) ranks above Hoàn Kiếm; both link to their own unit page.
     assert html.index("Phường Ba Đình</a>") < html.index("Phường Hoàn Kiếm</a>")
     assert "agency=HN-BD" in html
-    assert '<svg class="chart"' in html
+    assert '<svg class="chart trend"' in html
     assert "Chỉ số SIPAS theo ngày" in html
     # The citizen's words are shown as text, masked, never as markup.
     assert "<script>alert" not in html

@@ -162,6 +162,9 @@ async def test_dashboard_figures_carry_their_unit(app: Client, settings: Setting
     # The value axis of the trends says its unit; the bars' values use the decimal comma.
     assert re.search(r'text-anchor="end">\d+%</text>', page)
     assert re.search(r'<text class="value"[^>]*>\d+,\d', page)
+    # Trends and bars are also drawn for a phone's width (app.css shows them there).
+    assert page.count('<svg class="chart trend narrow" width="340"') == 2
+    assert page.count('<svg class="chart bars narrow" width="340"') == 2
     english = await (await app.get(f"/?period={period}&lang=en")).text()
     assert re.search(r'<text class="value"[^>]*>\d+\.\d', english)
     # Staff go from a unit's figures to its rules; a supervisor has no such page.
