@@ -192,19 +192,21 @@ def test_send_retried_after_gateway_outage(service: Service, sessions: sessionma
 
     def failed_once() -> bool:
         with sessions() as session:
-            rows = session.scalars(select(OutboundMessage)).all()
-        return len(rows) == 2 and all(r.attempts >= 1 and r.status is OutboxStatus.QUEUED for r in rows)
+            rows = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+        return len(rows) == 2 and rows[0].attempts >= 1 and all(r.status is OutboxStatus.QUEUED for r in rows)
 
-    wait_until(failed_once, timeout=60, what="both messages to fail against the stopped gateway")
+    wait_until(failed_once, timeout=60, what="the opening to fail against the stopped gateway")
     with sessions() as session:
-        assert all(
-            "connect" in (r.last_error or "").lower() for r in session.scalars(select(OutboundMessage))
-        )
+        opening, question = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id))
+        assert "connect" in (opening.last_error or "").lower()
+        # The question never overtakes its opening: it waits, without using an attempt.
+        assert question.attempts == 0
+        assert "held behind" in (question.last_error or "")
     service.kannel.start()
 
     first = phone.wait_for_mt(to="+84987654321", timeout=90)
     second = phone.wait_for_mt(to="+84987654321", timeout=90)
-    assert {first.text[:7], second.text[:7]} >= {"Cau 1/3"}
+    assert second.text.startswith("Cau 1/3"), (first.text, second.text)
 
     def delivered() -> bool:
         with sessions() as session:
@@ -213,5 +215,7 @@ def test_send_retried_after_gateway_outage(service: Service, sessions: sessionma
 
     wait_until(delivered, timeout=60, what="delivery reports after the outage")
     with sessions() as session:
-        assert sorted(r.attempts for r in session.scalars(select(OutboundMessage))) == [2, 2]
+        attempts = [r.attempts for r in session.scalars(select(OutboundMessage).order_by(OutboundMessage.id))]
+    assert attempts[0] >= 2
+    assert attempts[1] == 1
     assert phone.pending_mt() == []  # each message arrived once
