@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -111,16 +112,24 @@ def mask_sender(phone: str, channel: Channel = Channel.SMS) -> str:
 
 
 def forward_email(
-    message: InboxMessage, phone: str, agency: Agency | None, *, to: str, sender: str, by: str
+    message: InboxMessage,
+    phone: str,
+    agency: Agency | None,
+    *,
+    to: str,
+    sender: str,
+    by: str,
+    tz: ZoneInfo,
 ) -> EmailMessage:
     """The e-mail that hands a citizen's message to the unit's Phản ánh kiến nghị desk. It carries
-    the number in full: the desk is who answers the citizen."""
+    the number in full: the desk is who answers the citizen. The time is the desk's local time
+    (`tz`, the service's SIPAS_TIMEZONE), as the pages show it."""
     unit = agency.name if agency is not None else "(không rõ đơn vị)"
     mail = EmailMessage()
     mail["Subject"] = f"[SIPAS] Tin nhắn của công dân gửi {unit}"
     mail["From"] = sender
     mail["To"] = to
-    received = message.received_at.strftime("%Y-%m-%d %H:%M UTC")
+    received = message.received_at.astimezone(tz).strftime("%H:%M ngày %d/%m/%Y")
     mail.set_content(
         "Kính gửi bộ phận Phản ánh kiến nghị,\n\n"
         f"{'Người dùng Zalo (user id)' if message.channel is Channel.ZALO else 'Số điện thoại'} {phone} "

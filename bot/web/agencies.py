@@ -346,8 +346,14 @@ def _unit_page(ctx: AppContext, viewer: Viewer, code: str, lang: str) -> dict[st
 
 
 async def _unit(
-    request: web.Request, *, status: int = 200, error: FormError | None = None, done: str = ""
+    request: web.Request,
+    *,
+    status: int = 200,
+    error: FormError | None = None,
+    done: str = "",
+    typed: dict[str, str] | None = None,
 ) -> web.Response:
+    """The unit page; after a refused form, `typed` is what was typed, shown again to correct."""
     _ = translator(request[LANG])
     code = request.match_info["code"]
     data = await asyncio.to_thread(_unit_page, request.app[CONTEXT], viewer_of(request), code, request[LANG])
@@ -362,6 +368,7 @@ async def _unit(
         level_labels=LEVEL_LABELS,
         error=_(str(error), **{k: _(v) for k, v in error.values.items()}) if error else None,
         done=done or request.query.get("done", ""),
+        typed=typed or {},
         **data,
     )
 
@@ -413,7 +420,7 @@ async def _change_unit(
     try:
         await asyncio.to_thread(change, request.app[CONTEXT], viewer_of(request), code, form)
     except FormError as exc:
-        return await _unit(request, status=422, error=exc)
+        return await _unit(request, status=422, error=exc, typed=form)
     return redirect(f"/agencies/{code}?done={done}")
 
 

@@ -141,7 +141,7 @@ def _forward(ctx: AppContext, session: Session, viewer: Viewer, message: InboxMe
     if not settings.SMTP_HOST or not settings.SMTP_FROM:
         raise InboxError("Máy chủ thư chưa được cấu hình (SMTP_HOST, SMTP_FROM).")
     mail = forward_email(message, ctx.vault.decrypt(message.sender_enc), agency, to=desk,
-                         sender=settings.SMTP_FROM, by=viewer.username)  # fmt: skip
+                         sender=settings.SMTP_FROM, by=viewer.username, tz=settings.tz)  # fmt: skip
     try:
         SmtpMailer(settings).send(mail)
     except (smtplib.SMTPException, OSError):

@@ -57,6 +57,8 @@ async def test_a_refused_rule_says_why_in_the_page_language(app: Client) -> None
         "Không lưu được quy tắc send_window: giá trị phải có dạng 07:30-21:00 "
         "(a send window must look like 07:30-21:00)."
     )
+    # What was typed stays in the box, to be corrected rather than typed again.
+    assert re.search(r'aria-label="Khung giờ gửi"[^>]*value="8h-17h"', await refused.text())
     english = await app.post("/agencies/HN-BD/rules?lang=en", data=form)
     assert _alert(await english.text()).startswith(
         "The rule send_window was not saved: write it as 07:30-21:00"

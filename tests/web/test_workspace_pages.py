@@ -4,6 +4,7 @@ e-mail to a real local SMTP server); every change audited, other units out of re
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -432,6 +433,8 @@ async def test_inbox_masked_handled_and_forwarded(
     body = mail.get_payload(decode=True).decode("utf-8")  # type: ignore[union-attr]
     assert "+84912345678" in body  # the desk answers the citizen
     assert "Cho hỏi hồ sơ" in body
+    assert re.search(r"lúc \d\d:\d\d ngày \d\d/\d\d/\d{4} ", body)  # the desk's local time
+    assert "UTC" not in body
     await client.post(f"/inbox/{ids[1]}", data={"csrf_token": csrf, "action": "handled"})
     with sessions() as session:
         statuses = [session.get(InboxMessage, i).status for i in ids]  # type: ignore[union-attr]
