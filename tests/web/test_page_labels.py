@@ -13,7 +13,7 @@ from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.context import JobDispatcher
-from config.settings import Settings
+from config.settings import PROJECT_ROOT, Settings
 from flows.versions import live_version
 from storage.agencies import get_by_code
 from storage.crypto import PhoneVault
@@ -94,6 +94,17 @@ async def test_flows_name_the_shipped_flow_in_the_page_language(
     assert "shipped default" not in page
     assert '<option value="sms">SMS</option>' in page
     assert "shipped with the software" in await (await app.get("/flows?lang=en")).text()
+
+
+async def test_trying_a_flow_says_where_the_survey_stands(app: Client) -> None:
+    csrf = await log_in(app, "minh")
+    source = (PROJECT_ROOT / "config" / "flows" / "sipas-sms.yaml").read_text(encoding="utf-8")
+    form = {"csrf_token": csrf, "name": "sipas-sms", "source": source, "channel": "sms",
+            "language": "vi", "action": "try"}  # fmt: skip
+    waiting = await (await app.post("/flows/edit", data={**form, "replies": "5\n4\nthu tuc rac roi"})).text()
+    assert "Sau các trả lời trên: khảo sát đang chờ trả lời câu ket_qua." in waiting
+    done = await (await app.post("/flows/edit", data={**form, "replies": "5\n5\n5"})).text()
+    assert "Sau các trả lời trên: khảo sát đã xong." in done
 
 
 async def test_inbox_says_why_a_message_cannot_be_forwarded(
