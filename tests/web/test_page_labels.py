@@ -158,8 +158,9 @@ async def test_digests_status_in_words_and_an_empty_archive_explained(
                    status="sent", subject="SIPAS Thành phố Hà Nội", html="<p>x</p>", text="Chỉ số SIPAS")
         )  # fmt: skip
     listing = await (await app.get("/digests")).text()
-    assert "<td>đã gửi</td>" in listing
-    assert "<td>Thư điện tử</td>" in listing
+    assert '<td data-label="Trạng thái">đã gửi</td>' in listing
+    assert '<td data-label="Kênh">Thư điện tử</td>' in listing
+    assert '<table class="data cards">' in listing  # one card per digest on a phone
     assert ">sent<" not in listing
 
 
