@@ -135,8 +135,8 @@ def send_batch(
     results = run_async(_send_all(runtime, checked))
     sent = [(item, result) for item, result in zip(checked, results, strict=True) if isinstance(result, Sent)]
     outcomes = ["sent"] * len(sent)
+    settled_at = datetime.now(UTC)
     if sent:
-        settled_at = datetime.now(UTC)
         with runtime.sessions() as session, session.begin():
             for item, result in sent:
                 outbox.mark_sent(
@@ -148,7 +148,6 @@ def send_batch(
                     coding=result.coding,
                     now=settled_at,
                 )
-    settled_at = datetime.now(UTC)
     # Held rows go back to the queue first, so that a fallback to SMS below cancels them too.
     for item, answer in zip(checked, results, strict=True):
         if isinstance(answer, _Held):
