@@ -40,6 +40,7 @@ class AuditView:
     older: int | None  # id to continue from, when there are older entries
     broken: BrokenRow | None
     checked: bool
+    actions: list[str]  # the kinds of change in the viewer's log, offered by the filter
 
 
 def _pretty(value: object) -> str:
@@ -70,10 +71,14 @@ def _load(ctx: AppContext, viewer: Viewer, before_id: int | None, action: str | 
             )
             for e in entries[:PAGE_SIZE]
         ]
+        kinds = select(AuditEntry.action).distinct().order_by(AuditEntry.action)
+        if viewer.scope is not None:
+            kinds = kinds.where(AuditEntry.agency_id.in_(viewer.scope))
+        actions = list(session.scalars(kinds))
         checked = viewer.is_admin
         broken = verify(session) if checked else None
     older = rows[-1].id if len(entries) > PAGE_SIZE else None
-    return AuditView(rows, older, broken, checked)
+    return AuditView(rows, older, broken, checked, actions)
 
 
 @routes.get("/audit")

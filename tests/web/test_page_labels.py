@@ -186,3 +186,18 @@ async def test_dashboard_figures_carry_their_unit(app: Client, settings: Setting
     await app.post("/logout", data={"csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', page)[0]})
     await log_in(app, "tinh")
     assert 'id="unit-rules"' not in await (await app.get(f"/?period={period}")).text()
+
+
+async def test_audit_filter_offers_the_kinds_of_change(app: Client) -> None:
+    csrf = await log_in(app, "minh")
+    await app.post(
+        "/agencies/HN-BD/rules",
+        data={"csrf_token": csrf, "rule": "send_window", "value": "08:00-17:00", "action": "set"},
+    )
+    page = await (await app.get("/audit?action=rules.set")).text()
+    offered = re.findall(r'<option value="([^"]*)"', page)
+    assert offered[0] == ""  # all kinds
+    assert {"rules.set", "users.add"} <= set(offered[1:])
+    assert '<option value="rules.set" selected>' in page
+    assert "agency:HN-BD:send_window" in page
+    assert "user:minh" not in page  # filtered to rule changes
