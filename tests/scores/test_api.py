@@ -68,6 +68,15 @@ async def test_scores_api_answers_the_json_of_scores_show(tree: str, client: Cli
     assert status == 200
     assert below[0]["channel"] == "sms"
 
+    # Every case of the seed is a birth registration: that procedure's figures are the totals.
+    status, births = await _get(client, "agency=D&period=2026-W47&procedure=1.001612", token)
+    assert status == 200
+    assert {row["procedure_code"] for row in births} == {"1.001612"}
+    assert [{**row, "procedure_code": None} for row in births] == body
+    status, marriages = await _get(client, "agency=D&period=2026-W47&procedure=1.001193", token)
+    assert status == 200
+    assert [(row["agency_code"], row["n_cases_closed"]) for row in marriages] == [("D", 0)]
+
 
 @pytest.mark.parametrize(
     ("query", "status", "error"),
@@ -78,6 +87,7 @@ async def test_scores_api_answers_the_json_of_scores_show(tree: str, client: Cli
         ("agency=D&period=last-week", 400, "invalid_parameter"),
         ("agency=D", 400, "invalid_parameter"),
         ("agency=D&period=2026-11&channel=fax", 400, "invalid_parameter"),
+        ("agency=D&period=2026-11&procedure=" + "1" * 65, 400, "invalid_parameter"),
     ],
 )
 async def test_scope_and_bad_input(tree: str, client: Client, query: str, status: int, error: str) -> None:
