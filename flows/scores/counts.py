@@ -27,7 +27,7 @@ must not depend on days after it (docs/scores.md, "One phone counts once").
 Procedures: the same rows are also written per procedure of the cases (DailyProcedureCount), each
 from the cases of that procedure alone, with every rule above applied as for the totals (a repeat
 phone is a repeat whatever the procedure of its first case), so for every key the rows of all
-procedures add up to the total row. The procedures seen get their latest name in `procedures`.
+procedures add up to the total row. The procedures seen are named in `procedures` (_name_procedures).
 """
 
 from __future__ import annotations
