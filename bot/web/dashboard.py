@@ -286,10 +286,10 @@ def warm(ctx: AppContext, cache: ReportCache) -> int:
     return built
 
 
-async def _warm_loop(app: web.Application) -> None:
-    """Every WARM_CHECK_SECONDS, warm the cache when the counts changed (ReportCache.refresh)."""
+async def _warm_loop(app: web.Application, stop: asyncio.Event) -> None:
+    """Every WARM_CHECK_SECONDS until `stop`, warm the cache when the counts changed."""
     ctx = app[CONTEXT]
-    while True:
+    while not stop.is_set():
         try:
             built = await asyncio.to_thread(warm, ctx, app[REPORTS])
         except Exception:  # a database hiccup must not end the loop: the next round tries again
@@ -297,16 +297,18 @@ async def _warm_loop(app: web.Application) -> None:
         else:
             if built:
                 log.info("dashboard_warmed", views=built)
-        await asyncio.sleep(WARM_CHECK_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WARM_CHECK_SECONDS)
 
 
 async def warm_up(app: web.Application) -> AsyncIterator[None]:
-    """aiohttp cleanup context: the cache's warm-up loop, for the app's lifetime."""
-    task = asyncio.create_task(_warm_loop(app))
+    """aiohttp cleanup context: the cache's warm-up loop, for the app's lifetime. On shutdown a
+    warm-up under way is let finish (a thread cannot be cancelled), so no query outlives the app."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(_warm_loop(app, stop))
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    stop.set()
+    await task
 
 
 def _figures(
