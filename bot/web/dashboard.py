@@ -60,27 +60,29 @@ MAX_PROCEDURE = 64  # the longest procedure code stored (storage.models.Case.pro
 
 
 class ReportCache:
-    """Reports by (period, agency, channel), shared by every request of the app.
+    """Reports by (period, agency, channel, procedure), shared by every request of the app.
 
     A report is built from daily counts that only the nightly job (or `sipas scores compute`)
-    rewrites, and a rewrite inserts new rows: the highest daily-count and anomaly-flag ids are the
-    cache's generation, and a new generation empties it. CACHE_SECONDS bounds the age anyway.
+    rewrites, and a rewrite inserts new rows, which take the highest ids: the id and computed time
+    of the newest daily-count and anomaly-flag rows are the cache's generation, and a new
+    generation empties it. (The time matters: SQLite gives a rewritten day's rows the ids of the
+    rows just deleted.) CACHE_SECONDS bounds the age anyway.
     """
 
     def __init__(self, seconds: float = CACHE_SECONDS, size: int = 1024) -> None:
         self._seconds = seconds
         self._size = size
         self._items: dict[tuple[str, ...], tuple[float, object]] = {}
-        self._generation: tuple[int, int] | None = None
+        self._generation: tuple[object, ...] | None = None
         self._lock = threading.Lock()
         self.warming = threading.Lock()  # one warm() at a time: a second waits, then finds it done
 
     def refresh(self, session: Session) -> bool:
         """Check the generation (two primary-key look-ups) once per request; True when it changed
         (the cache was emptied)."""
-        generation = (
-            int(session.scalar(select(func.max(DailyCount.id))) or 0),
-            int(session.scalar(select(func.max(AnomalyFlag.id))) or 0),
+        generation = tuple(
+            session.execute(select(model.id, model.computed_at).order_by(model.id.desc()).limit(1)).first()
+            for model in (DailyCount, AnomalyFlag)
         )
         with self._lock:
             if generation == self._generation:
