@@ -191,6 +191,7 @@ def main() -> None:
                 redis_url,
                 tmp / "sms.json",
                 citizens=sizes.citizens,
+                max_wall=7200.0,  # 20,000 citizens on a small machine take most of an hour
             )
             if sms and "answers" in sms:
                 answers = sms["answers"]
@@ -214,6 +215,7 @@ def main() -> None:
                 concurrency=100,
                 acks_only=True,
                 messages=sizes.messages,
+                max_wall=3600.0,
             )
             if acks and "acks_only" in acks:
                 summary["webhook acks /s"] = acks["acks_only"]["acks_per_s"]
