@@ -31,7 +31,6 @@ class TcpProxy:
         self._stopped = threading.Event()
         self._marker: bytes | None = None
         self.tripped = threading.Event()
-        self.refused = 0  # connections refused while cut
         self._thread = threading.Thread(target=self._accept, name="tcp-proxy", daemon=True)
 
     def __enter__(self) -> Self:
@@ -78,7 +77,6 @@ class TcpProxy:
             with self._lock:
                 allowed = self._open
             if not allowed:
-                self.refused += 1
                 with contextlib.suppress(OSError):
                     client.setsockopt(
                         socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
