@@ -152,7 +152,7 @@ class Agency(Base):
 class StaffPhone(Base):
     """Numbers of an agency's own staff: never surveyed about that agency. The hash is what intake
     matches; the encrypted number lets staff see the list (masked) and remove one. Rows registered
-    before 0012 hold only the hash."""
+    before 0014 hold only the hash."""
 
     __tablename__ = "staff_phones"
     __table_args__ = (UniqueConstraint("agency_id", "phone_hash"),)

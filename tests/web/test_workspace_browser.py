@@ -215,7 +215,7 @@ async def test_staff_numbers_listed_masked_and_removed(
         assert ward is not None
         session.add(
             StaffPhone(agency_id=ward.id, phone_hash=vault.lookup_hash("+84987000111"))
-        )  # before 0012
+        )  # before 0014
     await page.goto("/agencies/HN-BD")
     await page.locator("#staff input[name=phone]").fill("0912 345 678")
     await page.locator("#staff button[type=submit]", has_text="Đăng ký").click()

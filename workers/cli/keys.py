@@ -12,7 +12,7 @@ Only without SIPAS_HASH_KEY (hashes keyed by SIPAS_SECRET_KEY), and with --rekey
 hashes recomputed under the new key, as follows.
 
 Hashes are recomputed from the plaintext they hash: numbers and Zalo ids held encrypted (cases,
-surveys, inbox, staff numbers registered since migration 0012, and the raw requests of inbound
+surveys, inbox, staff numbers registered since migration 0014, and the raw requests of inbound
 events). Rows that hold ONLY a hash (opt-outs, staff numbers registered before) are re-keyed
 through the same plaintexts: an old hash maps to the new hash of the number that produced it. A
 hash whose number is no longer held anywhere (its contact data was purged) cannot be re-keyed;

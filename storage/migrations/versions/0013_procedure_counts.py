@@ -1,7 +1,7 @@
 """procedure counts (issue 8: the dashboard's procedure filter)
 
 Revision ID: 0013
-Revises: 0014
+Revises: 0012
 Create Date: 2026-11-30 19:15:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0014"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """staff numbers kept encrypted (issue 12: list and remove a unit's staff numbers)
 
-Revision ID: 0012
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-11-30 19:30:00.000000
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
