@@ -124,6 +124,33 @@ def service(
         }
 
 
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """--database-url and --redis-url: where `service` starts the processes (also bench.soak)."""
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server URL (a fresh database is created and dropped)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"),
+        help="a Redis database the run may flush",
+    )
+
+
+def headline(kind: str, src: Path, what: str) -> str:
+    """The first line of a run's report: when, on what machine, which commit, under what load."""
+    commit = subprocess.run(
+        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"# {kind} {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, src {src} {commit or '(no git)'}, "
+        f"{what}, load average {load}"
+    )
+
+
 def run(
     *,
     src: Path = PROJECT_ROOT,
@@ -142,15 +169,7 @@ def run(
     """One harness run against freshly started processes; prints its report, returns its exit
     code (0: every check passed). `python -m bench` calls this too."""
     src = src.resolve()
-    commit = subprocess.run(
-        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    print(
-        f"# sms_load {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, src {src} {commit or '(no git)'}, "
-        f"{webs} web, {workers} worker, 1 cron, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        flush=True,
-    )
+    print(headline("sms_load", src, f"{webs} web, {workers} worker, 1 cron"), flush=True)
     with tempfile.TemporaryDirectory(prefix="sms-load-") as tmp:
         logs = Path(tmp)
         with service(src, database_url, redis_url, webs, workers, logs) as svc:
@@ -195,16 +214,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--src", type=Path, default=PROJECT_ROOT, help="checkout to run")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server URL (a fresh database is created and dropped)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"),
-        help="a Redis database the run may flush",
-    )
+    add_service_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="200 citizens: a smoke run in about a minute")
     parser.add_argument("--citizens", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=200)

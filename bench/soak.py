@@ -27,10 +27,8 @@ import hashlib
 import hmac
 import json
 import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from bench.sms_load import MO_TOKEN, ONESTOP_SECRET, service
+from bench.sms_load import MO_TOKEN, ONESTOP_SECRET, add_service_arguments, headline, service
 from config.settings import PROJECT_ROOT
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -358,27 +356,11 @@ def main() -> None:
     parser.add_argument("--answer-timeout", type=float, default=120.0)
     parser.add_argument("--drain", type=float, default=10.0, help="seconds to wait for late or doubled MTs")
     parser.add_argument("--http-timeout", type=float, default=30.0)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server URL (a fresh database is created and dropped)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"),
-        help="a Redis database the run may flush",
-    )
+    add_service_arguments(parser)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    print(
-        f"# soak {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, commit {commit or '(no git)'}: "
-        f"{args.minutes:g} min at {args.rate:g} replies/s",
-        flush=True,
-    )
+    what = f"{args.minutes:g} min at {args.rate:g} replies/s"
+    print(headline("soak", PROJECT_ROOT, what), flush=True)
     with (
         tempfile.TemporaryDirectory(prefix="soak-") as tmp,
         service(PROJECT_ROOT, args.database_url, args.redis_url, 1, 1, Path(tmp)) as svc,
