@@ -3,8 +3,8 @@
 It starts a throwaway Redis, the simulated Zalo (tests/support/zalo_sim: Bot Platform, OA, OAuth,
 ZNS, and the citizen), the stand-in SMS gateway (tests/support/sms_sink), then `sipas web`,
 `sipas worker` and `sipas cron` on a fresh SQLite database under var/demo/, configured the way an
-agency would be (OA token stored, bot webhook set, quận Thanh Xuân on "zalo_first"). Then it plays
-three citizens and prints what each one sees and answers:
+agency would be (OA token stored, bot webhook set, Hà Nội (HN) and its units on "zalo_first").
+Then it plays three citizens and prints what each one sees and answers:
 
 1. Zalo first: the ZNS 5-star rating by phone, then the citizen sends the start code to the
    Zalo bot and answers the rest of the survey there;
