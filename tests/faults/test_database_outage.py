@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Answer, InboundEvent, OutboundMessage, OutboxStatus, Survey, SurveyStatus
 from tests.e2e.conftest import Service
+from tests.faults.helpers import closed_case, count
 from tests.support.processes import wait_until
 from tests.support.services import require_or_skip
 from tests.support.tcp_proxy import TcpProxy
@@ -60,13 +61,7 @@ def service_env(db_url: str, pg_proxy: TcpProxy) -> dict[str, str]:
 
 
 def _case(n: int, phone: str) -> dict[str, object]:
-    return {"case_id": f"OUTAGE-{n:04d}", "agency_code": "HN-TX-HD", "procedure_code": "1.001612",
-            "phone": phone, "closed_at": datetime.now(UTC).isoformat()}  # fmt: skip
-
-
-def _count(sessions: sessionmaker[Session], query: object) -> int:
-    with sessions() as session:
-        return int(session.scalar(query) or 0)  # type: ignore[call-overload]
+    return closed_case(f"OUTAGE-{n:04d}", phone=phone)
 
 
 def test_database_unreachable_for_30_seconds(
@@ -75,7 +70,7 @@ def test_database_unreachable_for_30_seconds(
     phones = [f"+8491400{n:04d}" for n in range(CITIZENS)]
     assert service.post_cases({"cases": [_case(n, p) for n, p in enumerate(phones)]}).status_code == 202
     sent = select(func.count()).where(OutboundMessage.status.in_([OutboxStatus.SENT, OutboxStatus.DELIVERED]))
-    wait_until(lambda: _count(sessions, sent) >= 2 * CITIZENS, timeout=120, what="openings")
+    wait_until(lambda: count(sessions, sent) >= 2 * CITIZENS, timeout=120, what="openings")
 
     token = service.env["KANNEL_MO_TOKEN"]
     cut = threading.Event()
@@ -114,7 +109,7 @@ def test_database_unreachable_for_30_seconds(
     with ThreadPoolExecutor(min(CITIZENS, 32)) as pool:
         futures = [pool.submit(citizen, n) for n in range(CITIZENS)]
         answered = select(func.count()).select_from(Answer)
-        wait_until(lambda: _count(sessions, answered) >= CITIZENS // 2, timeout=120, what="first replies")
+        wait_until(lambda: count(sessions, answered) >= CITIZENS // 2, timeout=120, what="first replies")
         pg_proxy.cut()
         window["cut"] = time.monotonic()
         cut.set()
@@ -139,15 +134,15 @@ def test_database_unreachable_for_30_seconds(
         f"outage {OUTAGE:.0f} s, {CITIZENS} citizens: webhook answers {dict(statuses)}, {len(during)} inside"
     )
 
-    wait_until(lambda: _count(sessions, answered) == 3 * CITIZENS, timeout=OUTAGE + 180, what="every reply")
+    wait_until(lambda: count(sessions, answered) == 3 * CITIZENS, timeout=OUTAGE + 180, what="every reply")
     pending = select(func.count()).where(
         OutboundMessage.status.in_([OutboxStatus.QUEUED, OutboxStatus.SENDING])
     )
-    wait_until(lambda: _count(sessions, pending) == 0, timeout=120, what="the outbox to drain")
+    wait_until(lambda: count(sessions, pending) == 0, timeout=120, what="the outbox to drain")
     # A send whose answer the outage swallowed is unknown: settled by Kannel's report, else resent.
     resolved = service.sipas("outbox", "resolve", "--resend", "--unreported-for", "10")
     print(f"unknown sends resent by the operator: {resolved.strip()}")
-    wait_until(lambda: _count(sessions, pending) == 0, timeout=120, what="the resent messages")
+    wait_until(lambda: count(sessions, pending) == 0, timeout=120, what="the resent messages")
     with sessions() as session:
         events = session.scalars(select(InboundEvent).where(InboundEvent.kind == "mo")).all()
         assert len(events) == 3 * CITIZENS  # each MO stored once, however often it was retried

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Answer, OutboundMessage, OutboxStatus, Survey, SurveyStatus
 from tests.e2e.conftest import Service
+from tests.faults.helpers import closed_case, count
 from tests.support.http_faults import FaultyGateway
 from tests.support.processes import wait_until
 
@@ -52,13 +53,7 @@ def service_env(gateway: FaultyGateway) -> dict[str, str]:
 
 
 def _case(n: int, phone: str) -> dict[str, object]:
-    return {"case_id": f"GW-{n:04d}", "agency_code": "HN-TX-HD", "procedure_code": "1.001612",
-            "phone": phone, "closed_at": datetime.now(UTC).isoformat()}  # fmt: skip
-
-
-def _count(sessions: sessionmaker[Session], query: object) -> int:
-    with sessions() as session:
-        return int(session.scalar(query) or 0)  # type: ignore[call-overload]
+    return closed_case(f"GW-{n:04d}", phone=phone)
 
 
 def test_gateway_refusing_and_slow_under_load(
@@ -72,7 +67,7 @@ def test_gateway_refusing_and_slow_under_load(
     assert service.post_cases({"cases": [_case(n, p) for n, p in enumerate(phones)]}).status_code == 202
     answered = select(func.count()).select_from(Answer)
     done = select(func.count()).where(OutboundMessage.status.in_([OutboxStatus.SENT, OutboxStatus.DELIVERED]))
-    wait_until(lambda: _count(sessions, done) >= 2 * CITIZENS, timeout=300, what="openings")
+    wait_until(lambda: count(sessions, done) >= 2 * CITIZENS, timeout=300, what="openings")
 
     token = service.env["KANNEL_MO_TOKEN"]
 
@@ -91,14 +86,14 @@ def test_gateway_refusing_and_slow_under_load(
     with ThreadPoolExecutor(16) as pool:
         statuses = [status for batch in pool.map(answer, range(CITIZENS)) for status in batch]
     assert Counter(statuses) == Counter({200: 3 * CITIZENS})
-    wait_until(lambda: _count(sessions, answered) == 3 * CITIZENS, timeout=300, what="every reply applied")
+    wait_until(lambda: count(sessions, answered) == 3 * CITIZENS, timeout=300, what="every reply applied")
     pending = select(func.count()).where(
         OutboundMessage.status.in_([OutboxStatus.QUEUED, OutboxStatus.SENDING])
     )
-    wait_until(lambda: _count(sessions, pending) == 0, timeout=300, what="the outbox to drain")
+    wait_until(lambda: count(sessions, pending) == 0, timeout=300, what="the outbox to drain")
     unknown = select(func.count()).where(OutboundMessage.status == OutboxStatus.UNKNOWN)
     # Kannel took every stalled one: its delivery reports settle them.
-    wait_until(lambda: _count(sessions, unknown) == 0, timeout=60, what="unknown sends settled by reports")
+    wait_until(lambda: count(sessions, unknown) == 0, timeout=60, what="unknown sends settled by reports")
     resolved = service.sipas("outbox", "resolve", "--resend", "--unreported-for", "10")
 
     with sessions() as session:

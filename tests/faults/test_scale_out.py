@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Answer, InboundEvent, OutboundMessage, OutboxStatus, Survey, SurveyStatus
 from tests.e2e.conftest import Service
+from tests.faults.helpers import closed_case, count
 from tests.support.processes import ServiceProcess, wait_ready, wait_until
 from tests.support.services import free_port
 
@@ -44,8 +45,7 @@ def service_env() -> dict[str, str]:
 
 
 def _case(n: int, phone: str) -> dict[str, object]:
-    return {"case_id": f"SCALE-{n:05d}", "agency_code": "HN-TX-HD", "procedure_code": "1.001612",
-            "phone": phone, "closed_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    return closed_case(f"SCALE-{n:05d}", phone=phone)
 
 
 def _soon(predicate: Callable[[], bool], seconds: float) -> bool:
@@ -55,11 +55,6 @@ def _soon(predicate: Callable[[], bool], seconds: float) -> bool:
             return True
         time.sleep(0.1)
     return False
-
-
-def _count(sessions: sessionmaker[Session], query: object) -> int:
-    with sessions() as session:
-        return int(session.scalar(query) or 0)  # type: ignore[call-overload]
 
 
 # A worker frozen inside its batch: its transaction stays open with no statement running.
@@ -80,8 +75,8 @@ def _freeze_in_a_batch(worker: ServiceProcess, sessions: sessionmaker[Session], 
     for _try in range(40):
         os.killpg(worker.proc.pid, signal.SIGSTOP)
         time.sleep(1.0)
-        frozen_inside = not postgres or _count(sessions, FROZEN_IN_A_TRANSACTION) > 0
-        if frozen_inside and _count(sessions, in_flight) > 0:
+        frozen_inside = not postgres or count(sessions, FROZEN_IN_A_TRANSACTION) > 0
+        if frozen_inside and count(sessions, in_flight) > 0:
             return
         os.killpg(worker.proc.pid, signal.SIGCONT)
         time.sleep(0.01)
@@ -106,7 +101,7 @@ def test_two_webs_two_workers_two_crons_kill_and_duplicates(
     sent_or_delivered = select(func.count()).where(
         OutboundMessage.status.in_([OutboxStatus.SENT, OutboxStatus.DELIVERED])
     )
-    wait_until(lambda: _count(sessions, sent_or_delivered) >= 2 * CONVERSATIONS, timeout=300, what="openings")
+    wait_until(lambda: count(sessions, sent_or_delivered) >= 2 * CONVERSATIONS, timeout=300, what="openings")
 
     token = env["KANNEL_MO_TOKEN"]
 
@@ -141,16 +136,16 @@ def test_two_webs_two_workers_two_crons_kill_and_duplicates(
         kills = cuts = 0
         deadline = time.monotonic() + 240
         while cuts < 3 and kills < 20 and time.monotonic() < deadline:
-            if _count(sessions, answered) >= 3 * CONVERSATIONS:
+            if count(sessions, answered) >= 3 * CONVERSATIONS:
                 break
-            if _count(sessions, answered) >= CONVERSATIONS and _count(sessions, in_flight) > 0:
-                cut_before = _count(sessions, interrupted)
+            if count(sessions, answered) >= CONVERSATIONS and count(sessions, in_flight) > 0:
+                cut_before = count(sessions, interrupted)
                 _freeze_in_a_batch(service.worker, sessions, in_flight)
                 service.worker.kill()  # SIGKILL: no cleanup at all
                 kills += 1
                 # The other worker takes the dead batch's events over once PostgreSQL has seen
                 # the connection go.
-                if _soon(lambda n=cut_before: _count(sessions, interrupted) > n, 30):
+                if _soon(lambda n=cut_before: count(sessions, interrupted) > n, 30):
                     cuts += 1
                 service.worker.start()
             time.sleep(0.05)
@@ -161,19 +156,19 @@ def test_two_webs_two_workers_two_crons_kill_and_duplicates(
         service.worker.start()
 
     wait_until(
-        lambda: _count(sessions, answered) == 3 * CONVERSATIONS, timeout=300, what="every reply applied"
+        lambda: count(sessions, answered) == 3 * CONVERSATIONS, timeout=300, what="every reply applied"
     )
     # A batch the kill cut off is applied by another worker in its next drain, which may come
     # after the burst: counted once every reply is applied.
-    assert _count(sessions, interrupted) > 0, f"none of {kills} kills cut an inbound batch off"
+    assert count(sessions, interrupted) > 0, f"none of {kills} kills cut an inbound batch off"
     pending = select(func.count()).where(
         OutboundMessage.status.in_([OutboxStatus.QUEUED, OutboxStatus.SENDING])
     )
-    wait_until(lambda: _count(sessions, pending) == 0, timeout=120, what="the outbox to drain")
+    wait_until(lambda: count(sessions, pending) == 0, timeout=120, what="the outbox to drain")
     # Sends the kill interrupted are `unknown`: reported ones were settled by Kannel's delivery
     # reports, the operator resends the rest (docs/reliability.md).
     service.sipas("outbox", "resolve", "--resend", "--unreported-for", "10")
-    wait_until(lambda: _count(sessions, pending) == 0, timeout=120, what="the resent messages")
+    wait_until(lambda: count(sessions, pending) == 0, timeout=120, what="the resent messages")
 
     with sessions() as session:
         events = session.scalars(select(InboundEvent).where(InboundEvent.kind == "mo")).all()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import OutboundMessage, OutboxStatus
 from tests.e2e.conftest import Service
+from tests.faults.helpers import closed_case
 from tests.support.processes import ServiceProcess, wait_until
 from tests.support.tcp_proxy import TcpProxy
 
@@ -24,8 +24,7 @@ CITIZENS = 3
 
 
 def _case(n: int, phone: str) -> dict[str, object]:
-    return {"case_id": f"CLAIM-{n:03d}", "agency_code": "HN-TX-HD", "procedure_code": "1.001612",
-            "phone": phone, "closed_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    return closed_case(f"CLAIM-{n:03d}", phone=phone)
 
 
 def _rows(sessions: sessionmaker[Session]) -> list[OutboundMessage]:

@@ -14,7 +14,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Answer, InboundEvent, OutboundMessage, OutboxStatus
 from tests.e2e.conftest import Service
+from tests.faults.helpers import closed_case, count
 from tests.support.processes import wait_until
 from tests.support.zalo_sim import SimConfig
 from tests.support.zalo_sim.citizen import oa_text_event
@@ -60,14 +60,7 @@ def service_env(zalo: ThreadedSimulator, tmp_path: Path) -> dict[str, str]:
 
 
 def _case(n: int) -> dict[str, object]:
-    return {"case_id": f"ZF-{n:04d}", "agency_code": "HN-TX-HD", "procedure_code": "1.001612",
-            "zalo_user_id": f"oa-fault-{n:04d}", "channel": "zalo",
-            "closed_at": datetime.now(UTC).isoformat()}  # fmt: skip
-
-
-def _count(sessions: sessionmaker[Session], query: object) -> int:
-    with sessions() as session:
-        return int(session.scalar(query) or 0)  # type: ignore[call-overload]
+    return closed_case(f"ZF-{n:04d}", zalo_user_id=f"oa-fault-{n:04d}", channel="zalo")
 
 
 def test_zalo_answering_errors_with_the_batched_sender(
@@ -99,16 +92,16 @@ def test_zalo_answering_errors_with_the_batched_sender(
     with ThreadPoolExecutor(min(CITIZENS, 16)) as pool:
         conversations = [pool.submit(converse, n) for n in range(CITIZENS)]
         answered = select(func.count()).select_from(Answer)
-        wait_until(lambda: _count(sessions, answered) >= CITIZENS // 2, timeout=180, what="first replies")
+        wait_until(lambda: count(sessions, answered) >= CITIZENS // 2, timeout=180, what="first replies")
         sim.config.send_failures.extend([429, 500] * (CITIZENS // 4))  # again, mid-conversation
         for conversation in conversations:
             conversation.result()
 
-    wait_until(lambda: _count(sessions, answered) == 3 * CITIZENS, timeout=120, what="every reply applied")
+    wait_until(lambda: count(sessions, answered) == 3 * CITIZENS, timeout=120, what="every reply applied")
     pending = select(func.count()).where(
         OutboundMessage.status.in_([OutboxStatus.QUEUED, OutboxStatus.SENDING])
     )
-    wait_until(lambda: _count(sessions, pending) == 0, timeout=120, what="the outbox to drain")
+    wait_until(lambda: count(sessions, pending) == 0, timeout=120, what="the outbox to drain")
     time.sleep(2)  # a doubled message would arrive now
     with sessions() as session:
         events = session.scalar(select(func.count()).where(InboundEvent.kind == "user_send_text"))
