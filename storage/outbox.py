@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import ColumnElement, case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -389,42 +389,34 @@ def expire_claims(session: Session, now: datetime, lease: timedelta) -> Expired:
     left (`requested_at` set) become `unknown`, never queued again by themselves; those whose
     request never left are queued again at once, or failed when their attempts ran out."""
     stale = (OutboundMessage.status == OutboxStatus.SENDING, OutboundMessage.claimed_at < now - lease)
-    unknown = list(
-        session.scalars(
-            update(OutboundMessage)
-            .where(*stale, OutboundMessage.requested_at.is_not(None))
-            .values(
-                status=OutboxStatus.UNKNOWN,
-                last_error="claim expired: the worker stopped during the send, outcome unknown",
-            )
-            .returning(OutboundMessage.id)
-        ).all()
+
+    def move(*where: ColumnElement[bool], **values: object) -> list[int]:
+        """Set `values` on the stale claims that also match `where`; their ids."""
+        moved = update(OutboundMessage).where(*stale, *where).values(**values)
+        return sorted(session.scalars(moved.returning(OutboundMessage.id)).all())
+
+    sent = OutboundMessage.requested_at.is_not(None)
+    never_sent = OutboundMessage.requested_at.is_(None)
+    unknown = move(
+        sent,
+        status=OutboxStatus.UNKNOWN,
+        last_error="claim expired: the worker stopped during the send, outcome unknown",
     )
-    requeued = list(
-        session.scalars(
-            update(OutboundMessage)
-            .where(*stale, OutboundMessage.requested_at.is_(None), OutboundMessage.attempts < MAX_ATTEMPTS)
-            .values(
-                status=OutboxStatus.QUEUED,
-                claim_token=None,
-                next_attempt_at=now,
-                last_error="claim expired before the request left: sent again",
-            )
-            .returning(OutboundMessage.id)
-        ).all()
+    requeued = move(
+        never_sent,
+        OutboundMessage.attempts < MAX_ATTEMPTS,
+        status=OutboxStatus.QUEUED,
+        claim_token=None,
+        next_attempt_at=now,
+        last_error="claim expired before the request left: sent again",
     )
-    failed = list(
-        session.scalars(
-            update(OutboundMessage)
-            .where(*stale, OutboundMessage.requested_at.is_(None))
-            .values(
-                status=OutboxStatus.FAILED,
-                last_error="claim expired before the request left, attempts exhausted",
-            )
-            .returning(OutboundMessage.id)
-        ).all()
+    failed = move(
+        never_sent,
+        OutboundMessage.attempts >= MAX_ATTEMPTS,
+        status=OutboxStatus.FAILED,
+        last_error="claim expired before the request left, attempts exhausted",
     )
-    return Expired(sorted(unknown), sorted(requeued), sorted(failed))
+    return Expired(unknown, requeued, failed)
 
 
 def overdue(session: Session, now: datetime, grace: timedelta, limit: int = 500) -> Sequence[int]:
