@@ -121,11 +121,15 @@ def handle_zalo_reply(
     inbound_event_id: int,
     now: datetime,
 ) -> list[int]:
-    """flows.survey.handle_reply, plus the Zalo identity of a refusal: a citizen known only by
-    their OA user id (no phone) is never asked again either (intake checks both)."""
-    ids = handle_reply(session, survey, text, inbound_event_id, now)
-    zalo_hash = survey.case.zalo_user_hash
-    if survey.status is SurveyStatus.OPTED_OUT and zalo_hash is not None:
+    """flows.survey.handle_reply on the survey row locked (a timer or a fallback to SMS may hold
+    it), plus the Zalo identity of a refusal: a citizen known only by their OA user id (no phone)
+    is never asked again either (intake checks both)."""
+    locked = lock_survey(session, survey.id)
+    if locked is None:
+        return []
+    ids = handle_reply(session, locked, text, inbound_event_id, now)
+    zalo_hash = locked.case.zalo_user_hash
+    if locked.status is SurveyStatus.OPTED_OUT and zalo_hash is not None:
         record_opt_out(session, zalo_hash, "zalo", now)
     return ids
 
