@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.channels import registry
@@ -108,15 +107,7 @@ def _process_batch(runtime: Runtime, ids: Sequence[int]) -> _Batch:
     if not postgres:  # SQLite: the batch holds the one write lock; count before taking it
         _count(runtime, ids, 1)
     with runtime.sessions() as session, session.begin():
-        events = session.scalars(
-            select(InboundEvent)
-            .where(
-                InboundEvent.id.in_(list(ids)),
-                InboundEvent.processed_at.is_(None),
-                InboundEvent.dead_at.is_(None),
-            )
-            .order_by(InboundEvent.id)
-        ).all()
+        events = reload_pending(session, ids)
         held = try_lock_senders(session, {_sender_key(event) for event in events})
         mine: list[InboundEvent] = []
         for event in events:
