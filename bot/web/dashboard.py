@@ -74,21 +74,29 @@ class ReportCache:
         self._size = size
         self._items: dict[tuple[str, ...], tuple[float, object]] = {}
         self._generation: tuple[object, ...] | None = None
+        self._warmed: tuple[object, ...] | None = None  # the generation warm() last built for
         self._lock = threading.Lock()
         self.warming = threading.Lock()  # one warm() at a time: a second waits, then finds it done
 
-    def refresh(self, session: Session) -> bool:
-        """Check the generation (two primary-key look-ups) once per request; True when it changed
-        (the cache was emptied)."""
+    def refresh(self, session: Session) -> None:
+        """Check the generation (two primary-key look-ups) once per request; a new one empties
+        the cache."""
         generation = tuple(
             session.execute(select(model.id, model.computed_at).order_by(model.id.desc()).limit(1)).first()
             for model in (DailyCount, AnomalyFlag)
         )
         with self._lock:
-            if generation == self._generation:
+            if generation != self._generation:
+                self._items.clear()
+                self._generation = generation
+
+    def claim_warm_up(self) -> bool:
+        """True once per generation, whoever saw it first (a page request may refresh before
+        the warm-up loop does): the warm-up builds for that generation then, and not again."""
+        with self._lock:
+            if self._generation == self._warmed:
                 return False
-            self._items.clear()
-            self._generation = generation
+            self._warmed = self._generation
             return True
 
     def clear(self) -> None:
@@ -265,7 +273,8 @@ def warm(ctx: AppContext, cache: ReportCache) -> int:
     and procedure) when the nightly job has written new counts since the last call, so that the
     morning's first visits are served from memory. Returns how many views it built."""
     with cache.warming, ctx.sessions() as session:
-        if not cache.refresh(session):
+        cache.refresh(session)
+        if not cache.claim_warm_up():
             return 0
         roots = sorted(
             set(session.scalars(select(User.agency_id).where(User.disabled.is_(False)).distinct())),
