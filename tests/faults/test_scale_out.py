@@ -82,6 +82,27 @@ def _freeze_in_a_batch(worker: ServiceProcess, sessions: sessionmaker[Session], 
         time.sleep(0.01)
 
 
+# Backends waiting on a lock: on the answers table held below, only workers inside a batch.
+WAITING_ON_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+def _kill_inside_a_batch(worker: ServiceProcess, sessions: sessionmaker[Session], in_flight: object) -> None:
+    """SIGKILL the worker inside an inbound batch. On PostgreSQL the test holds the answers table
+    (EXCLUSIVE: reads go on, inserts wait), so both workers stop at their batch's first answer
+    with its attempts counted, and the kill cuts that batch off; elsewhere the worker is frozen
+    until it is seen in a batch."""
+    if sessions.kw["bind"].dialect.name != "postgresql":
+        _freeze_in_a_batch(worker, sessions, in_flight)
+        worker.kill()
+        return
+    with sessions() as holder, holder.begin():
+        holder.execute(text(f"LOCK TABLE {Answer.__tablename__} IN EXCLUSIVE MODE"))
+        _soon(lambda: count(sessions, WAITING_ON_A_LOCK) >= 2, 20)
+        worker.kill()  # SIGKILL: no cleanup at all
+
+
 def test_two_webs_two_workers_two_crons_kill_and_duplicates(
     service: Service, sessions: sessionmaker[Session]
 ) -> None:
@@ -140,8 +161,7 @@ def test_two_webs_two_workers_two_crons_kill_and_duplicates(
                 break
             if count(sessions, answered) >= CONVERSATIONS and count(sessions, in_flight) > 0:
                 cut_before = count(sessions, interrupted)
-                _freeze_in_a_batch(service.worker, sessions, in_flight)
-                service.worker.kill()  # SIGKILL: no cleanup at all
+                _kill_inside_a_batch(service.worker, sessions, in_flight)
                 kills += 1
                 # The other worker takes the dead batch's events over once PostgreSQL has seen
                 # the connection go.
