@@ -23,15 +23,23 @@ from datetime import UTC, datetime
 import structlog
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.sms import DeliveryReport
-from bot.context import AppContext
+from bot.context import AppContext, JobDispatcher
 from bot.errors import error_response
 from storage import inbound, outbox
+from storage.crypto import PhoneVault
 from storage.inbound import Stored
 from storage.models import InboundEvent
 
-__all__ = ["DISPATCH_TIMEOUT", "storage_unavailable", "store_and_settle", "store_and_wake"]
+__all__ = [
+    "DISPATCH_TIMEOUT",
+    "storage_unavailable",
+    "store_and_settle",
+    "store_and_wake",
+    "store_and_wake_blocking",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -120,3 +128,39 @@ def storage_unavailable(provider: str, exc: SQLAlchemyError) -> web.Response:
     """The answer when the database cannot take the event: 503, the provider tries again."""
     log.error("webhook event not stored", provider=provider, error=type(exc).__name__)
     return error_response(503, "storage_unavailable", "cannot store the request now; retry later")
+
+
+def store_and_wake_blocking(
+    sessions: sessionmaker[Session],
+    vault: PhoneVault,
+    dispatcher: JobDispatcher,
+    *,
+    provider: str,
+    kind: str,
+    provider_id: str,
+    payload: str,
+    sender: str | None,
+) -> Stored:
+    """`store_and_wake` for callers without an app or an event loop (`sipas zalo poll`, the nightly
+    rating reconciliation): one transaction that stores the event once, then, unless it is a
+    duplicate, the hand-over. A failed hand-over is only logged (the sweep picks the event up)."""
+    with sessions() as session, session.begin():
+        stored = inbound.store_event(
+            session,
+            provider=provider,
+            kind=kind,
+            provider_id=provider_id,
+            payload_enc=vault.encrypt(payload),
+            sender_hash=vault.lookup_hash(sender) if sender else None,
+        )
+    if stored.duplicate:
+        log.info("inbound duplicate", provider=provider, kind=kind, event_id=stored.event_id)
+        return stored
+    try:
+        dispatcher.inbound_received(stored.event_id)
+    except Exception as exc:  # stored and committed: the sweep of unprocessed events picks it up
+        log.warning("inbound not dispatched; left for the sweep", provider=provider, kind=kind,
+                    event_id=stored.event_id, error=type(exc).__name__)  # fmt: skip
+    else:
+        log.info("inbound stored", provider=provider, kind=kind, event_id=stored.event_id)
+    return stored
