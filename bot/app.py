@@ -9,11 +9,10 @@ from bot.channels import registry
 from bot.context import CONTEXT, AppContext
 from bot.errors import MAX_BODY_BYTES, json_errors, plain_server_header
 from bot.web import setup as setup_pages
-from bot.webhooks import zalo
 
-# Every module that serves routes (each SMS provider's webhooks from bot.channels.registry);
+# Every module that serves routes (each channel provider's webhooks from bot.channels.registry);
 # docs/openapi.yaml documents exactly these (tests/test_openapi.py).
-ROUTE_MODULES = (health, metrics, intake, *registry.ROUTE_MODULES, zalo, api_scores)
+ROUTE_MODULES = (health, metrics, intake, *registry.ROUTE_MODULES, api_scores)
 
 
 def create_app(context: AppContext) -> web.Application:

@@ -457,7 +457,7 @@ class ZaloOAToken(Base):
     """The OA's current OAuth pair, one row per Zalo app, both tokens encrypted.
 
     Zalo's refresh token is single-use: the row is replaced at every refresh, before the new access
-    token is used, under a Redis lock so only one process refreshes (bot.zalo.token_store).
+    token is used, under a Redis lock so only one process refreshes (bot.channels.zalo.token_store).
     """
 
     __tablename__ = "zalo_oa_tokens"

@@ -1,4 +1,4 @@
-"""The Zalo OA token row: read it, replace it (callers encrypt; see bot.zalo.token_store)."""
+"""The Zalo OA token row: read it, replace it (callers encrypt; see bot.channels.zalo.token_store)."""
 
 from __future__ import annotations
 

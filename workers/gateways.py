@@ -4,7 +4,7 @@
 that batch: SMS go through the provider SIPAS_SMS_PROVIDER selects (bot.channels.registry: Kannel,
 or the brandname HTTP API) over one pooled httpx.AsyncClient, so a
 batch of hundreds reuses a few keep-alive connections; Zalo rows go through the async clients of
-bot.zalo, one per route: Bot Platform sendMessage to a chat, OA customer-service message to a
+bot.channels.zalo, one per route: Bot Platform sendMessage to a chat, OA customer-service message to a
 user id, ZNS template by phone. Nothing outlives the batch's event loop.
 
 Every failure becomes a SendError that says what the outbox should do with the row:
@@ -34,8 +34,8 @@ import httpx
 
 from bot.channels import registry
 from bot.channels.sms import OutgoingSms, SmsSender, SmsSendError
-from bot.zalo.bot_api import ZaloBotClient
-from bot.zalo.exceptions import (
+from bot.channels.zalo.bot_api import ZaloBotClient
+from bot.channels.zalo.exceptions import (
     ZaloAnswerLost,
     ZaloError,
     ZaloPermanentError,
@@ -44,8 +44,8 @@ from bot.zalo.exceptions import (
     ZaloTokenInvalid,
     ZaloUnreachable,
 )
-from bot.zalo.oa_api import ZaloOAClient, ZNSClient
-from bot.zalo.token_store import DatabaseTokenStore
+from bot.channels.zalo.oa_api import ZaloOAClient, ZNSClient
+from bot.channels.zalo.token_store import DatabaseTokenStore
 from flows.phones import to_msisdn
 from storage.models import Channel, Route
 from workers.runtime import Runtime

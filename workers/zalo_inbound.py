@@ -1,5 +1,5 @@
-"""Zalo events in the inbound job: a router (bot.zalo, aiogram style) whose handlers turn one
-stored Bot Platform or OA/ZNS event into answers, links and replies.
+"""Zalo events in the inbound job: a router (bot.channels.zalo.router, aiogram style, synchronous)
+whose handlers turn one stored Bot Platform or OA/ZNS event into answers, links and replies.
 
 workers.inbound locks the stored event and calls `process_zalo_event` inside its transaction; the
 handlers do their database work in that same transaction, so the event is marked processed
@@ -26,7 +26,6 @@ be about, storage.outbox.settle_zalo_receipt); follow/unfollow only count as int
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,19 +36,11 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.zalo import texts
-from bot.zalo.filters import EventName
-from bot.zalo.inbound import PROVIDER_BOT, PROVIDER_OA
-from bot.zalo.router import UNHANDLED, Dispatcher, Router
-from bot.zalo.types import (
-    BotEventName,
-    BotUpdate,
-    OAEvent,
-    OAEventName,
-    parse_bot_update,
-    parse_oa_event,
-    validation_summary,
-)
+from bot.channels import zalo_bot, zalo_oa
+from bot.channels.zalo import texts
+from bot.channels.zalo.filters import EventName
+from bot.channels.zalo.router import UNHANDLED, Dispatcher, Router
+from bot.channels.zalo.types import BotEventName, BotUpdate, OAEvent, OAEventName, validation_summary
 from flows.inbox import receive as receive_in_inbox
 from flows.routes import find_start_codes
 from flows.survey import record_opt_out
@@ -71,7 +62,7 @@ __all__ = ["MAX_CODE_ATTEMPTS", "ZALO_PROVIDERS", "process_zalo_event", "router"
 
 log = structlog.get_logger(__name__)
 
-ZALO_PROVIDERS = frozenset({PROVIDER_BOT, PROVIDER_OA})
+ZALO_PROVIDERS = frozenset({zalo_bot.NAME, zalo_oa.NAME})
 MAX_CODE_ATTEMPTS = 10
 CODE_ATTEMPT_WINDOW_SECONDS = 24 * 3600
 
@@ -95,9 +86,9 @@ def process_zalo_event(runtime: Runtime, session: Session, event: InboundEvent, 
     """Run one stored Zalo event through the router; (what happened, outbox ids to send)."""
     ctx = InboundContext(runtime, session, event, now)
     try:
-        payload = json.loads(runtime.vault.decrypt(event.payload_enc))
+        payload = runtime.vault.decrypt(event.payload_enc)
         parsed: BotUpdate | OAEvent = (
-            parse_bot_update(payload) if event.provider == PROVIDER_BOT else parse_oa_event(payload)
+            zalo_bot.read_update(payload) if event.provider == zalo_bot.NAME else zalo_oa.read_event(payload)
         )
     except (ValidationError, json.JSONDecodeError) as exc:
         # Stored because it was authentic; unusable all the same. Say why (never the input: it holds
@@ -106,9 +97,9 @@ def process_zalo_event(runtime: Runtime, session: Session, event: InboundEvent, 
         log.warning("zalo event unreadable", event_id=event.id, kind=event.kind, error=why)
         return f"unreadable {event.kind}", []
     if isinstance(parsed, BotUpdate):
-        handled: Any = asyncio.run(_dispatcher.feed_bot_update(parsed, ctx=ctx))
+        handled: Any = _dispatcher.feed_bot_update(parsed, ctx=ctx)
     else:
-        handled = asyncio.run(_dispatcher.feed_oa_event(parsed, ctx=ctx))
+        handled = _dispatcher.feed_oa_event(parsed, ctx=ctx)
     if handled is UNHANDLED:
         return f"ignored {event.provider}/{event.kind}", []
     result: Handled = handled
@@ -141,7 +132,7 @@ def _code_attempts_exceeded(ctx: InboundContext, sender_hash: str) -> bool:
 
 
 @router.message(EventName(BotEventName.TEXT))
-async def bot_text(update: BotUpdate, ctx: InboundContext) -> Handled:
+def bot_text(update: BotUpdate, ctx: InboundContext) -> Handled:
     text, sender = update.text or "", ctx.event.sender_hash or ""
     survey = find_conversation(ctx.session, Route.ZALO_BOT, sender)
     if survey is not None and survey.status is SurveyStatus.ACTIVE:
@@ -173,7 +164,7 @@ async def bot_text(update: BotUpdate, ctx: InboundContext) -> Handled:
 
 
 @router.message(EventName(BotEventName.UNSUPPORTED))
-async def bot_unsupported(update: BotUpdate, ctx: InboundContext) -> Handled:
+def bot_unsupported(update: BotUpdate, ctx: InboundContext) -> Handled:
     survey = find_conversation(ctx.session, Route.ZALO_BOT, ctx.event.sender_hash or "")
     if survey is not None and survey.status is SurveyStatus.ACTIVE:
         moved = fall_back_to_sms(
@@ -190,7 +181,7 @@ async def bot_unsupported(update: BotUpdate, ctx: InboundContext) -> Handled:
 
 
 @router.message(EventName(BotEventName.IMAGE, BotEventName.STICKER))
-async def bot_not_text(update: BotUpdate, ctx: InboundContext) -> Handled:
+def bot_not_text(update: BotUpdate, ctx: InboundContext) -> Handled:
     survey = find_conversation(ctx.session, Route.ZALO_BOT, ctx.event.sender_hash or "")
     if survey is not None and survey.status is SurveyStatus.ACTIVE:
         return f"survey {survey.id}: not text", _bot_notice(ctx, update.chat_id, texts.NOT_TEXT)
@@ -201,7 +192,7 @@ async def bot_not_text(update: BotUpdate, ctx: InboundContext) -> Handled:
 
 
 @router.oa_event(EventName(OAEventName.USER_SEND_TEXT))
-async def oa_text(event: OAEvent, ctx: InboundContext) -> Handled:
+def oa_text(event: OAEvent, ctx: InboundContext) -> Handled:
     text, sender = event.text or "", ctx.event.sender_hash or ""
     survey = find_conversation(ctx.session, Route.ZALO_OA, sender)
     if survey is not None and survey.status is SurveyStatus.ACTIVE:
@@ -227,7 +218,7 @@ async def oa_text(event: OAEvent, ctx: InboundContext) -> Handled:
 
 
 @router.oa_event(EventName(OAEventName.USER_FEEDBACK))
-async def zns_rating(event: OAEvent, ctx: InboundContext) -> Handled:
+def zns_rating(event: OAEvent, ctx: InboundContext) -> Handled:
     feedback = event.feedback
     if feedback is None:
         return "feedback without rating", []
@@ -242,7 +233,7 @@ async def zns_rating(event: OAEvent, ctx: InboundContext) -> Handled:
 
 
 @router.oa_event(EventName(OAEventName.USER_RECEIVED_MESSAGE))
-async def oa_delivered(event: OAEvent, ctx: InboundContext) -> Handled:
+def oa_delivered(event: OAEvent, ctx: InboundContext) -> Handled:
     """Zalo's delivery receipt for an OA or ZNS message of ours."""
     if not event.msg_id:
         return "receipt without msg_id", []
@@ -274,11 +265,11 @@ async def oa_delivered(event: OAEvent, ctx: InboundContext) -> Handled:
 
 
 @router.oa_event(EventName(OAEventName.FOLLOW, OAEventName.UNFOLLOW))
-async def oa_follow(event: OAEvent, ctx: InboundContext) -> Handled:
+def oa_follow(event: OAEvent, ctx: InboundContext) -> Handled:
     """Kept (stored) as an interaction that opens the OA window; nothing to answer."""
     return f"{event.event_name} noted", []
 
 
-# Stateless: one per process, fed once per job inside that job's own event loop.
+# Stateless: one per process, fed once per event inside the job's transaction.
 _dispatcher = Dispatcher(name="sipas-zalo-inbound")
 _dispatcher.include_router(router)

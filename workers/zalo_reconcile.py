@@ -3,10 +3,12 @@
 Zalo delivers `user_feedback` once, best effort; a rating given while our web process was down,
 or lost on the way, would be missing from the scores. Every night (workers.cron_config, before
 the 01:00 scores) this job reads the previous local day's ratings of the rating template and
-stores each one exactly as the webhook would have: an `inbound_events` row with provider
-`zalo_oa` and provider id `user_feedback:<msgId>`. A rating the webhook already stored has that
-provider id, so it is a duplicate and skipped; one that is new is processed at once, through the
-same path as a webhook event (workers.inbound). Running the job twice stores nothing twice.
+stores each one exactly as the webhook would have, through the same store path
+(bot.channels.intake): an `inbound_events` row with provider `zalo_oa` and provider id
+`user_feedback:<msgId>` (bot.channels.zalo_oa.rating_id). A rating the webhook already stored has
+that provider id, so it is a duplicate and skipped; one that is new is handed to `ProcessNow`,
+which processes it at once through the same path as a webhook event (workers.inbound) and queues
+what it sends. Running the job twice stores nothing twice.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ from typing import Any
 
 import structlog
 
-from bot.zalo.inbound import PROVIDER_OA, InboundRecord, store_record
-from bot.zalo.oa_api import ZNSClient
-from bot.zalo.token_store import DatabaseTokenStore
-from bot.zalo.types import OAEventName, ZNSRating
+from bot.channels import zalo_oa
+from bot.channels.intake import store_and_wake_blocking
+from bot.channels.zalo.oa_api import ZNSClient
+from bot.channels.zalo.token_store import DatabaseTokenStore
+from bot.channels.zalo.types import OAEventName, ZNSRating
 from workers.inbound import process
 from workers.runtime import Runtime, get_runtime
 from workers.sending import enqueue_sends
 
-__all__ = ["PAGE_SIZE", "fetch_ratings", "rating_event", "reconcile", "reconcile_ratings"]
+__all__ = ["PAGE_SIZE", "ProcessNow", "fetch_ratings", "rating_event", "reconcile", "reconcile_ratings"]
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +91,20 @@ def rating_event(app_id: str, rating: ZNSRating) -> dict[str, Any]:
     }
 
 
+class ProcessNow:
+    """The hand-over of a reconciled rating (bot.context.JobDispatcher): this job runs in a worker
+    already, so the event is processed here at once and what it sends is queued. A failure is
+    logged by the store path and left to the sweep of unprocessed events."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def inbound_received(self, event_id: int) -> None:
+        result, outbox_ids = process(self._runtime, event_id)
+        enqueue_sends(self._runtime, outbox_ids)
+        log.info("zns rating reconciled", event_id=event_id, result=result)
+
+
 def reconcile(runtime: Runtime, day: date) -> dict[str, int | str]:
     """Store and process the ratings of local `day` that are not stored yet; returns counts."""
     settings = runtime.settings
@@ -98,19 +115,22 @@ def reconcile(runtime: Runtime, day: date) -> dict[str, int | str]:
     from_ms, to_ms = _day_bounds_ms(runtime, day)
     ratings = asyncio.run(fetch_ratings(runtime, template_id, from_ms, to_ms))
     stored = duplicates = 0
+    process_now = ProcessNow(runtime)
     for rating in ratings:
-        record = InboundRecord(
-            PROVIDER_OA, OAEventName.USER_FEEDBACK.value, f"user_feedback:{rating.msg_id}", None
+        saved = store_and_wake_blocking(
+            runtime.sessions,
+            runtime.vault,
+            process_now,
+            provider=zalo_oa.NAME,
+            kind=OAEventName.USER_FEEDBACK.value,
+            provider_id=zalo_oa.rating_id(rating.msg_id),
+            payload=json.dumps(rating_event(settings.ZALO_OA_APP_ID, rating), ensure_ascii=False),
+            sender=None,  # a rating names the ZNS message, not the citizen
         )
-        raw = json.dumps(rating_event(settings.ZALO_OA_APP_ID, rating), ensure_ascii=False)
-        saved = store_record(runtime.sessions, runtime.vault, record, raw)
         if saved.duplicate:
             duplicates += 1
-            continue
-        stored += 1
-        result, outbox_ids = process(runtime, saved.event_id)
-        enqueue_sends(runtime, outbox_ids)
-        log.info("zns rating reconciled", event_id=saved.event_id, result=result)
+        else:
+            stored += 1
     counts: dict[str, int | str] = {
         "day": day.isoformat(),
         "fetched": len(ratings),

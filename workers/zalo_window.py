@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from bot.zalo.inbound import PROVIDER_OA
+from bot.channels.zalo_oa.parse import PROVIDER_OA
 from flows.rules import RuleBook
 from storage.models import InboundEvent, OutboundMessage, Survey
 from workers.runtime import Runtime

@@ -1,23 +1,25 @@
 """The contract every channel adapter passes (courier's RunIncomingTestCases / RunOutgoingTestCases):
-the same assertions for Kannel, the brandname API and the two Zalo webhooks, through the real app
-over HTTP, on the real database.
+the same assertions for Kannel, the brandname API, the Zalo Bot Platform and the Zalo OA/ZNS,
+through the real app over HTTP, on the real database.
 
 - an inbound message is stored once, handed to the workers once, and reads back, from the stored
-  copy, as the neutral InboundSms (sender and text);
+  copy, through the provider's own `parse_stored`, as the neutral message (sender, text, provider
+  id: bot.channels.sms.InboundSms for SMS, bot.channels.zalo.events.InboundRecord for Zalo);
 - the same provider id again is stored once and handed over once;
 - a forged request (wrong token, secret or signature) and malformed ones get a 4xx and store
   nothing;
+- a database that cannot store answers 503 (the provider retries), never 200 or another 5xx;
 - a delivery status is mapped onto the neutral storage.outbox.Delivery and settles the row
   (delivered -> delivered, accepted -> unchanged, failed -> failed);
 - a send is classified: taken, temporary failure (retry), permanent failure.
 
-The SMS providers' scenes come from their packages' fixtures/ (bot/channels/<provider>/fixtures:
-`mo.*` is 84912345678 writing "Rất hài lòng", `status_<delivered|accepted|failed>.*` report on
-`{ref}`), so a new provider is added to this suite by one entry in ADAPTERS. The Zalo adapters are
-wrapped here (bot/zalo stays as it is); Zalo has no delivery callback of this kind, so the status
-cases run for the SMS providers. Sends go to a server that answers as the provider does: Kannel's
-answers (202 / 503 / 403, and a real bearerbox + smsbox for taken / refused / gone), the
-brandname simulator itself, and Bot API envelopes.
+Each adapter's scenes come from its package's fixtures/ (bot/channels/<provider>/fixtures: for
+SMS `mo.*` is 84912345678 writing "Rất hài lòng", `status_<delivered|accepted|failed>.*` report on
+`{ref}`; for Zalo the text events of events/), so a new provider is added to this suite by one
+entry in ADAPTERS. Zalo has no delivery callback of this kind, so the status cases run for the SMS
+providers. Sends go to a server that answers as the provider does, over HTTP: Kannel's answers
+(202 / 503 / 403, and a real bearerbox + smsbox for taken / refused / gone), the brandname
+simulator, and the Zalo simulator (tests/support/zalo_sim) for the Bot API, the OA API and ZNS.
 """
 
 from __future__ import annotations
@@ -26,18 +28,19 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestServer
+from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from yarl import URL
 
-from bot.channels import registry
+from bot.channels import registry, zalo_bot, zalo_oa
 from bot.channels.brandname.simulator import SimState
 from bot.channels.brandname.simulator import create_app as create_simulator
 from bot.channels.brandname.webhooks import MO_PATH as BRANDNAME_MO
@@ -45,13 +48,13 @@ from bot.channels.brandname.webhooks import STATUS_PATH as BRANDNAME_STATUS
 from bot.channels.kannel.send import DLR_PATH as KANNEL_DLR
 from bot.channels.kannel.webhooks import MO_PATH as KANNEL_MO
 from bot.channels.sms import InboundSms, OutgoingSms, SmsSendError
-from bot.zalo.bot_api import ZaloBotClient
-from bot.zalo.exceptions import ZaloError
-from bot.zalo.inbound import describe_bot_event, describe_oa_event
-from bot.zalo.types import unwrap_envelope
+from bot.channels.zalo import InMemoryTokenStore, OATokens, ZaloBotClient, ZaloOAClient, ZNSClient
+from bot.channels.zalo.events import InboundRecord
+from bot.channels.zalo.exceptions import ZaloError
 from config.settings import PROJECT_ROOT, Settings
 from storage import outbox
 from storage.crypto import PhoneVault
+from storage.db import make_engine
 from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus
 from tests.security.webhook_client import (
     BOT_SECRET,
@@ -61,14 +64,16 @@ from tests.security.webhook_client import (
     dlr_token_vector,
     oa_mac,
 )
-from tests.support.app import Client, RecordingDispatcher
+from tests.support.app import Client, RecordingDispatcher, app_client
 from tests.support.kannel import KannelHarness
+from tests.support.services import free_port
+from tests.support.zalo_sim import ZaloSimulator
 from workers.gateways import failure_from_zalo
 
 FIXTURES = PROJECT_ROOT / "bot" / "channels"
-ZALO_FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "zalo"
 SMS_SCENE = ("+84912345678", "Rất hài lòng")
 Deliver = Callable[[Client, bytes, bool], Awaitable[ClientResponse]]
+Inbound = InboundSms | InboundRecord  # the neutral reading of an SMS provider's MO, of a Zalo event
 
 
 # --- how each adapter is reached --------------------------------------------------------------
@@ -122,19 +127,6 @@ def _fresh_oa_event(path: Path) -> bytes:
     event = json.loads(path.read_text(encoding="utf-8"))
     event["timestamp"] = str(int(time.time() * 1000))
     return json.dumps(event, ensure_ascii=False).encode("utf-8")
-
-
-def _zalo_parse(describe: Callable[[Any], Any]) -> Callable[[str], InboundSms]:
-    """The thin wrapper that reads a stored Zalo event as the neutral InboundSms."""
-
-    def parse(payload: str) -> InboundSms:
-        data = json.loads(payload)
-        record = describe(data)
-        text = unwrap_envelope(data)["message"]["text"]
-        return InboundSms(provider_id=record.provider_id, sender=record.user_id, receiver="", text=text,
-                          sent_at=None)  # fmt: skip
-
-    return parse
 
 
 # --- how each adapter sends -------------------------------------------------------------------
@@ -215,23 +207,60 @@ async def _send_brandname(settings: Settings, _script: Answers, scene: str) -> S
     return "sent"
 
 
-async def _send_zalo_bot(settings: Settings, script: Answers, scene: str) -> SendOutcome:
-    script.script.append(
-        {
-            "sent": (200, '{"ok": true, "result": {"message_id": "z-1", "date": 1767225600000}}', {}),
-            "temporary": (500, '{"ok": false, "error_code": 500, "description": "internal"}', {}),
-            "permanent": (400, '{"ok": false, "error_code": 400, "description": "bad request"}', {}),
-        }[scene]
-    )
-    try:
-        async with ZaloBotClient("123:bot-token", script.url.rstrip("/")) as bot:
-            sent = await bot.send_message("6ede9afa66b88fe6d6a9", "Cảm ơn")
-    except ZaloError as exc:
-        failure = failure_from_zalo(exc)
-        assert not failure.ambiguous
-        return "temporary" if failure.retryable else "permanent"
-    assert sent.message_id == "z-1"
+def _zalo_outcome(exc: ZaloError) -> SendOutcome:
+    failure = failure_from_zalo(exc)  # what the send job makes of it (workers.gateways)
+    assert not failure.ambiguous  # each scripted failure is a clear answer
+    return "temporary" if failure.retryable else "permanent"
+
+
+async def _send_zalo_bot(_settings: Settings, _script: Answers, scene: str) -> SendOutcome:
+    """sendMessage to the simulated Bot Platform: taken; a 503 (temporary); a chat that blocked
+    the bot, 403 (permanent: the survey moves to SMS)."""
+    async with ZaloSimulator() as sim:
+        chat = "6ede9afa66b88fe6d6a9"
+        if scene == "temporary":
+            sim.config.send_failures.append(503)
+        if scene == "permanent":
+            sim.config.blocked_chats.add(chat)
+        try:
+            async with ZaloBotClient(sim.config.bot_token, sim.base_url) as bot:
+                sent = await bot.send_message(chat, "Cảm ơn Ông/Bà")
+        except ZaloError as exc:
+            return _zalo_outcome(exc)
+        assert [m["message_id"] for m in sim.bot_sent] == [sent.message_id]
     return "sent"
+
+
+async def _send_zalo_oa(_settings: Settings, _script: Answers, scene: str) -> SendOutcome:
+    """An OA customer-service message and a ZNS template to the simulated OA and ZNS APIs, both
+    classified alike: taken; a 503 each (temporary); a user outside the OA's reach (-213) and a
+    phone without Zalo (-118) (permanent: the survey moves to SMS)."""
+    async with ZaloSimulator() as sim:
+        user, phone = "2468013579246801357", "84912345678"
+        if scene == "temporary":
+            sim.config.send_failures.extend([503, 503])
+        if scene == "permanent":
+            sim.config.oa_user_errors[user] = -213
+            sim.config.zns_phone_errors[phone] = -118
+        access, refresh = sim.issue_tokens()
+        store = InMemoryTokenStore(OATokens(access, refresh, datetime.now(UTC) + timedelta(hours=25)))
+        c = sim.config
+        outcomes: list[SendOutcome] = []
+        async with ZaloOAClient(sim.base_url, sim.base_url, c.app_id, c.app_secret, store) as oa:
+            try:
+                await oa.send_cs_message(user, "Cảm ơn Ông/Bà")
+                outcomes.append("sent")
+            except ZaloError as exc:
+                outcomes.append(_zalo_outcome(exc))
+        async with ZNSClient(sim.base_url, sim.base_url, c.app_id, c.app_secret, store) as zns:
+            try:
+                await zns.send_template(phone, "rating-template", {"ma_ho_so": "KD-1"}, tracking_id="42")
+                outcomes.append("sent")
+            except ZaloError as exc:
+                outcomes.append(_zalo_outcome(exc))
+        assert (len(sim.oa_sent), len(sim.zns_sent)) == ((1, 1) if scene == "sent" else (0, 0))
+    assert outcomes[0] == outcomes[1], outcomes
+    return outcomes[0]
 
 
 # --- the adapters -----------------------------------------------------------------------------
@@ -244,7 +273,7 @@ class Adapter:
     expected: tuple[str, str]  # its neutral (sender, text)
     deliver_mo: Deliver
     malformed: tuple[bytes, ...]  # authentic but unusable requests
-    parse_stored: Callable[[str], InboundSms]
+    parse_stored: Callable[[str], Inbound]  # the provider's own reading of its stored copy
     send: Send
     status: dict[str, bytes] = field(default_factory=dict)  # scene -> fixture with {ref}
     deliver_status: Deliver | None = None
@@ -297,27 +326,28 @@ ADAPTERS = (
     ),
     Adapter(
         name="zalo_bot",
-        mo=(ZALO_FIXTURES / "bot" / "text.wrapped.json").read_bytes(),
+        mo=(FIXTURES / "zalo_bot" / "fixtures" / "events" / "text.wrapped.json").read_bytes(),
         expected=("6ede9afa66b88fe6d6a9", "5"),
         deliver_mo=_zalo_bot,
         malformed=(b"not json", b"[]", b'{"ok": true, "result": {"message": {}}}'),
-        parse_stored=_zalo_parse(describe_bot_event),
+        parse_stored=zalo_bot.parse_stored,
         send=_send_zalo_bot,
     ),
     Adapter(
         name="zalo_oa",
-        mo=_fresh_oa_event(ZALO_FIXTURES / "oa" / "user_send_text.json"),
+        mo=_fresh_oa_event(FIXTURES / "zalo_oa" / "fixtures" / "events" / "user_send_text.json"),
         expected=("2468013579246801357", "Rất hài lòng"),
         deliver_mo=_zalo_oa,
         malformed=(b"not json", b"[]", b'{"app_id": "3051234567890123456"}'),
-        parse_stored=_zalo_parse(describe_oa_event),
-        send=_send_zalo_bot,  # OA and ZNS failures go through the same failure_from_zalo
+        parse_stored=zalo_oa.parse_stored,
+        send=_send_zalo_oa,
     ),
 )
 SMS_ADAPTERS = tuple(adapter for adapter in ADAPTERS if adapter.status)
 
 
-def test_every_sms_provider_is_in_the_suite() -> None:
+def test_every_provider_is_in_the_suite() -> None:
+    assert [adapter.name for adapter in ADAPTERS] == [package.NAME for package in registry.ROUTE_MODULES]
     assert {adapter.name for adapter in SMS_ADAPTERS} == set(registry.PROVIDERS)
 
 
@@ -372,6 +402,26 @@ async def test_forged_and_malformed_input_is_refused_with_a_4xx_and_not_stored(
         assert 400 <= refused.status < 500, (body, await refused.text())
         assert "error" in await refused.json()
     assert _events(sessions) == []
+    assert dispatcher.inbound == []
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=str)
+async def test_a_database_that_cannot_store_answers_503(
+    adapter: Adapter, settings: Settings, vault: PhoneVault, redis: Redis, dispatcher: RecordingDispatcher
+) -> None:
+    """Only "could not store, retry" is a 5xx: the provider keeps the message and tries again."""
+    engine = make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")  # nothing listens
+    try:
+        async with app_client(settings, sessionmaker(bind=engine), vault, redis, dispatcher) as down:
+            answers = [await adapter.deliver_mo(down, adapter.mo, True)]
+            for scene in adapter.status.values():
+                assert adapter.deliver_status is not None
+                answers.append(await adapter.deliver_status(down, scene.replace(b"{ref}", b"1"), True))
+            for answer in answers:
+                assert answer.status == 503, await answer.text()
+                assert (await answer.json())["error"] == "storage_unavailable"
+    finally:
+        engine.dispose()
     assert dispatcher.inbound == []
 
 

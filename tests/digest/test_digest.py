@@ -23,8 +23,8 @@ from rq import SimpleWorker
 from sqlalchemy import select
 
 from bot.web.i18n import english, translator
-from bot.zalo.token_store import DatabaseTokenStore
-from bot.zalo.tokens import OATokens
+from bot.channels.zalo.token_store import DatabaseTokenStore
+from bot.channels.zalo.tokens import OATokens
 from config.settings import PROJECT_ROOT, get_settings
 from flows.scores.flags import FLAG_NAMES
 from flows.scores.render import flag_text

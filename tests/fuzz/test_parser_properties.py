@@ -16,10 +16,12 @@ from bot.channels.brandname.parse import parse_inbound as parse_brandname_mo
 from bot.channels.brandname.parse import parse_status as parse_brandname_status
 from bot.channels.kannel import parse_delivery_report, parse_inbound
 from bot.channels.sms import InboundRequestError
+from bot.channels.zalo.events import NotAnEventError
+from bot.channels.zalo.types import parse_bot_update, parse_oa_event
+from bot.channels.zalo_bot.parse import describe_bot_event
+from bot.channels.zalo_oa.parse import describe_oa_event
+from bot.channels.zalo_oa.webhooks import _event_seconds
 from bot.errors import RefusedError
-from bot.webhooks.zalo import _event_seconds
-from bot.zalo.inbound import NotAnEventError, describe_bot_event, describe_oa_event
-from bot.zalo.types import parse_bot_update, parse_oa_event
 
 # Any Unicode, lone surrogates and NUL included.
 ANY_TEXT = st.text(st.characters(codec=None, min_codepoint=0), max_size=40)
@@ -117,7 +119,8 @@ def test_zalo_event_descriptions(payload: Any) -> None:
             continue
         assert len(record.kind) <= 32
         assert len(record.provider_id) <= 128
-        assert record.user_id is None or isinstance(record.user_id, str)
+        assert record.sender is None or isinstance(record.sender, str)
+        assert record.text is None or isinstance(record.text, str)
 
 
 @FAST

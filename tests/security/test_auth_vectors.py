@@ -22,9 +22,9 @@ from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.kannel import dlr_token
+from bot.channels.zalo_oa.webhooks import _check_oa_event
 from bot.errors import RefusedError
 from bot.intake import _check_signature
-from bot.webhooks.zalo import _check_oa_event
 from config.settings import Settings
 from storage.crypto import PhoneVault
 from tests.security.webhook_client import (

@@ -15,7 +15,7 @@ import structlog
 
 from bot.channels.kannel import KannelGateway, dlr_token
 from bot.channels.sms import OutgoingSms
-from bot.zalo.bot_api import ZaloBotClient
+from bot.channels.zalo.bot_api import ZaloBotClient
 from config.logging import configure_logging, mask, mask_secrets
 from config.settings import Settings
 from tests.support.kannel import KannelHarness

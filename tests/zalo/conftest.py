@@ -1,4 +1,5 @@
-"""Zalo test fixtures: the simulated Zalo on a free port, fixture bodies, Zalo settings."""
+"""Zalo test fixtures: the simulated Zalo on a free port, fixture bodies (kept with their
+provider: bot/channels/zalo_bot/fixtures, bot/channels/zalo_oa/fixtures), Zalo settings."""
 
 from __future__ import annotations
 
@@ -13,20 +14,30 @@ import pytest
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.zalo.token_store import DatabaseTokenStore
-from bot.zalo.tokens import OATokens
-from config.settings import Settings
+from bot.channels.zalo.token_store import DatabaseTokenStore
+from bot.channels.zalo.tokens import OATokens
+from config.settings import PROJECT_ROOT, Settings
 from storage.crypto import PhoneVault
 from tests.support.zalo_sim import SimConfig, ZaloSimulator
 from tests.support.zalo_sim.threaded import ThreadedSimulator
 from workers.runtime import Runtime
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zalo"
+_CHANNELS = PROJECT_ROOT / "bot" / "channels"
+# Fixture names say what they hold ("bot/text.wrapped.json", "zns/send_success.json"); each
+# group lives in its provider's fixtures/ folder.
+FIXTURES = {
+    "bot": _CHANNELS / "zalo_bot" / "fixtures" / "events",
+    "bot_api": _CHANNELS / "zalo_bot" / "fixtures" / "api",
+    "oa": _CHANNELS / "zalo_oa" / "fixtures" / "events",
+    "oa_api": _CHANNELS / "zalo_oa" / "fixtures" / "api",
+    "zns": _CHANNELS / "zalo_oa" / "fixtures" / "zns",
+}
 BOT_SECRET = "bot-webhook-secret-0123"
 
 
 def load_fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    group, _, file = name.partition("/")
+    return json.loads((FIXTURES[group] / file).read_text(encoding="utf-8"))
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bot.zalo import BotEventName, ZaloBotClient
-from bot.zalo.exceptions import (
+from bot.channels.zalo import BotEventName, ZaloBotClient
+from bot.channels.zalo.exceptions import (
     ZaloPermanentError,
     ZaloRateLimited,
     ZaloServerError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.zalo.exceptions import (
+from bot.channels.zalo.exceptions import (
     ZaloError,
     ZaloPermanentError,
     ZaloRateLimited,

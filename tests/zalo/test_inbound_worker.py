@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.zalo import texts
+from bot.channels.zalo import texts
 from flows.routes import START_CODE_ALPHABET
 from storage.models import (
     Answer,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.zalo import InMemoryTokenStore, OATokens, ZaloOAClient, ZNSClient
-from bot.zalo.exceptions import (
+from bot.channels.zalo import InMemoryTokenStore, OATokens, ZaloOAClient, ZNSClient
+from bot.channels.zalo.exceptions import (
     ZaloPermanentError,
     ZaloRateLimited,
     ZaloTokenInvalid,

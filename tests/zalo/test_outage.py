@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.zalo import ZaloBotClient
-from bot.zalo.inbound import describe_oa_event, store_record
-from bot.zalo.types import parse_oa_event, validation_summary
+from bot.channels.zalo import ZaloBotClient
+from bot.channels.zalo.types import parse_oa_event, validation_summary
+from bot.channels.zalo_oa.parse import describe_oa_event
 from config.settings import Settings
 from storage.crypto import PhoneVault
 from storage.models import InboundEvent
@@ -24,6 +24,7 @@ from tests.support.app import RecordingDispatcher, app_client
 from tests.support.zalo_sim import ZaloSimulator
 from tests.support.zalo_sim.citizen import bot_update
 from tests.zalo.conftest import BOT_SECRET
+from tests.zalo.world import store_record
 from workers.zalo_window import last_interaction
 
 USER = "2468013579246801357"
@@ -95,7 +96,7 @@ INTERACTIONS = [
 )
 def test_reactions_clicks_and_forms_name_their_user(event: dict[str, Any]) -> None:
     assert parse_oa_event(event).user_id == USER
-    assert describe_oa_event(event).user_id == USER
+    assert describe_oa_event(event).sender == USER
 
 
 def test_what_the_oa_sent_names_the_recipient() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.zalo.exceptions import (
+from bot.channels.zalo.exceptions import (
     ZaloPermanentError,
     ZaloRateLimited,
     ZaloServerError,
@@ -15,7 +15,7 @@ from bot.zalo.exceptions import (
     ZaloTokenRefreshError,
     ZaloUnreachable,
 )
-from bot.zalo.inbound import PROVIDER_OA
+from bot.channels.zalo_oa.parse import PROVIDER_OA
 from storage.inbound import store_event
 from storage.models import (
     Channel,

@@ -14,9 +14,9 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.zalo import OATokens, ZaloOAClient
-from bot.zalo.exceptions import ZaloServerError
-from bot.zalo.token_store import DatabaseTokenStore
+from bot.channels.zalo import OATokens, ZaloOAClient
+from bot.channels.zalo.exceptions import ZaloServerError
+from bot.channels.zalo.token_store import DatabaseTokenStore
 from config.settings import get_settings
 from storage.crypto import PhoneVault
 from storage.db import transaction

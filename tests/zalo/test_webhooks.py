@@ -17,7 +17,7 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.zalo.inbound import body_hash
+from bot.channels.zalo.events import body_hash
 from config.settings import Settings
 from storage.crypto import PhoneVault
 from storage.models import InboundEvent

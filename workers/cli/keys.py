@@ -32,7 +32,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bot.channels import registry
-from bot.zalo.inbound import PROVIDER_BOT, PROVIDER_OA, NotAnEventError, describe_bot_event, describe_oa_event
+from bot.channels.zalo.events import NotAnEventError
+from bot.channels.zalo_bot.parse import PROVIDER_BOT, describe_bot_event
+from bot.channels.zalo_oa.parse import PROVIDER_OA, describe_oa_event
 from config.settings import get_settings
 from storage.crypto import DecryptionError, PhoneVault
 from storage.db import session_factory
@@ -138,7 +140,7 @@ def _event_sender(provider: str, kind: str, payload: str) -> str | None:
     if describe is None:
         return None
     try:
-        return describe(data).user_id
+        return describe(data).sender
     except NotAnEventError:
         return None
 

@@ -2,7 +2,8 @@
 reconcile-ratings`.
 
 `poll` is for development without a public URL: it long-polls getUpdates and stores each event
-exactly as the webhook does (bot.zalo.inbound), then hands it to the workers. Zalo delivers to
+exactly as the webhook does (named by bot.channels.zalo_bot, stored once through
+bot.channels.intake), then wakes the workers. Zalo delivers to
 either a webhook or getUpdates, so delete the webhook before polling.
 """
 
@@ -18,11 +19,13 @@ import click
 import httpx
 import structlog
 
-from bot.zalo.bot_api import ZaloBotClient
-from bot.zalo.exceptions import ZaloError, ZaloRateLimited, ZaloServerError
-from bot.zalo.inbound import NotAnEventError, accept_event, describe_bot_event
-from bot.zalo.token_store import DatabaseTokenStore
-from bot.zalo.tokens import OATokenManager, OATokens
+from bot.channels import zalo_bot
+from bot.channels.intake import store_and_wake_blocking
+from bot.channels.zalo.bot_api import ZaloBotClient
+from bot.channels.zalo.events import NotAnEventError
+from bot.channels.zalo.exceptions import ZaloError, ZaloRateLimited, ZaloServerError
+from bot.channels.zalo.token_store import DatabaseTokenStore
+from bot.channels.zalo.tokens import OATokenManager, OATokens
 from config.logging import configure_logging
 from config.settings import Settings, get_settings
 
@@ -119,11 +122,14 @@ def poll(timeout: int, once: bool) -> None:
                 for update in updates:
                     raw = json.dumps(update, ensure_ascii=False)
                     try:
-                        record = describe_bot_event(update)
+                        record = zalo_bot.describe_bot_event(update)
                     except NotAnEventError as exc:
                         log.warning("zalo_poll_not_an_event", error=str(exc))
                         continue
-                    stored = await accept_event(sessions, vault, dispatcher, record, raw)
+                    stored = await asyncio.to_thread(
+                        store_and_wake_blocking, sessions, vault, dispatcher, provider=record.provider,
+                        kind=record.kind, provider_id=record.provider_id, payload=raw, sender=record.sender,
+                    )  # fmt: skip
                     _echo({"event_id": stored.event_id, "kind": record.kind, "duplicate": stored.duplicate})
                 if once:
                     return

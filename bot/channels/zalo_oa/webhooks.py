@@ -1,14 +1,13 @@
-"""Zalo webhooks: `POST /webhooks/zalo/bot` (Bot Platform) and `POST /webhooks/zalo/oa` (OA/ZNS).
+"""`POST /webhooks/zalo/oa`: Zalo Official Account and ZNS events, authenticated by
+`X-ZEvent-Signature` over app id, body and timestamp.
 
-Each view refuses, with a JSON error and before storing anything: bodies over 64 KiB (413), a
-missing or wrong secret/signature (401), OA events older than a day and events for another app
-(403), bodies that are not UTF-8 JSON event objects, nest too deep or hold NUL or unpaired
-surrogates (400). An accepted event is stored raw and encrypted, committed, and only then handed
-to the workers (bot.channels.intake, the path every channel webhook shares); Zalo gets its 200
-well within the 2 s it allows. A redelivered or replayed event answers 200
-`{"status": "duplicate"}` and is not processed again: replay protection is by the event's id, so
-a correctly signed event Zalo retries after our outage (with its original body and timestamp,
-for about an hour) is still stored. Only a failure to store answers 503.
+Refused, with a JSON error and before storing anything: the app id or signing key not set (503
+not_configured), bodies over 64 KiB (413), a missing or wrong signature (401), events older than a
+day, more than 10 minutes ahead, or for another app (403), bodies that are not UTF-8 JSON event
+objects, nest too deep or hold NUL or unpaired surrogates (400). Replay protection is by the
+event's id (de-duplicated when stored), so a correctly signed event Zalo retries after our outage
+(with its original body and timestamp, for about an hour) is still stored. An accepted event is
+stored once, then handed over (bot.channels.zalo.webhook).
 """
 
 from __future__ import annotations
@@ -20,20 +19,22 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
-from bot.bodies import decode_json, read_limited
-from bot.channels.intake import storage_unavailable, store_and_wake
-from bot.context import CONTEXT, AppContext
+from bot.bodies import decode_json
+from bot.channels.zalo.webhook import accept, describe_or_refuse, read_event_body
+from bot.channels.zalo_oa.parse import describe_oa_event
+from bot.context import CONTEXT
 from bot.errors import RefusedError
-from bot.zalo.inbound import InboundRecord, NotAnEventError, describe_bot_event, describe_oa_event
 from config.settings import Settings
+
+__all__ = ["OA_PATH", "OA_SIGNATURE_HEADER", "oa_signature", "oa_signature_key", "routes"]
 
 log = structlog.get_logger(__name__)
 
 routes = web.RouteTableDef()
 
-MAX_EVENT_BYTES = 64 * 1024
+OA_PATH = "/webhooks/zalo/oa"
+OA_SIGNATURE_HEADER = "X-ZEvent-Signature"
 # Zalo retries a failed delivery with the original body and timestamp for about an hour (30 s,
 # 5 min, 15 min, 30 min, 1 h): such an event must still be accepted after an outage of ours. A
 # replay is recognised by the event's id (de-duplicated when stored), so the age bound is only a
@@ -41,57 +42,6 @@ MAX_EVENT_BYTES = 64 * 1024
 MAX_EVENT_AGE_SECONDS = 24 * 3600
 MAX_EVENT_LEAD_SECONDS = 10 * 60
 _MAX_TIMESTAMP_DIGITS = 15  # milliseconds until the year 33,658
-BOT_SECRET_HEADER = "X-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
-OA_SIGNATURE_HEADER = "X-ZEvent-Signature"
-
-
-async def _read_limited(request: web.Request) -> bytes:
-    """The body, or 413 as soon as it is known to exceed MAX_EVENT_BYTES (without reading it all)."""
-    too_large = RefusedError(413, "payload_too_large", f"Zalo events are at most {MAX_EVENT_BYTES} bytes")
-    return await read_limited(request, MAX_EVENT_BYTES, too_large)
-
-
-async def _accept(request: web.Request, record: InboundRecord, raw: str) -> web.Response:
-    ctx: AppContext = request.app[CONTEXT]
-    try:
-        stored = await store_and_wake(
-            ctx, provider=record.provider, kind=record.kind, provider_id=record.provider_id, payload=raw,
-            sender=record.user_id,
-        )  # fmt: skip
-    except SQLAlchemyError as exc:
-        return storage_unavailable(record.provider, exc)
-    return web.json_response({"status": "duplicate" if stored.duplicate else "stored"})
-
-
-def _describe(describe: Any, payload: Any) -> InboundRecord:
-    try:
-        record: InboundRecord = describe(payload)
-    except NotAnEventError as exc:
-        raise RefusedError(400, "not_an_event", str(exc)) from None
-    return record
-
-
-@routes.post("/webhooks/zalo/bot")
-async def zalo_bot_webhook(request: web.Request) -> web.Response:
-    """Bot Platform events, authenticated by the secret token we gave setWebhook."""
-    settings = request.app[CONTEXT].settings
-    try:
-        expected = settings.ZALO_BOT_SECRET_TOKEN
-        if not expected:
-            raise RefusedError(
-                503, "not_configured", "ZALO_BOT_SECRET_TOKEN is not set: bot events are refused"
-            )
-        body = await _read_limited(request)
-        given = request.headers.get(BOT_SECRET_HEADER, "")
-        # aiohttp keeps undecodable header bytes as surrogate escapes: compare the bytes as sent.
-        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8")):
-            raise RefusedError(401, "bad_secret", f"missing or wrong {BOT_SECRET_HEADER}")
-        raw, payload = decode_json(body)
-        record = _describe(describe_bot_event, payload)
-    except RefusedError as refused:
-        log.info("zalo_bot_event_refused", status=refused.response.status)
-        return refused.response
-    return await _accept(request, record, raw)
 
 
 def oa_signature_key(settings: Settings) -> str:
@@ -116,6 +66,7 @@ def _event_seconds(stamp: str | int) -> float:
 
 
 def _check_oa_event(settings: Settings, header: str, raw: str, payload: Any) -> None:
+    """Refuse (RefusedError) an event that is not for our app, not signed by it, or out of time."""
     event = payload.get("result", payload) if isinstance(payload, dict) and "ok" in payload else payload
     if not isinstance(event, dict):
         raise RefusedError(400, "not_an_event", "the body is not a JSON object")
@@ -138,21 +89,21 @@ def _check_oa_event(settings: Settings, header: str, raw: str, payload: Any) -> 
         log.info("zalo_oa_event_late", age_seconds=int(age))
 
 
-@routes.post("/webhooks/zalo/oa")
+@routes.post(OA_PATH)
 async def zalo_oa_webhook(request: web.Request) -> web.Response:
     """OA and ZNS events, authenticated by X-ZEvent-Signature over app id, body and timestamp."""
     settings = request.app[CONTEXT].settings
     try:
         if not settings.ZALO_OA_APP_ID or not oa_signature_key(settings):
             raise RefusedError(503, "not_configured", "the Zalo OA app id or signing key is not set")
-        body = await _read_limited(request)
+        body = await read_event_body(request)
         header = request.headers.get(OA_SIGNATURE_HEADER)
         if not header:
             raise RefusedError(401, "bad_signature", f"missing {OA_SIGNATURE_HEADER}")
         raw, payload = decode_json(body)
         _check_oa_event(settings, header, raw, payload)
-        record = _describe(describe_oa_event, payload)
+        record = describe_or_refuse(describe_oa_event, payload)
     except RefusedError as refused:
         log.info("zalo_oa_event_refused", status=refused.response.status)
         return refused.response
-    return await _accept(request, record, raw)
+    return await accept(request, record, raw)

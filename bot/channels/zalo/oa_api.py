@@ -2,7 +2,7 @@
 
 Both authenticate with the OA access token in an `access_token` header and answer HTTP 200 with
 `{error, message, data}`. A call refused for an invalid or expired token (-216/-220/-124) refreshes
-the token once (see bot.zalo.tokens) and is retried once; a second refusal is raised.
+the token once (see bot.channels.zalo.tokens) and is retried once; a second refusal is raised.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from typing import Any
 
 import httpx
 
-from bot.zalo.bot_api import check_text
-from bot.zalo.exceptions import (
+from bot.channels.zalo.bot_api import check_text
+from bot.channels.zalo.exceptions import (
     ZaloPermanentError,
     ZaloTokenInvalid,
     raise_for_oa_envelope,
     transport_failure,
 )
-from bot.zalo.http_client import ZaloHttpClient
-from bot.zalo.tokens import OATokenManager, TokenStore
-from bot.zalo.types import OASendResult, ZNSRatingPage, ZNSSendResult
+from bot.channels.zalo.http_client import ZaloHttpClient
+from bot.channels.zalo.tokens import OATokenManager, TokenStore
+from bot.channels.zalo.types import OASendResult, ZNSRatingPage, ZNSSendResult
 
 __all__ = ["DEFAULT_OA_API_BASE", "DEFAULT_ZNS_API_BASE", "ZNSClient", "ZaloOAClient"]
 

@@ -1,8 +1,9 @@
 """Filters decide whether a handler takes an event (aiogram 3 style, without the magic).
 
-A filter is a `Filter` object or any callable `event -> bool` (sync or async). A filter may return
-a dict instead of True: the dict is merged into the data the handler receives, so a filter can
-hand over what it found. Filters combine with `&`, `|` and `~`.
+A filter is a `Filter` object or any plain callable `event -> bool`. A filter may return a dict
+instead of True: the dict is merged into the data the handler receives, so a filter can hand over
+what it found. Filters combine with `&`, `|` and `~`. Filters are synchronous, like the router
+(bot.channels.zalo.router): they look at the event, they do no I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 __all__ = ["And", "EventName", "Filter", "FilterLike", "FilterResult", "Not", "Or", "Text", "check_filter"]
 
 FilterResult = bool | dict[str, Any]
-# Any callable `event -> bool | dict` (or awaitable of it); Filter objects are such callables.
+# Any callable `event -> bool | dict`; Filter objects are such callables.
 FilterLike = Callable[[Any], Any]
 
 
@@ -24,7 +25,7 @@ class Filter(ABC):
     """Base for reusable filters."""
 
     @abstractmethod
-    async def __call__(self, event: Any) -> FilterResult: ...
+    def __call__(self, event: Any) -> FilterResult: ...
 
     def __and__(self, other: Filter) -> Filter:
         return And(self, other)
@@ -36,11 +37,14 @@ class Filter(ABC):
         return Not(self)
 
 
-async def check_filter(flt: FilterLike, event: Any) -> FilterResult:
-    """Run one filter (sync or async) and reduce its answer to bool or a data dict."""
+def check_filter(flt: FilterLike, event: Any) -> FilterResult:
+    """Run one filter and reduce its answer to bool or a data dict."""
     result = flt(event)
     if inspect.isawaitable(result):
-        result = await result
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()  # a coroutine never awaited would warn
+        raise TypeError(f"filter {flt!r} must be a plain function: the Zalo router is synchronous")
     if isinstance(result, dict):
         return result
     return bool(result)
@@ -50,10 +54,10 @@ class And(Filter):
     def __init__(self, *filters: FilterLike) -> None:
         self.filters = filters
 
-    async def __call__(self, event: Any) -> FilterResult:
+    def __call__(self, event: Any) -> FilterResult:
         data: dict[str, Any] = {}
         for flt in self.filters:
-            result = await check_filter(flt, event)
+            result = check_filter(flt, event)
             if not result:
                 return False
             if isinstance(result, dict):
@@ -65,9 +69,9 @@ class Or(Filter):
     def __init__(self, *filters: FilterLike) -> None:
         self.filters = filters
 
-    async def __call__(self, event: Any) -> FilterResult:
+    def __call__(self, event: Any) -> FilterResult:
         for flt in self.filters:
-            result = await check_filter(flt, event)
+            result = check_filter(flt, event)
             if result:
                 return result
         return False
@@ -77,8 +81,8 @@ class Not(Filter):
     def __init__(self, flt: FilterLike) -> None:
         self.filter = flt
 
-    async def __call__(self, event: Any) -> FilterResult:
-        return not await check_filter(self.filter, event)
+    def __call__(self, event: Any) -> FilterResult:
+        return not check_filter(self.filter, event)
 
 
 class EventName(Filter):
@@ -89,7 +93,7 @@ class EventName(Filter):
             raise ValueError("EventName needs at least one name")
         self.names = frozenset(str(n) for n in names)
 
-    async def __call__(self, event: Any) -> FilterResult:
+    def __call__(self, event: Any) -> FilterResult:
         return getattr(event, "event_name", None) in self.names
 
 
@@ -116,7 +120,7 @@ class Text(Filter):
         self.startswith = None if startswith is None else _fold(startswith, ignore_case)
         self.contains = None if contains is None else _fold(contains, ignore_case)
 
-    async def __call__(self, event: Any) -> FilterResult:
+    def __call__(self, event: Any) -> FilterResult:
         text = getattr(event, "text", None)
         if not isinstance(text, str) or not text.strip():
             return False

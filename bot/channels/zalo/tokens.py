@@ -23,8 +23,8 @@ from typing import Protocol
 
 import httpx
 
-from bot.zalo.exceptions import ZaloServerError, ZaloTokenInvalid, ZaloTokenRefreshError
-from bot.zalo.types import OATokenGrant
+from bot.channels.zalo.exceptions import ZaloServerError, ZaloTokenInvalid, ZaloTokenRefreshError
+from bot.channels.zalo.types import OATokenGrant
 
 __all__ = ["DEFAULT_OAUTH_BASE", "InMemoryTokenStore", "OATokenManager", "OATokens", "TokenStore"]
 

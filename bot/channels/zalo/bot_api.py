@@ -10,9 +10,14 @@ from typing import Any
 
 import httpx
 
-from bot.zalo.exceptions import ZaloPermanentError, ZaloServerError, raise_for_bot_envelope, transport_failure
-from bot.zalo.http_client import ZaloHttpClient
-from bot.zalo.types import BotInfo, BotUpdate, BotWebhookInfo, SentBotMessage, parse_bot_update
+from bot.channels.zalo.exceptions import (
+    ZaloPermanentError,
+    ZaloServerError,
+    raise_for_bot_envelope,
+    transport_failure,
+)
+from bot.channels.zalo.http_client import ZaloHttpClient
+from bot.channels.zalo.types import BotInfo, BotUpdate, BotWebhookInfo, SentBotMessage, parse_bot_update
 
 __all__ = ["DEFAULT_BOT_API_BASE", "MAX_TEXT_LENGTH", "ZaloBotClient", "check_text"]
 

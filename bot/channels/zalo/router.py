@@ -1,17 +1,23 @@
-"""Routing incoming Zalo events to handlers, in the style of aiogram 3.
+"""Routing incoming Zalo events to handlers, in the style of aiogram 3, but synchronous.
+
+The router is an internal detail of the Zalo adapters: the inbound job (workers/zalo_inbound.py)
+feeds it one stored event inside the job's database transaction, and its handlers do blocking
+database work there. Handlers, filters and middlewares are therefore plain functions; an `async
+def` handler is refused when it is registered (it would need an event loop the job does not run).
 
 - A `Router` has one observer per event family: `router.message` for Bot Platform updates
   (BotUpdate) and `router.oa_event` for Official Account / ZNS events (OAEvent). Register handlers
   with `@router.message(filter, ...)`; the first handler whose filters all pass takes the event.
 - Routers nest (`include_router`): an event no handler of a router takes goes on to its
   sub-routers, in the order they were included.
-- Middlewares are `async (handler, event, data) -> result`. Outer middlewares
+- Middlewares are `(handler, event, data) -> result`. Outer middlewares
   (`observer.outer_middleware`) see every event that reaches that router's observer, before any
   filter; inner ones (`observer.middleware`) wrap only a handler whose filters passed.
 - Handlers receive the typed event first, then those entries of `data` that they name as
   parameters (or all of them with `**kwargs`).
 - `Dispatcher` is the root router and the entry point: `feed_bot_update`, `feed_oa_event`,
-  `feed_raw` (parses a stored raw body first).
+  `feed_raw` (parses a stored raw body first). flows/ never imports it: the handlers, in workers/,
+  call flows.
 """
 
 from __future__ import annotations
@@ -19,19 +25,19 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
-from bot.zalo.filters import FilterLike, check_filter
-from bot.zalo.types import BotUpdate, OAEvent, parse_bot_update, parse_oa_event
+from bot.channels.zalo.filters import FilterLike, check_filter
+from bot.channels.zalo.types import BotUpdate, OAEvent, parse_bot_update, parse_oa_event
 
 __all__ = ["UNHANDLED", "Dispatcher", "EventObserver", "Middleware", "NextHandler", "Router"]
 
 E = TypeVar("E")
-NextHandler = Callable[[Any, dict[str, Any]], Awaitable[Any]]
-Middleware = Callable[[NextHandler, Any, dict[str, Any]], Awaitable[Any]]
-HandlerCallback = Callable[..., Awaitable[Any]]
+NextHandler = Callable[[Any, dict[str, Any]], Any]
+Middleware = Callable[[NextHandler, Any, dict[str, Any]], Any]
+HandlerCallback = Callable[..., Any]
 Provider = Literal["zalo_bot", "zalo_oa"]
 
 
@@ -61,26 +67,26 @@ class HandlerObject:
     _params: frozenset[str] | None = field(init=False)
 
     def __post_init__(self) -> None:
-        if not inspect.iscoroutinefunction(self.callback):
-            raise TypeError(f"handler {self.callback!r} must be an async function")
+        if inspect.iscoroutinefunction(self.callback):
+            raise TypeError(f"handler {self.callback!r} must be a plain function: the router is synchronous")
         params = inspect.signature(self.callback).parameters.values()
         takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
         names = [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
         self._params = None if takes_all else frozenset(names[1:])
 
-    async def check(self, event: Any) -> tuple[bool, dict[str, Any]]:
+    def check(self, event: Any) -> tuple[bool, dict[str, Any]]:
         found: dict[str, Any] = {}
         for flt in self.filters:
-            result = await check_filter(flt, event)
+            result = check_filter(flt, event)
             if not result:
                 return False, {}
             if isinstance(result, dict):
                 found.update(result)
         return True, found
 
-    async def call(self, event: Any, data: dict[str, Any]) -> Any:
+    def call(self, event: Any, data: dict[str, Any]) -> Any:
         kwargs = data if self._params is None else {k: v for k, v in data.items() if k in self._params}
-        return await self.callback(event, **kwargs)
+        return self.callback(event, **kwargs)
 
 
 class EventObserver(Generic[E]):
@@ -112,12 +118,12 @@ class EventObserver(Generic[E]):
         self.inner_middlewares.append(middleware)
         return middleware
 
-    async def trigger(self, event: E, data: dict[str, Any]) -> Any:
+    def trigger(self, event: E, data: dict[str, Any]) -> Any:
         """Run the first handler whose filters pass (through the inner middlewares)."""
         for handler in self.handlers:
-            matched, found = await handler.check(event)
+            matched, found = handler.check(event)
             if matched:
-                return await _wrap(self.inner_middlewares, handler.call)(event, {**data, **found})
+                return _wrap(self.inner_middlewares, handler.call)(event, {**data, **found})
         return UNHANDLED
 
 
@@ -147,36 +153,36 @@ class Router:
         self.sub_routers.append(router)
         return router
 
-    async def propagate(self, observer_name: str, event: Any, data: dict[str, Any]) -> Any:
+    def propagate(self, observer_name: str, event: Any, data: dict[str, Any]) -> Any:
         """Offer `event` to this router's handlers, then to its sub-routers; UNHANDLED if none took it."""
         observer = self.observers[observer_name]
 
-        async def inside(event: Any, data: dict[str, Any]) -> Any:
-            result = await observer.trigger(event, data)
+        def inside(event: Any, data: dict[str, Any]) -> Any:
+            result = observer.trigger(event, data)
             if result is not UNHANDLED:
                 return result
             for sub in self.sub_routers:
-                result = await sub.propagate(observer_name, event, data)
+                result = sub.propagate(observer_name, event, data)
                 if result is not UNHANDLED:
                     return result
             return UNHANDLED
 
-        return await _wrap(observer.outer_middlewares, inside)(event, {**data, "router": self})
+        return _wrap(observer.outer_middlewares, inside)(event, {**data, "router": self})
 
 
 class Dispatcher(Router):
     """The root router: parses and feeds events. Extra keyword data reaches middlewares and
     handlers (e.g. the stored event id, a client to answer with)."""
 
-    async def feed_bot_update(self, update: BotUpdate, **data: Any) -> Any:
-        return await self.propagate("message", update, {"dispatcher": self, **data})
+    def feed_bot_update(self, update: BotUpdate, **data: Any) -> Any:
+        return self.propagate("message", update, {"dispatcher": self, **data})
 
-    async def feed_oa_event(self, event: OAEvent, **data: Any) -> Any:
-        return await self.propagate("oa_event", event, {"dispatcher": self, **data})
+    def feed_oa_event(self, event: OAEvent, **data: Any) -> Any:
+        return self.propagate("oa_event", event, {"dispatcher": self, **data})
 
-    async def feed_raw(self, provider: Provider, body: bytes | str | dict[str, Any], **data: Any) -> Any:
+    def feed_raw(self, provider: Provider, body: bytes | str | dict[str, Any], **data: Any) -> Any:
         """Parse a raw body as stored by the webhooks (wrapped or bare) and feed it."""
         payload = json.loads(body) if isinstance(body, bytes | str) else body
         if provider == "zalo_bot":
-            return await self.feed_bot_update(parse_bot_update(payload), **data)
-        return await self.feed_oa_event(parse_oa_event(payload), **data)
+            return self.feed_bot_update(parse_bot_update(payload), **data)
+        return self.feed_oa_event(parse_oa_event(payload), **data)

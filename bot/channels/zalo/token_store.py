@@ -18,8 +18,8 @@ from redis import Redis
 from redis.exceptions import LockError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.zalo.exceptions import ZaloServerError
-from bot.zalo.tokens import OATokens
+from bot.channels.zalo.exceptions import ZaloServerError
+from bot.channels.zalo.tokens import OATokens
 from storage.crypto import PhoneVault
 from storage.zalo_tokens import load_oa_token, save_oa_token
 
@@ -32,7 +32,7 @@ LOCK_WAIT_SECONDS = 30
 
 
 class DatabaseTokenStore:
-    """bot.zalo.tokens.TokenStore over the `zalo_oa_tokens` table and a Redis lock."""
+    """bot.channels.zalo.tokens.TokenStore over the `zalo_oa_tokens` table and a Redis lock."""
 
     def __init__(
         self,

@@ -1,1 +1,0 @@
-"""Inbound webhooks of the Zalo channels (the SMS providers keep theirs in bot/channels/<provider>/)."""
