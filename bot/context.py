@@ -18,10 +18,11 @@ class JobDispatcher(Protocol):
     the process that builds the app passes an implementation in (see workers.dispatch)."""
 
     def inbound_received(self, event_id: int) -> None:
-        """An inbound event was stored and must be processed."""
+        """Inbound events were stored and must be processed: called once per group of events
+        stored together (bot.channels.event_writer), with the group's newest id."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per process
 class AppContext:
     settings: Settings
     sessions: sessionmaker[Session]

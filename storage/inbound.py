@@ -9,22 +9,84 @@ back newer events (`sipas dead-letters list|retry|drop`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, select, update
+from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.models import InboundEvent
+from storage.models import InboundEvent, utcnow
 
 
 @dataclass(frozen=True)
 class Stored:
     event_id: int
     duplicate: bool
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event as a webhook hands it over: `payload_enc` already encrypted, the sender only as
+    its keyed hash."""
+
+    provider: str
+    kind: str
+    provider_id: str
+    payload_enc: str
+    sender_hash: str | None
+
+
+def store_events(session: Session, events: Sequence[NewEvent], now: datetime) -> list[Stored]:
+    """Insert every event once per (provider, provider_id) in ONE multi-row
+    `INSERT … ON CONFLICT (provider, provider_id) DO NOTHING RETURNING`, then one look-up of the
+    ids of the duplicates. Returns one Stored per event, in order: the first of a
+    (provider, provider_id) not stored before is new; a provider retry of it (in this group or
+    stored earlier, by this or another process) is `duplicate` with the first copy's id. A
+    concurrent transaction inserting the same key makes the INSERT wait for it (PostgreSQL's
+    speculative insertion), so the look-up afterwards sees its row."""
+    first: dict[tuple[str, str], NewEvent] = {}
+    for event in events:
+        first.setdefault((event.provider, event.provider_id), event)
+    if not first:
+        return []
+    rows = [
+        {"provider": e.provider, "kind": e.kind, "provider_id": e.provider_id, "payload_enc": e.payload_enc,
+         "sender_hash": e.sender_hash, "received_at": now, "attempts": 0}
+        for e in first.values()
+    ]  # fmt: skip
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(InboundEvent)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["provider", "provider_id"])
+        .returning(InboundEvent.provider, InboundEvent.provider_id, InboundEvent.id)
+    )
+    inserted = {(provider, provider_id): id_ for provider, provider_id, id_ in session.execute(statement)}
+    existing = _ids_of(session, [key for key in first if key not in inserted])
+    results: list[Stored] = []
+    new: set[tuple[str, str]] = set()
+    for event in events:
+        key = (event.provider, event.provider_id)
+        if key in inserted and key not in new and first[key] is event:
+            new.add(key)
+            results.append(Stored(inserted[key], duplicate=False))
+        else:
+            results.append(Stored(inserted.get(key) or existing[key], duplicate=True))
+    return results
+
+
+def _ids_of(session: Session, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(InboundEvent.provider, InboundEvent.provider_id, InboundEvent.id).where(
+            tuple_(InboundEvent.provider, InboundEvent.provider_id).in_(keys)
+        )
+    )
+    return {(provider, provider_id): id_ for provider, provider_id, id_ in rows}
 
 
 def store_event(
@@ -36,33 +98,23 @@ def store_event(
     payload_enc: str,
     sender_hash: str | None,
 ) -> Stored:
-    """Insert once per (provider, provider_id). A provider retry of the same event finds the
-    first copy and reports `duplicate`, so it is neither stored nor processed twice."""
-    existing = session.scalar(
-        select(InboundEvent.id).where(
-            InboundEvent.provider == provider, InboundEvent.provider_id == provider_id
+    """One event (store_events of one): a provider retry of the same event finds the first copy
+    and reports `duplicate`, so it is neither stored nor processed twice."""
+    event = NewEvent(provider, kind, provider_id, payload_enc, sender_hash)
+    return store_events(session, [event], utcnow())[0]
+
+
+def mark_processed(session: Session, results: Mapping[int, str], now: datetime) -> None:
+    """Close events applied in the transaction that stored them (delivery reports): one
+    executemany UPDATE by primary key, `results` being event id -> what applying it did."""
+    if results:
+        session.execute(
+            update(InboundEvent),
+            [
+                {"id": id_, "attempts": 1, "processed_at": now, "result": result}
+                for id_, result in results.items()
+            ],
         )
-    )
-    if existing is not None:
-        return Stored(existing, duplicate=True)
-    event = InboundEvent(
-        provider=provider,
-        kind=kind,
-        provider_id=provider_id,
-        payload_enc=payload_enc,
-        sender_hash=sender_hash,
-    )
-    try:
-        with session.begin_nested():
-            session.add(event)
-    except IntegrityError:
-        winner = session.scalars(
-            select(InboundEvent.id).where(
-                InboundEvent.provider == provider, InboundEvent.provider_id == provider_id
-            )
-        ).one()
-        return Stored(winner, duplicate=True)
-    return Stored(event.id, duplicate=False)
 
 
 def lock_unprocessed(session: Session, event_id: int) -> InboundEvent | None:

@@ -160,7 +160,10 @@ async def test_mo_reaches_the_webhook_stored_with_sender_and_vietnamese_text(
         assert sms.sent_at is not None
         texts.append(sms.text)
     assert sorted(texts) == sorted(unicodedata.normalize("NFC", text) for text in replies)
-    assert sorted(dispatcher.inbound) == sorted(event.id for event in stored)
+    # One wake-up per group of MOs stored together (bot.channels.event_writer), the last one
+    # naming the newest event: the workers are woken after every MO was committed.
+    assert 1 <= len(dispatcher.inbound) <= 3
+    assert dispatcher.inbound[-1] == max(event.id for event in stored)
 
 
 async def test_delivery_reports_mark_the_message_delivered(
