@@ -3,9 +3,10 @@
 `Senders` lives for one batch of the send drain (workers.sending), inside the `asyncio.run` of
 that batch: SMS go through the provider SIPAS_SMS_PROVIDER selects (bot.channels.registry: Kannel,
 or the brandname HTTP API) over one pooled httpx.AsyncClient, so a
-batch of hundreds reuses a few keep-alive connections; Zalo rows go through the async clients of
-bot.channels.zalo, one per route: Bot Platform sendMessage to a chat, OA customer-service message to a
-user id, ZNS template by phone. Nothing outlives the batch's event loop.
+batch of hundreds reuses a few keep-alive connections; Zalo rows go through the Zalo providers'
+send modules, one per route: Bot Platform sendMessage to a chat (bot.channels.zalo_bot.send), OA
+customer-service message to a user id and ZNS template by phone (bot.channels.zalo_oa.send).
+Nothing outlives the batch's event loop.
 
 Every failure becomes a SendError that says what the outbox should do with the row:
 
@@ -34,7 +35,6 @@ import httpx
 
 from bot.channels import registry
 from bot.channels.sms import OutgoingSms, SmsSender, SmsSendError
-from bot.channels.zalo.bot_api import ZaloBotClient
 from bot.channels.zalo.exceptions import (
     ZaloAnswerLost,
     ZaloError,
@@ -44,8 +44,9 @@ from bot.channels.zalo.exceptions import (
     ZaloTokenInvalid,
     ZaloUnreachable,
 )
-from bot.channels.zalo.oa_api import ZaloOAClient, ZNSClient
 from bot.channels.zalo.token_store import DatabaseTokenStore
+from bot.channels.zalo_bot import send as zalo_bot_send
+from bot.channels.zalo_oa import send as zalo_oa_send
 from flows.phones import to_msisdn
 from storage.models import Channel, Route
 from workers.runtime import Runtime
@@ -206,44 +207,15 @@ class Senders:
     async def _send_zalo(self, message: Outgoing) -> Sent:
         settings = self._runtime.settings
         if message.route is Route.ZALO_BOT:
-            if not settings.ZALO_BOT_TOKEN:
-                raise ZaloPermanentError("ZALO_BOT_TOKEN is not set", method="sendMessage")
-            async with ZaloBotClient(
-                settings.ZALO_BOT_TOKEN, settings.ZALO_BOT_API_BASE, timeout=settings.SIPAS_SEND_TIMEOUT
-            ) as bot:
-                sent = await bot.send_message(message.to, message.text)
+            sent = await zalo_bot_send.send_text(settings, message.to, message.text)
             return Sent(sent.message_id, 1, "text")
         if message.route is Route.ZALO_OA:
-            async with ZaloOAClient(
-                settings.ZALO_OA_API_BASE,
-                settings.ZALO_OAUTH_BASE,
-                settings.ZALO_OA_APP_ID,
-                settings.ZALO_APP_SECRET,
-                self._token_store(),
-                timeout=settings.SIPAS_SEND_TIMEOUT,
-            ) as oa:
-                result = await oa.send_cs_message(message.to, message.text)
+            result = await zalo_oa_send.send_cs_text(settings, self._token_store(), message.to, message.text)
             return Sent(result.message_id, 1, "text")
         if message.route is Route.ZNS:
-            payload = message.payload or {}
-            template_id = str(payload.get("template_id") or "")
-            if not template_id:
-                raise ZaloPermanentError(
-                    "no ZNS template id (ZNS_RATING_TEMPLATE_ID)", method="/message/template"
-                )
-            async with ZNSClient(
-                settings.ZNS_API_BASE,
-                settings.ZALO_OAUTH_BASE,
-                settings.ZALO_OA_APP_ID,
-                settings.ZALO_APP_SECRET,
-                self._token_store(),
-                timeout=settings.SIPAS_SEND_TIMEOUT,
-            ) as zns:
-                template = await zns.send_template(
-                    to_msisdn(message.to),
-                    template_id,
-                    dict(payload.get("template_data") or {}),
-                    tracking_id=str(payload.get("tracking_id") or message.survey_id or message.message_id),
-                )
+            template = await zalo_oa_send.send_rating_template(
+                settings, self._token_store(), to_msisdn(message.to), message.payload or {},
+                tracking_id=str(message.survey_id or message.message_id),
+            )  # fmt: skip
             return Sent(template.msg_id, 1, "template")
         raise ZaloPermanentError(f"route {message.route} is not a Zalo route", method="send")

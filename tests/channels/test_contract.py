@@ -19,7 +19,7 @@ SMS `mo.*` is 84912345678 writing "Rất hài lòng", `status_<delivered|accepte
 entry in ADAPTERS. Zalo has no delivery callback of this kind, so the status cases run for the SMS
 providers. Sends go to a server that answers as the provider does, over HTTP: Kannel's answers
 (202 / 503 / 403, and a real bearerbox + smsbox for taken / refused / gone), the brandname
-simulator, and the Zalo simulator (tests/support/zalo_sim) for the Bot API, the OA API and ZNS.
+simulator, and the Zalo simulator (bot/channels/zalo/simulator) for the Bot API, the OA API and ZNS.
 """
 
 from __future__ import annotations
@@ -48,9 +48,12 @@ from bot.channels.brandname.webhooks import STATUS_PATH as BRANDNAME_STATUS
 from bot.channels.kannel.send import DLR_PATH as KANNEL_DLR
 from bot.channels.kannel.webhooks import MO_PATH as KANNEL_MO
 from bot.channels.sms import InboundSms, OutgoingSms, SmsSendError
-from bot.channels.zalo import InMemoryTokenStore, OATokens, ZaloBotClient, ZaloOAClient, ZNSClient
+from bot.channels.zalo import InMemoryTokenStore, OATokens
 from bot.channels.zalo.events import InboundRecord
 from bot.channels.zalo.exceptions import ZaloError
+from bot.channels.zalo.simulator import ZaloSimulator
+from bot.channels.zalo_bot.send import send_text
+from bot.channels.zalo_oa.send import send_cs_text, send_rating_template
 from config.settings import PROJECT_ROOT, Settings
 from storage import outbox
 from storage.crypto import PhoneVault
@@ -67,7 +70,6 @@ from tests.security.webhook_client import (
 from tests.support.app import Client, RecordingDispatcher, app_client
 from tests.support.kannel import KannelHarness
 from tests.support.services import free_port
-from tests.support.zalo_sim import ZaloSimulator
 from workers.gateways import failure_from_zalo
 
 FIXTURES = PROJECT_ROOT / "bot" / "channels"
@@ -213,9 +215,23 @@ def _zalo_outcome(exc: ZaloError) -> SendOutcome:
     return "temporary" if failure.retryable else "permanent"
 
 
-async def _send_zalo_bot(_settings: Settings, _script: Answers, scene: str) -> SendOutcome:
-    """sendMessage to the simulated Bot Platform: taken; a 503 (temporary); a chat that blocked
-    the bot, 403 (permanent: the survey moves to SMS)."""
+def _at_simulator(settings: Settings, sim: ZaloSimulator) -> Settings:
+    """The settings with every Zalo API at the simulator, under its identities."""
+    c = sim.config
+    return settings.model_copy(
+        update={
+            "ZALO_BOT_TOKEN": c.bot_token,
+            "ZALO_OA_APP_ID": c.app_id,
+            "ZALO_APP_SECRET": c.app_secret,
+            **dict.fromkeys(("ZALO_BOT_API_BASE", "ZALO_OA_API_BASE", "ZALO_OAUTH_BASE", "ZNS_API_BASE"),
+                            sim.base_url),
+        }
+    )  # fmt: skip
+
+
+async def _send_zalo_bot(settings: Settings, _script: Answers, scene: str) -> SendOutcome:
+    """The Bot Platform's send (bot.channels.zalo_bot.send) to the simulated Bot API: taken; a 503
+    (temporary); a chat that blocked the bot, 403 (permanent: the survey moves to SMS)."""
     async with ZaloSimulator() as sim:
         chat = "6ede9afa66b88fe6d6a9"
         if scene == "temporary":
@@ -223,18 +239,18 @@ async def _send_zalo_bot(_settings: Settings, _script: Answers, scene: str) -> S
         if scene == "permanent":
             sim.config.blocked_chats.add(chat)
         try:
-            async with ZaloBotClient(sim.config.bot_token, sim.base_url) as bot:
-                sent = await bot.send_message(chat, "Cảm ơn Ông/Bà")
+            sent = await send_text(_at_simulator(settings, sim), chat, "Cảm ơn Ông/Bà")
         except ZaloError as exc:
             return _zalo_outcome(exc)
         assert [m["message_id"] for m in sim.bot_sent] == [sent.message_id]
     return "sent"
 
 
-async def _send_zalo_oa(_settings: Settings, _script: Answers, scene: str) -> SendOutcome:
-    """An OA customer-service message and a ZNS template to the simulated OA and ZNS APIs, both
-    classified alike: taken; a 503 each (temporary); a user outside the OA's reach (-213) and a
-    phone without Zalo (-118) (permanent: the survey moves to SMS)."""
+async def _send_zalo_oa(settings: Settings, _script: Answers, scene: str) -> SendOutcome:
+    """The OA's sends (bot.channels.zalo_oa.send), a customer-service message and a ZNS template,
+    to the simulated OA and ZNS APIs, both classified alike: taken; a 503 each (temporary); a user
+    outside the OA's reach (-213) and a phone without Zalo (-118) (permanent: the survey moves to
+    SMS)."""
     async with ZaloSimulator() as sim:
         user, phone = "2468013579246801357", "84912345678"
         if scene == "temporary":
@@ -243,21 +259,20 @@ async def _send_zalo_oa(_settings: Settings, _script: Answers, scene: str) -> Se
             sim.config.oa_user_errors[user] = -213
             sim.config.zns_phone_errors[phone] = -118
         access, refresh = sim.issue_tokens()
-        store = InMemoryTokenStore(OATokens(access, refresh, datetime.now(UTC) + timedelta(hours=25)))
-        c = sim.config
+        tokens = InMemoryTokenStore(OATokens(access, refresh, datetime.now(UTC) + timedelta(hours=25)))
+        configured = _at_simulator(settings, sim)
+        template = {"template_id": "rating-template", "template_data": {"ma_ho_so": "KD-1"}}
         outcomes: list[SendOutcome] = []
-        async with ZaloOAClient(sim.base_url, sim.base_url, c.app_id, c.app_secret, store) as oa:
-            try:
-                await oa.send_cs_message(user, "Cảm ơn Ông/Bà")
-                outcomes.append("sent")
-            except ZaloError as exc:
-                outcomes.append(_zalo_outcome(exc))
-        async with ZNSClient(sim.base_url, sim.base_url, c.app_id, c.app_secret, store) as zns:
-            try:
-                await zns.send_template(phone, "rating-template", {"ma_ho_so": "KD-1"}, tracking_id="42")
-                outcomes.append("sent")
-            except ZaloError as exc:
-                outcomes.append(_zalo_outcome(exc))
+        try:
+            await send_cs_text(configured, tokens, user, "Cảm ơn Ông/Bà")
+            outcomes.append("sent")
+        except ZaloError as exc:
+            outcomes.append(_zalo_outcome(exc))
+        try:
+            await send_rating_template(configured, tokens, phone, template, tracking_id="42")
+            outcomes.append("sent")
+        except ZaloError as exc:
+            outcomes.append(_zalo_outcome(exc))
         assert (len(sim.oa_sent), len(sim.zns_sent)) == ((1, 1) if scene == "sent" else (0, 0))
     assert outcomes[0] == outcomes[1], outcomes
     return outcomes[0]

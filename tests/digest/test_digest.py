@@ -22,9 +22,11 @@ from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from bot.web.i18n import english, translator
+from bot.channels.zalo.simulator import SimConfig
+from bot.channels.zalo.simulator.threaded import ThreadedSimulator
 from bot.channels.zalo.token_store import DatabaseTokenStore
 from bot.channels.zalo.tokens import OATokens
+from bot.web.i18n import english, translator
 from config.settings import PROJECT_ROOT, get_settings
 from flows.scores.flags import FLAG_NAMES
 from flows.scores.render import flag_text
@@ -34,8 +36,6 @@ from storage.users import add_user
 from tests.conftest import SECRET_KEY
 from tests.digest.smtp import CapturingHandler
 from tests.scores.test_report_db import seed_tree
-from tests.support.zalo_sim import SimConfig
-from tests.support.zalo_sim.threaded import ThreadedSimulator
 from workers.cli import cli
 from workers.digest.content import windows_for
 from workers.digest.send import send_nightly_digests

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.zalo.simulator import SimConfig
+from bot.channels.zalo.simulator.citizen import oa_text_event
+from bot.channels.zalo.simulator.threaded import ThreadedSimulator
 from storage.models import Answer, InboundEvent, OutboundMessage, OutboxStatus
 from tests.e2e.conftest import Service
 from tests.faults.helpers import closed_case, count
 from tests.support.processes import wait_until
-from tests.support.zalo_sim import SimConfig
-from tests.support.zalo_sim.citizen import oa_text_event
-from tests.support.zalo_sim.threaded import ThreadedSimulator
 
 pytestmark = [pytest.mark.kannel, pytest.mark.slow]
 

@@ -16,10 +16,10 @@ import structlog
 from bot.channels.kannel import KannelGateway, dlr_token
 from bot.channels.sms import OutgoingSms
 from bot.channels.zalo.bot_api import ZaloBotClient
+from bot.channels.zalo.simulator import ZaloSimulator
 from config.logging import configure_logging, mask, mask_secrets
 from config.settings import Settings
 from tests.support.kannel import KannelHarness
-from tests.support.zalo_sim import ZaloSimulator
 
 PHONE = "+84912345678"
 

@@ -14,12 +14,12 @@ import pytest
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.zalo.simulator import SimConfig, ZaloSimulator
+from bot.channels.zalo.simulator.threaded import ThreadedSimulator
 from bot.channels.zalo.token_store import DatabaseTokenStore
 from bot.channels.zalo.tokens import OATokens
 from config.settings import PROJECT_ROOT, Settings
 from storage.crypto import PhoneVault
-from tests.support.zalo_sim import SimConfig, ZaloSimulator
-from tests.support.zalo_sim.threaded import ThreadedSimulator
 from workers.runtime import Runtime
 
 _CHANNELS = PROJECT_ROOT / "bot" / "channels"

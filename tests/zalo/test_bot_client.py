@@ -13,9 +13,9 @@ from bot.channels.zalo.exceptions import (
     ZaloTokenInvalid,
     ZaloUnreachable,
 )
+from bot.channels.zalo.simulator import ZaloSimulator
+from bot.channels.zalo.simulator.citizen import BOT_STICKER, bot_update
 from tests.support.services import free_port
-from tests.support.zalo_sim import ZaloSimulator
-from tests.support.zalo_sim.citizen import BOT_STICKER, bot_update
 
 
 async def test_get_me_and_send_message(zalo_sim: ZaloSimulator) -> None:

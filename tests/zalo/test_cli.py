@@ -15,12 +15,12 @@ from rq import Queue
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.zalo.simulator import ZaloSimulator
+from bot.channels.zalo.simulator.citizen import bot_update
 from config.settings import get_settings
 from storage.crypto import PhoneVault
 from storage.models import InboundEvent
 from tests.conftest import SECRET_KEY
-from tests.support.zalo_sim import ZaloSimulator
-from tests.support.zalo_sim.citizen import bot_update
 from tests.zalo.conftest import BOT_SECRET
 from workers.cli import cli
 from workers.queues import DEFAULT_QUEUE

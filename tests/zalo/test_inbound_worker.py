@@ -7,6 +7,14 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.channels.zalo import texts
+from bot.channels.zalo.simulator.citizen import (
+    BOT_IMAGE,
+    BOT_UNSUPPORTED,
+    bot_update,
+    feedback_event,
+    oa_text_event,
+)
+from bot.channels.zalo.simulator.threaded import ThreadedSimulator
 from flows.routes import START_CODE_ALPHABET
 from storage.models import (
     Answer,
@@ -18,14 +26,6 @@ from storage.models import (
     Survey,
     SurveyStatus,
 )
-from tests.support.zalo_sim.citizen import (
-    BOT_IMAGE,
-    BOT_UNSUPPORTED,
-    bot_update,
-    feedback_event,
-    oa_text_event,
-)
-from tests.support.zalo_sim.threaded import ThreadedSimulator
 from tests.zalo.world import case, handle, make_agencies, outbox, send, start, store_bot, store_oa, submit
 from workers.inbound import process
 from workers.runtime import Runtime

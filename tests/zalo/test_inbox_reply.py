@@ -13,13 +13,13 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.zalo.simulator.citizen import oa_text_event
+from bot.channels.zalo.simulator.threaded import ThreadedSimulator
 from flows.rules import change_rule
 from storage.agencies import get_by_code
 from storage.crypto import PhoneVault
 from storage.models import Channel, InboxMessage, OutboundMessage, Route, Survey, SurveyStatus
 from tests.support.app import RecordingDispatcher, app_client
-from tests.support.zalo_sim.citizen import oa_text_event
-from tests.support.zalo_sim.threaded import ThreadedSimulator
 from tests.zalo.world import WARD, case, make_agencies, submit
 from workers.inbound import process
 from workers.runtime import Runtime

@@ -15,7 +15,7 @@ from bot.channels.zalo.exceptions import (
     ZaloTokenRefreshError,
     ZaloUnreachable,
 )
-from tests.support.zalo_sim import ZaloSimulator
+from bot.channels.zalo.simulator import ZaloSimulator
 
 
 def seeded_store(sim: ZaloSimulator, *, expired: bool = False) -> InMemoryTokenStore:

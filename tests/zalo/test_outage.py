@@ -15,14 +15,14 @@ from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.zalo import ZaloBotClient
+from bot.channels.zalo.simulator import ZaloSimulator
+from bot.channels.zalo.simulator.citizen import bot_update
 from bot.channels.zalo.types import parse_oa_event, validation_summary
 from bot.channels.zalo_oa.parse import describe_oa_event
 from config.settings import Settings
 from storage.crypto import PhoneVault
 from storage.models import InboundEvent
 from tests.support.app import RecordingDispatcher, app_client
-from tests.support.zalo_sim import ZaloSimulator
-from tests.support.zalo_sim.citizen import bot_update
 from tests.zalo.conftest import BOT_SECRET
 from tests.zalo.world import store_record
 from workers.zalo_window import last_interaction

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from bot.channels.zalo.simulator.threaded import ThreadedSimulator
 from storage.models import Answer, Comment, InboundEvent
-from tests.support.zalo_sim.threaded import ThreadedSimulator
 from tests.zalo.world import HCM, case, handle, make_agencies, send, start, store_oa, submit
 from workers.runtime import Runtime
 from workers.zalo_reconcile import reconcile

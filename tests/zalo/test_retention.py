@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from bot.channels.zalo.simulator.citizen import bot_update
+from bot.channels.zalo.simulator.threaded import ThreadedSimulator
 from storage.models import Survey, SurveyStatus
-from tests.support.zalo_sim.citizen import bot_update
-from tests.support.zalo_sim.threaded import ThreadedSimulator
 from tests.zalo.world import case, handle, make_agencies, outbox, send, start, store_bot, submit
 from workers.retention import PURGED, purge
 from workers.runtime import Runtime

@@ -10,7 +10,7 @@ import pytest
 
 from bot.channels.zalo import UNHANDLED, BotEventName, BotUpdate, Dispatcher, EventName, OAEvent, Router, Text
 from bot.channels.zalo.router import NextHandler
-from tests.support.zalo_sim.citizen import BOT_STICKER, BOT_UNSUPPORTED, bot_update
+from bot.channels.zalo.simulator.citizen import BOT_STICKER, BOT_UNSUPPORTED, bot_update
 from tests.zalo.conftest import load_fixture
 
 

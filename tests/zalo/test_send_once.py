@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.channels.zalo.simulator.citizen import bot_update
+from bot.channels.zalo.simulator.threaded import ThreadedSimulator
 from storage import outbox as outbox_rows
 from storage.crypto import PhoneVault
 from storage.models import Channel, OutboundMessage, OutboxStatus, Route
 from tests.support.services import free_port
-from tests.support.zalo_sim.citizen import bot_update
-from tests.support.zalo_sim.threaded import ThreadedSimulator
 from tests.zalo.world import case, handle, make_agencies, outbox, send, start, store_bot, store_oa, submit
 from workers.runtime import Runtime
 from workers.sending import send_batch

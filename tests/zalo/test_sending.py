@@ -15,6 +15,7 @@ from bot.channels.zalo.exceptions import (
     ZaloTokenRefreshError,
     ZaloUnreachable,
 )
+from bot.channels.zalo.simulator.threaded import ThreadedSimulator
 from bot.channels.zalo_oa.parse import PROVIDER_OA
 from storage.inbound import store_event
 from storage.models import (
@@ -27,7 +28,6 @@ from storage.models import (
     SurveyStatus,
     ZaloOAToken,
 )
-from tests.support.zalo_sim.threaded import ThreadedSimulator
 from tests.zalo.conftest import RATING_TEMPLATE
 from tests.zalo.world import SMS_WARD, case, make_agencies, outbox, send, start, submit
 from workers.gateways import SendError, failure_from_zalo

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.zalo import OATokens, ZaloOAClient
 from bot.channels.zalo.exceptions import ZaloServerError
+from bot.channels.zalo.simulator import ZaloSimulator
 from bot.channels.zalo.token_store import DatabaseTokenStore
 from config.settings import get_settings
 from storage.crypto import PhoneVault
@@ -23,7 +24,6 @@ from storage.db import transaction
 from storage.models import ZaloOAToken
 from storage.zalo_tokens import load_oa_token, save_oa_token
 from tests.conftest import SECRET_KEY
-from tests.support.zalo_sim import ZaloSimulator
 from workers.cli import cli
 
 

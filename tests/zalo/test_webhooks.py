@@ -18,18 +18,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.zalo.events import body_hash
-from config.settings import Settings
-from storage.crypto import PhoneVault
-from storage.models import InboundEvent
-from tests.support.app import RecordingDispatcher, app_client
-from tests.support.zalo_sim import ZaloSimulator
-from tests.support.zalo_sim.citizen import (
+from bot.channels.zalo.simulator import ZaloSimulator
+from bot.channels.zalo.simulator.citizen import (
     BOT_UNSUPPORTED,
     bot_update,
     feedback_event,
     oa_follow_event,
     oa_text_event,
 )
+from config.settings import Settings
+from storage.crypto import PhoneVault
+from storage.models import InboundEvent
+from tests.support.app import RecordingDispatcher, app_client
 from tests.zalo.conftest import BOT_SECRET, load_fixture
 
 BOT_PATH = "/webhooks/zalo/bot"
@@ -319,7 +319,7 @@ async def test_a_correct_signature_over_another_body_is_refused(
     zalo_sim: ZaloSimulator, url: Callable[[str], str], sessions: sessionmaker[Session]
 ) -> None:
     """Signature of a genuine event, body altered (the rating changed from 1 to 5 stars)."""
-    from tests.support.zalo_sim.citizen import oa_signature
+    from bot.channels.zalo.simulator.citizen import oa_signature
 
     c = zalo_sim.config
     genuine = feedback_event(c.app_id, c.oa_id, "zns-1", 1, tracking_id="42")

@@ -1,6 +1,6 @@
 """`sipas demo`: the whole product on one machine in about a minute, nothing to configure.
 
-It starts a throwaway Redis, the simulated Zalo (tests/support/zalo_sim: Bot Platform, OA, OAuth,
+It starts a throwaway Redis, the simulated Zalo (bot/channels/zalo/simulator: Bot Platform, OA, OAuth,
 ZNS, and the citizen), the stand-in SMS gateway (tests/support/sms_sink), then `sipas web`,
 `sipas worker` and `sipas cron` on a fresh SQLite database under var/demo/, configured the way an
 agency would be (OA token stored, bot webhook set, Hà Nội (HN) and its units on "zalo_first").
@@ -13,7 +13,7 @@ Then it plays three citizens and prints what each one sees and answers:
    and is refreshed once;
 
 and finally computes today's scores. `--keep` leaves everything running to try by hand (it prints
-the commands); Ctrl+C stops it. The simulators are development tools kept with the tests, so the
+the commands); Ctrl+C stops it. The SMS sink is a development tool kept with the tests, so the
 demo needs the source checkout (`make run` territory), never a production host.
 """
 
@@ -158,7 +158,7 @@ def _start(stage: Stage) -> None:
     )  # fmt: skip
     sim = stage.spawn(
         "zalo-sim",
-        [python, "-m", "tests.support.zalo_sim", "--port", str(stage.sim_port),
+        [python, "-m", "bot.channels.zalo.simulator", "--port", str(stage.sim_port),
          "--oa-webhook-url", f"{stage.web}/webhooks/zalo/oa"],
         stdout=subprocess.PIPE,
     )  # fmt: skip
@@ -397,8 +397,8 @@ def _print_try_it(stage: Stage) -> None:
 
 @contextlib.contextmanager
 def _staged(workdir: Path, sms_provider: str = "kannel") -> Iterator[Stage]:
-    if not (SIMULATORS / "zalo_sim").is_dir():
-        raise click.ClickException("sipas demo needs the source checkout: tests/support holds the simulators")
+    if not (SIMULATORS / "sms_sink.py").is_file():
+        raise click.ClickException("sipas demo needs the source checkout: tests/support holds the SMS sink")
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     stage = Stage(workdir=workdir, sms_provider=sms_provider)

@@ -6,13 +6,13 @@ code of their survey. Everything the provider needs is here or in the shared Zal
   neutral InboundRecord (provider id `message.message_id`, sender = the chat's user id, text);
 - webhooks.py: `POST /webhooks/zalo/bot`, authenticated by `X-Bot-Api-Secret-Token`
   (ZALO_BOT_SECRET_TOKEN, given to Zalo by `sipas zalo set-webhook`);
+- send.py: `sendMessage` to the citizen's chat (the send job's `zalo_bot` route);
 - fixtures/: events/ as the webhook receives them (text, image, sticker, unsupported; wrapped and
   bare), api/ the Bot API's answers (getMe, sendMessage, errors).
 
-We send with `sendMessage` (bot.channels.zalo.bot_api.ZaloBotClient, used by the send job in
-workers/gateways.py); `sipas zalo poll` reads getUpdates in development and stores each event
-like the webhook. The local Zalo simulator (tests/support/zalo_sim) plays the Bot Platform over
-HTTP. Settings: ZALO_BOT_TOKEN, ZALO_BOT_SECRET_TOKEN, ZALO_BOT_API_BASE (docs/zalo.md).
+`sipas zalo poll` reads getUpdates in development and stores each event like the webhook. The
+local Zalo simulator (bot/channels/zalo/simulator) plays the Bot Platform over HTTP. Settings:
+ZALO_BOT_TOKEN, ZALO_BOT_SECRET_TOKEN, ZALO_BOT_API_BASE (docs/zalo.md).
 """
 
 from __future__ import annotations

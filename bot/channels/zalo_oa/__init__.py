@@ -9,12 +9,13 @@ ZNS clients, OAuth token refresh and store, typed events, errors):
   road brought it (the webhook, or the nightly `rating/get` of workers/zalo_reconcile.py);
 - webhooks.py: `POST /webhooks/zalo/oa`, authenticated by `X-ZEvent-Signature` over app id, body
   and timestamp;
+- send.py: the OA customer-service text and the ZNS rating template (the send job's `zalo_oa`
+  and `zns` routes);
 - fixtures/: events/ as the webhook receives them, api/ the OA API's answers (cs message, OAuth
   tokens, errors), zns/ the ZNS API's (template send, rating/get, errors).
 
-We send with the OA `message/cs` API and ZNS `message/template` (bot.channels.zalo.oa_api, used
-by the send job in workers/gateways.py). The local Zalo simulator (tests/support/zalo_sim) plays
-the OA, OAuth and ZNS over HTTP. Settings: ZALO_OA_APP_ID, ZALO_APP_SECRET, ZALO_OA_SECRET_KEY,
+The local Zalo simulator (bot/channels/zalo/simulator) plays the OA, OAuth and ZNS over HTTP.
+Settings: ZALO_OA_APP_ID, ZALO_APP_SECRET, ZALO_OA_SECRET_KEY,
 ZALO_OA_SIGNATURE_KEY, ZALO_OA_API_BASE, ZALO_OAUTH_BASE, ZNS_API_BASE, ZNS_RATING_TEMPLATE_ID
 (docs/zalo.md).
 """

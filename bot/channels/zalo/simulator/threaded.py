@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from tests.support.zalo_sim.simulator import SimConfig, ZaloSimulator
+from bot.channels.zalo.simulator.app import SimConfig, ZaloSimulator
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""`python -m tests.support.zalo_sim --port N`: run the simulated Zalo as its own process.
+"""`python -m bot.channels.zalo.simulator --port N`: run the simulated Zalo as its own process.
 
 Point the service at it with ZALO_BOT_API_BASE / ZALO_OA_API_BASE / ZALO_OAUTH_BASE / ZNS_API_BASE
 = http://127.0.0.1:N, and ZALO_BOT_TOKEN, ZALO_OA_APP_ID, ZALO_APP_SECRET, ZALO_OA_SECRET_KEY as
@@ -12,7 +12,7 @@ import asyncio
 import json
 import signal
 
-from tests.support.zalo_sim.simulator import SimConfig, ZaloSimulator
+from bot.channels.zalo.simulator.app import SimConfig, ZaloSimulator
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -43,7 +43,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.zalo_sim", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bot.channels.zalo.simulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--bot-token", default="")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from tests.support.zalo_sim.simulator import ZaloSimulator
+    from bot.channels.zalo.simulator.app import ZaloSimulator
 
 BOT_TEXT = "message.text.received"
 BOT_IMAGE = "message.image.received"

@@ -5,7 +5,9 @@ single-use refresh token, token expiry, signatures. It keeps everything it is se
 (`sim.requests`, `sim.bot_sent`, `sim.oa_sent`, `sim.zns_sent`, `sim.token_grants`) so tests can
 assert on it, and it can play the citizen (see `ZaloSimulator.deliver_*`, `citizen.py`).
 
-Test and development tool only: nothing under bot/, flows/, workers/ or storage/ imports it.
+A test and development tool, kept with the Zalo providers it plays (like the brandname API's
+simulator in bot/channels/brandname): the service itself never imports it; tests, `sipas demo`
+and `python -m bot.channels.zalo.simulator` run it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Self
 import aiohttp
 from aiohttp import web
 
-from tests.support.zalo_sim import citizen
+from bot.channels.zalo.simulator import citizen
 
 MAX_TEXT = 2000
 
@@ -35,11 +37,11 @@ def now_ms() -> int:
 class SimConfig:
     """Knobs of the simulated Zalo. Rate limits are `calls per rate_window seconds` (None: off)."""
 
-    bot_token: str = "1234567890:sim-bot-token"
+    bot_token: str = "1234567890:sim-bot-token"  # noqa: S105 (the simulator's own, not a secret)
     bot_id: str = "1234567890"
     app_id: str = "3051234567890123456"
-    app_secret: str = "sim-app-secret"
-    oa_secret_key: str = "sim-oa-secret-key"
+    app_secret: str = "sim-app-secret"  # noqa: S105
+    oa_secret_key: str = "sim-oa-secret-key"  # noqa: S105
     oa_id: str = "4301234567890123456"
     access_token_ttl: int = 25 * 3600
     bot_rate_limit: int | None = None
