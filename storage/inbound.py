@@ -9,7 +9,7 @@ back newer events (`sipas dead-letters list|retry|drop`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,14 +57,17 @@ def store_events(session: Session, events: Sequence[NewEvent], now: datetime) ->
          "sender_hash": e.sender_hash, "received_at": now, "attempts": 0}
         for e in first.values()
     ]  # fmt: skip
+    # Core executemany with RETURNING: SQLAlchemy renders it as one multi-row INSERT (its
+    # "insertmanyvalues", up to 1,000 rows a statement) compiled once and cached, where
+    # `.values(rows)` compiled a new statement for every group size.
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(InboundEvent)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["provider", "provider_id"])
         .returning(InboundEvent.provider, InboundEvent.provider_id, InboundEvent.id)
     )
-    inserted = {(provider, provider_id): id_ for provider, provider_id, id_ in session.execute(statement)}
+    result = session.connection().execute(statement, rows)
+    inserted = {(provider, provider_id): id_ for provider, provider_id, id_ in result}
     existing = _ids_of(session, [key for key in first if key not in inserted])
     results: list[Stored] = []
     new: set[tuple[str, str]] = set()
@@ -104,17 +107,15 @@ def store_event(
     return store_events(session, [event], utcnow())[0]
 
 
-def mark_processed(session: Session, results: Mapping[int, str], now: datetime) -> None:
-    """Close events applied in the transaction that stored them (delivery reports): one
-    executemany UPDATE by primary key, `results` being event id -> what applying it did."""
-    if results:
-        session.execute(
-            update(InboundEvent),
-            [
-                {"id": id_, "attempts": 1, "processed_at": now, "result": result}
-                for id_, result in results.items()
-            ],
-        )
+def mark_processed(session: Session, event_id: int, result: str, now: datetime) -> None:
+    """Close an event applied in the transaction that stored it (a delivery report), with what
+    applying it did."""
+    session.execute(
+        update(InboundEvent)
+        .where(InboundEvent.id == event_id)
+        .values(attempts=InboundEvent.attempts + 1, processed_at=now, result=result)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def lock_unprocessed(session: Session, event_id: int) -> InboundEvent | None:

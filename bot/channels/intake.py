@@ -89,7 +89,7 @@ def _store_and_settle(ctx: AppContext, provider: str, report: DeliveryReport, pa
             session, message_id, report.status, now, detail=report.detail
         )
         result = f"applied {report.status.name.lower()} ({report.detail})" if known else "unknown message"
-        inbound.mark_processed(session, {stored.event_id: result}, now)
+        inbound.mark_processed(session, stored.event_id, result, now)
         return result
 
 
