@@ -24,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from storage.models import Channel, OutboundMessage, Route, Survey
-from storage.outbox import add_message
+from storage.models import Channel, Route, Survey
+from storage.outbox import NewMessage, stage
 
 __all__ = [
     "START_CODE_ALPHABET",
@@ -106,13 +106,13 @@ def template_data(survey: Survey, code: str) -> dict[str, Any]:
 
 def rating_request(
     session: Session, settings: Settings, survey: Survey, phone_enc: str, send_at: datetime
-) -> OutboundMessage:
-    """Store the ZNS service-rating template for a survey's first contact. `tracking_id` is the
-    survey id: the rating comes back with it (webhook `user_feedback`, `rating/get`)."""
+) -> None:
+    """Stage (storage.outbox.stage) the ZNS service-rating template for a survey's first
+    contact. `tracking_id` is the survey id: the rating comes back with it (webhook
+    `user_feedback`, `rating/get`)."""
     code = ensure_start_code(session, survey)
     template_id = settings.ZNS_RATING_TEMPLATE_ID
-    return add_message(
-        session,
+    rating = NewMessage(
         dedupe_key=f"survey:{survey.id}:open:zns",
         channel=Channel.ZALO,
         route=Route.ZNS,
@@ -126,3 +126,4 @@ def rating_request(
         survey_id=survey.id,
         not_before=send_at,
     )
+    stage(session, [rating])

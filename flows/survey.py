@@ -47,6 +47,7 @@ from flows.survey_rows import (
     new_comment,
     queue_replies,
     queue_texts,
+    read_answers,
     record_answer,
     store_state,
 )
@@ -57,14 +58,13 @@ from storage.models import (
     Channel,
     OptOut,
     OutboundMessage,
-    OutboxStatus,
     Route,
     Survey,
     SurveyStatus,
     Timer,
     TimerKind,
 )
-from storage.outbox import add_message
+from storage.outbox import NewMessage, stage
 
 __all__ = [
     "ActiveSurveys",
@@ -102,44 +102,38 @@ def conversation_for(survey: Survey) -> Conversation:
     return Conversation(flow_for(survey), survey.language, values, survey.channel)
 
 
-def start_survey(session: Session, settings: Settings, survey_id: int, now: datetime) -> list[int]:
-    """Send the opening notice and the first question (two SMS) of a scheduled survey.
+def start_survey(session: Session, settings: Settings, survey_id: int, now: datetime) -> None:
+    """Stage the opening notice and the first question (two SMS) of a scheduled survey for the
+    outbox (storage.outbox.stage: the caller writes a batch's messages at once).
 
     Sets it active, stores its first state, and sets the REMINDER (first send + the agency's
     reminder delay, moved into its send window) and EXPIRE (first send + its expiry) timers
-    (flows.rules: the agency's rules, read once for the whole step). Returns the
-    outbox ids to send. A survey that is no longer scheduled is left alone; if it is active its
-    still-queued opening messages are returned again (enqueueing twice is harmless, the outbox
-    claim is conditional), so a job retried after committing still gets them sent.
+    (flows.rules: the agency's rules, read once for the whole step). A survey that is no longer
+    scheduled is left alone: its opening is in the outbox already, and the sweep wakes the send
+    drain for any queued row that is due.
     """
     survey = lock_survey(session, survey_id)
-    if survey is None:
-        return []
-    if survey.status is not SurveyStatus.SCHEDULED:
-        if survey.status is SurveyStatus.ACTIVE:
-            return _queued_ids(session, f"survey:{survey.id}:open:")
-        return []
+    if survey is None or survey.status is not SurveyStatus.SCHEDULED:
+        return
     case = survey.case
     phone_hash = survey.phone_hash or case.phone_hash
     if phone_hash is not None and session.get(OptOut, phone_hash) is not None:
         finish(session, survey, SurveyStatus.OPTED_OUT, ConversationStatus.OPTED_OUT, now)
-        return []
+        return
     recipient, route = first_contact(survey)
     if recipient is None:
         survey.fallback_reason = f"no {survey.channel.value} contact on the case"
         finish(session, survey, SurveyStatus.FAILED, ConversationStatus.EXPIRED, now)
-        return []
+        return
     step = conversation_for(survey).open()
     rules = RuleBook(session, settings).for_agency_id(survey.agency_id)
     send_at = rules.next_send_time(now)
     if route is Route.ZNS:
         # First contact by phone on Zalo: the rating template stands for the opening and the
         # first question (the rating answers it); see flows.routes.
-        ids = [rating_request(session, settings, survey, recipient, send_at).id]
+        rating_request(session, settings, survey, recipient, send_at)
     else:
-        ids = queue_texts(
-            session, survey, step.messages, f"survey:{survey.id}:open:", recipient, route, send_at
-        )
+        queue_texts(session, survey, step.messages, f"survey:{survey.id}:open:", recipient, route, send_at)
     survey.status = SurveyStatus.ACTIVE
     survey.started_at = now
     survey.last_activity_at = now
@@ -149,17 +143,17 @@ def start_survey(session: Session, settings: Settings, survey_id: int, now: date
     _ensure_timer(session, survey.id, TimerKind.REMINDER, reminder_at)
     _ensure_timer(session, survey.id, TimerKind.EXPIRE, send_at + rules.expiry)
     close_timers(session, survey.id, now, kinds=(TimerKind.FIRST_MESSAGE,))
-    session.flush()
-    return ids
 
 
 def handle_reply(
     session: Session, survey: Survey, text: str, inbound_event_id: int | None, now: datetime
-) -> list[int]:
-    """Apply a citizen's reply to their active survey; returns the outbox ids to send.
+) -> None:
+    """Apply a citizen's reply to their active survey; its replies are staged for the outbox
+    (storage.outbox.stage), for the caller to write with the rest of its batch (write_staged).
 
     `survey` is locked for the caller's transaction, as find_active_survey, ActiveSurveys and
-    lock_survey return it: its state is read from the row as it is, not again.
+    lock_survey return it: its state is read from the row as it is, not again. Nothing is
+    flushed here: a batch writes its steps' rows together when it commits.
 
     Records the first understood answer per question (a later, different answer to the same
     question, e.g. after a restart, is kept as a comment), comments, the refusal (OptOut, all the
@@ -169,10 +163,10 @@ def handle_reply(
     """
     events = applied_events(survey)
     if inbound_event_id is not None and inbound_event_id in events:
-        return _queued_ids(session, f"survey:{survey.id}:in:{inbound_event_id}:")
+        return  # applied before: its messages are in the outbox
     state = ConversationState.from_dict(survey.state or {})
     if survey.status is not SurveyStatus.ACTIVE or state is None:
-        return []
+        return
     step = conversation_for(survey).reply(state, text)
     _record(session, survey, step, inbound_event_id, now)
     prefix = (
@@ -180,7 +174,7 @@ def handle_reply(
         if inbound_event_id is not None
         else f"survey:{survey.id}:v{step.state.version}:"
     )
-    ids = queue_replies(session, survey, step.messages, prefix)
+    queue_replies(session, survey, step.messages, prefix)
     survey.last_activity_at = now
     if step.state.status is ConversationStatus.DONE:
         finish_status(session, survey, SurveyStatus.COMPLETED, now)
@@ -192,8 +186,6 @@ def handle_reply(
     if inbound_event_id is not None:
         events = [*events, inbound_event_id][-_EVENTS_KEPT:]
     store_state(survey, step.state, events=events)
-    session.flush()
-    return ids
 
 
 def find_active_survey(session: Session, channel: Channel, sender_hash: str) -> Survey | None:
@@ -204,9 +196,9 @@ def find_active_survey(session: Session, channel: Channel, sender_hash: str) -> 
 
 class ActiveSurveys:
     """The active surveys of a batch's senders on one channel, read and locked in one statement
-    (with their cases and agencies) instead of once per event: the inbound drain's one read of
-    the conversation state per batch. The caller holds the senders (storage.inbound), so no
-    other drain changes these rows meanwhile.
+    (with their cases and agencies, then their answers so far in one more) instead of once per
+    event: the inbound drain's one read of the conversation state per batch. The caller holds
+    the senders (storage.inbound), so no other drain changes these rows meanwhile.
 
     With `skip_locked` (the drain), a survey another transaction holds (a timer, a send moving
     it to SMS) is not waited for: its sender is in `busy` and the caller leaves that sender's
@@ -230,6 +222,7 @@ class ActiveSurveys:
         ).all()
         for survey in sorted(rows, key=_most_recent_first):
             self._by_sender.setdefault(survey.phone_hash or "", []).append(survey)
+        read_answers(session, [survey.id for survey in rows])
         if skip_locked:
             held = {survey.id for survey in rows}
             every = session.execute(
@@ -269,41 +262,41 @@ def record_opt_out(session: Session, phone_hash: str, source: str, now: datetime
     return new
 
 
-def send_reminder(session: Session, settings: Settings, survey_id: int, now: datetime) -> list[int]:
-    """The one reminder: only while the survey is active and its current question unanswered.
+def send_reminder(session: Session, settings: Settings, survey_id: int, now: datetime) -> None:
+    """The one reminder, staged for the outbox (storage.outbox.stage): only while the survey is
+    active and its current question unanswered, and only once.
 
     Reads the database state (always current: it is written with every step). Sent no earlier
-    than the next opening of the agency's send window. Returns the outbox ids to send.
+    than the next opening of the agency's send window.
     """
     survey = lock_survey(session, survey_id)
     if survey is None or survey.status is not SurveyStatus.ACTIVE:
-        return []
+        return
     dedupe_key = f"survey:{survey.id}:reminder"
     if session.scalar(select(OutboundMessage.id).where(OutboundMessage.dedupe_key == dedupe_key)):
-        return _queued_ids(session, dedupe_key)
+        return  # reminded before
     state = ConversationState.from_dict(survey.state)
     if state is None or state.status is not ConversationStatus.ASKING or state.question is None:
-        return []
+        return
     answered = session.scalar(
         select(Answer.id).where(Answer.survey_id == survey.id, Answer.question_key == state.question)
     )
     recipient, route = conversation_recipient(survey)
     text = conversation_for(survey).reminder(state)
     if answered is not None or recipient is None or text is None:
-        return []
-    message = add_message(
-        session,
+        return
+    not_before = RuleBook(session, settings).for_agency_id(survey.agency_id).next_send_time(now)
+    reminder = NewMessage(
         dedupe_key=dedupe_key,
         channel=survey.channel,
         route=route,
         recipient_enc=recipient,
         text=text,
         survey_id=survey.id,
-        not_before=RuleBook(session, settings).for_agency_id(survey.agency_id).next_send_time(now),
+        not_before=not_before,
     )
+    stage(session, [reminder])
     close_timers(session, survey.id, now, kinds=(TimerKind.REMINDER,))
-    session.flush()
-    return [message.id]
 
 
 def expire_survey(session: Session, survey_id: int, now: datetime) -> bool:
@@ -353,19 +346,6 @@ def _record(
             session.add(new_comment(survey, answer.question_key, answer.raw_text, inbound_event_id, now))
     for comment in step.comments:
         session.add(new_comment(survey, comment.question_key, comment.text, inbound_event_id, now))
-
-
-def _queued_ids(session: Session, dedupe_prefix: str) -> list[int]:
-    return list(
-        session.scalars(
-            select(OutboundMessage.id)
-            .where(
-                OutboundMessage.dedupe_key.startswith(dedupe_prefix, autoescape=True),
-                OutboundMessage.status == OutboxStatus.QUEUED,
-            )
-            .order_by(OutboundMessage.id)
-        ).all()
-    )
 
 
 def _ensure_timer(session: Session, survey_id: int, kind: TimerKind, due_at: datetime) -> None:

@@ -7,18 +7,18 @@ record of where a conversation is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session, SessionTransaction
 
 from flows.engine import ConversationState, ConversationStatus
 from flows.routes import conversation_recipient
 from storage.models import Answer, Comment, Route, Survey, SurveyStatus, Timer, TimerKind
-from storage.outbox import add_message
+from storage.outbox import NewMessage, stage
 
 __all__ = [
     "applied_events",
@@ -29,6 +29,8 @@ __all__ = [
     "new_comment",
     "queue_replies",
     "queue_texts",
+    "read_answers",
+    "record_answer",
     "store_state",
 ]
 
@@ -65,22 +67,25 @@ def queue_texts(
     recipient_enc: str,
     route: Route | None,
     not_before: datetime | None = None,
-) -> list[int]:
-    """Store `texts` in the outbox for the survey's channel, keyed `<dedupe_prefix><n>`: a step
-    recomputed after a rollback finds its messages instead of adding twins."""
-    return [
-        add_message(
-            session,
-            dedupe_key=f"{dedupe_prefix}{n}",
-            channel=survey.channel,
-            route=route,
-            recipient_enc=recipient_enc,
-            text=text,
-            survey_id=survey.id,
-            not_before=not_before,
-        ).id
-        for n, text in enumerate(texts)
-    ]
+) -> None:
+    """Stage `texts` for the outbox (storage.outbox.stage) on the survey's channel, keyed
+    `<dedupe_prefix><n>`: a step recomputed after a rollback finds its messages instead of adding
+    twins. The transaction's owner writes them, a batch's all at once (write_staged)."""
+    stage(
+        session,
+        [
+            NewMessage(
+                dedupe_key=f"{dedupe_prefix}{n}",
+                channel=survey.channel,
+                route=route,
+                recipient_enc=recipient_enc,
+                text=text,
+                survey_id=survey.id,
+                not_before=not_before,
+            )
+            for n, text in enumerate(texts)
+        ],
+    )
 
 
 def queue_replies(
@@ -89,13 +94,12 @@ def queue_replies(
     texts: Sequence[str],
     dedupe_prefix: str,
     not_before: datetime | None = None,
-) -> list[int]:
+) -> None:
     """queue_texts to where the conversation is now (flows.routes.conversation_recipient);
     nothing when the survey has no one to write to there."""
     recipient, route = conversation_recipient(survey)
-    if recipient is None:
-        return []
-    return queue_texts(session, survey, texts, dedupe_prefix, recipient, route, not_before)
+    if recipient is not None:
+        queue_texts(session, survey, texts, dedupe_prefix, recipient, route, not_before)
 
 
 class AnswerWrite(StrEnum):
@@ -104,6 +108,32 @@ class AnswerWrite(StrEnum):
     RECORDED = "recorded"  # the question's first answer, now stored
     SAME = "same"  # the question already had this very answer
     CHANGED = "changed"  # the question already had another answer, which stands
+
+
+_ANSWERS = "sipas_known_answers"
+
+
+def read_answers(session: Session, survey_ids: Collection[int]) -> None:
+    """Read the answers recorded so far of all these surveys in one query, for record_answer
+    (a batch reads them with its surveys instead of once per answer). Kept for the transaction
+    only: another one may record answers after it ends."""
+    known: dict[int, dict[str, tuple[int | None, str | None]]] = session.info.setdefault(_ANSWERS, {})
+    for survey_id in survey_ids:
+        known.setdefault(survey_id, {})
+    if survey_ids:
+        rows = session.execute(
+            select(Answer.survey_id, Answer.question_key, Answer.value, Answer.text_value).where(
+                Answer.survey_id.in_(list(survey_ids))
+            )
+        )
+        for survey_id, key, value, text_value in rows:
+            known[survey_id][key] = (value, text_value)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_answers(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_ANSWERS, None)
 
 
 def record_answer(
@@ -119,13 +149,20 @@ def record_answer(
     now: datetime,
 ) -> AnswerWrite:
     """Store the question's answer unless it already has one (the caller decides what to keep of a
-    changed mind). Every channel records answers through here, so the rule is one rule."""
-    existing = session.scalar(
-        select(Answer).where(Answer.survey_id == survey.id, Answer.question_key == question_key)
-    )
+    changed mind). Every channel records answers through here, so the rule is one rule. The
+    answers read_answers read in this transaction are not asked for again."""
+    known = session.info.get(_ANSWERS, {}).get(survey.id)
+    if known is not None:
+        existing = known.get(question_key)
+    else:
+        row = session.execute(
+            select(Answer.value, Answer.text_value).where(
+                Answer.survey_id == survey.id, Answer.question_key == question_key
+            )
+        ).first()
+        existing = (row[0], row[1]) if row is not None else None
     if existing is not None:
-        same = (existing.value, existing.text_value) == (value, text_value)
-        return AnswerWrite.SAME if same else AnswerWrite.CHANGED
+        return AnswerWrite.SAME if existing == (value, text_value) else AnswerWrite.CHANGED
     session.add(
         Answer(
             survey_id=survey.id,
@@ -140,6 +177,8 @@ def record_answer(
             answered_at=now,
         )
     )
+    if known is not None:
+        known[question_key] = (value, text_value)
     return AnswerWrite.RECORDED
 
 

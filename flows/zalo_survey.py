@@ -50,6 +50,7 @@ from storage.models import (
     Survey,
     SurveyStatus,
 )
+from storage.outbox import write_staged
 
 __all__ = [
     "OVERALL",
@@ -127,11 +128,11 @@ def handle_zalo_reply(
     locked = lock_survey(session, survey.id)
     if locked is None:
         return []
-    ids = handle_reply(session, locked, text, inbound_event_id, now)
+    handle_reply(session, locked, text, inbound_event_id, now)
     zalo_hash = locked.case.zalo_user_hash
     if locked.status is SurveyStatus.OPTED_OUT and zalo_hash is not None:
         record_opt_out(session, zalo_hash, "zalo", now)
-    return ids
+    return write_staged(session)
 
 
 def link_chat(
@@ -366,6 +367,6 @@ def _move_conversation(
     store_state(survey, state)
     rules = RuleBook(session, settings).for_agency_id(survey.agency_id)
     not_before = rules.next_send_time(now) if in_window else None
-    ids = queue_replies(session, survey, messages, f"survey:{survey.id}:{label}:v{version}:", not_before)
+    queue_replies(session, survey, messages, f"survey:{survey.id}:{label}:v{version}:", not_before)
     session.flush()
-    return ids
+    return write_staged(session)

@@ -28,9 +28,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Text,
+    case,
+    column,
+    event,
+    or_,
+    select,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, SessionTransaction
 
 from storage.crypto import PhoneVault
 from storage.models import Channel, OutboundMessage, OutboxStatus, Route
@@ -52,41 +65,112 @@ class Delivery(enum.IntEnum):
 _IN_FLIGHT = (OutboxStatus.SENDING, OutboxStatus.UNKNOWN)
 
 
-def add_message(
-    session: Session,
-    *,
-    dedupe_key: str,
-    channel: Channel,
-    recipient_enc: str,
-    text: str,
-    survey_id: int | None = None,
-    not_before: datetime | None = None,
-    route: Route | None = None,
-    payload: dict[str, Any] | None = None,
-) -> OutboundMessage:
-    """Store a message once per `dedupe_key`; a second call returns the row already stored."""
-    existing = session.scalar(select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key))
-    if existing is not None:
-        return existing
-    message = OutboundMessage(
-        dedupe_key=dedupe_key,
-        channel=channel,
-        recipient_enc=recipient_enc,
-        text=text,
-        survey_id=survey_id,
-        status=OutboxStatus.QUEUED,
-        route=route,
-        payload=payload,
-    )
-    if not_before is not None:
-        message.next_attempt_at = not_before
-    try:
-        with session.begin_nested():
-            session.add(message)
-    except IntegrityError:
-        # Another transaction stored the same key first; theirs is the message.
-        return session.scalars(select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key)).one()
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to store, once per `dedupe_key` (a stable name of what it is, e.g.
+    `survey:12:in:345:0`: a step recomputed after a rollback names its messages the same)."""
+
+    dedupe_key: str
+    channel: Channel
+    recipient_enc: str
+    text: str
+    survey_id: int | None = None
+    not_before: datetime | None = None
+    route: Route | None = None
+    payload: dict[str, Any] | None = None
+
+
+def add_messages(session: Session, messages: Sequence[NewMessage]) -> list[int]:
+    """Store each message once per dedupe key, all in one multi-row `INSERT ... ON CONFLICT
+    (dedupe_key) DO NOTHING`: a key stored before (by this transaction or a committed one) keeps
+    its row. Returns the ids in the order given, a row stored before included."""
+    if not messages:
+        return []
+    rows = [
+        {
+            "dedupe_key": m.dedupe_key,
+            "channel": m.channel,
+            "recipient_enc": m.recipient_enc,
+            "text": m.text,
+            "survey_id": m.survey_id,
+            "route": m.route,
+            "payload": m.payload,
+            "status": OutboxStatus.QUEUED,
+            **({"next_attempt_at": m.not_before} if m.not_before is not None else {}),
+        }
+        for m in messages
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    ids: dict[str, int] = {}
+    # One statement per set of columns (a row without `not_before` takes the column's default).
+    for columns in {tuple(sorted(row)) for row in rows}:
+        same = [row for row in rows if tuple(sorted(row)) == columns]
+        statement = (
+            insert(OutboundMessage)
+            .values(same)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(OutboundMessage.dedupe_key, OutboundMessage.id)
+        )
+        ids.update({key: row_id for key, row_id in session.execute(statement)})
+    missing = [m.dedupe_key for m in messages if m.dedupe_key not in ids]
+    if missing:  # stored before: their rows stand
+        stored = select(OutboundMessage.dedupe_key, OutboundMessage.id)
+        found = session.execute(stored.where(OutboundMessage.dedupe_key.in_(missing)))
+        ids.update({key: row_id for key, row_id in found})
+    return [ids[m.dedupe_key] for m in messages]
+
+
+def add_message(session: Session, **fields: Any) -> OutboundMessage:
+    """Store one message now (add_messages) and return its row: for the paths that send one
+    message and need it; a batch stages its messages instead (`stage`)."""
+    [message_id] = add_messages(session, [NewMessage(**fields)])
+    message = session.get(OutboundMessage, message_id)
+    assert message is not None
     return message
+
+
+_STAGED = "sipas_outbox_staged"
+_MARKS = "sipas_outbox_savepoints"  # savepoint -> how many messages were staged when it began
+
+
+def stage(session: Session, messages: Sequence[NewMessage]) -> None:
+    """Keep `messages` to be stored by `write_staged`, so that a batch of conversation steps
+    stores all its messages in one statement. Staged messages belong to the transaction: a
+    rollback forgets them, and a commit writes any left (nothing staged is ever lost)."""
+    session.info.setdefault(_STAGED, []).extend(messages)
+
+
+def write_staged(session: Session) -> list[int]:
+    """Store every message staged in this session (add_messages); their ids, in staging order."""
+    staged: list[NewMessage] = session.info.pop(_STAGED, [])
+    return add_messages(session, staged)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    if not session.in_nested_transaction():  # the transaction's commit, not a savepoint's
+        write_staged(session)
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:  # a savepoint rolled back takes back what was staged inside it
+        session.info.setdefault(_MARKS, {})[id(transaction)] = len(session.info.get(_STAGED, ()))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _unstage_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    mark = session.info.get(_MARKS, {}).pop(id(previous), None)
+    if previous.nested and mark is not None:
+        del session.info.get(_STAGED, [])[mark:]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_after_transaction(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction: committed (written) or rolled back
+        session.info.pop(_STAGED, None)
+        session.info.pop(_MARKS, None)
 
 
 @dataclass(frozen=True)
@@ -167,36 +251,51 @@ def mark_requested(session: Session, token: str, message_ids: Sequence[int], now
         )
 
 
-def mark_sent(
-    session: Session,
-    message_id: int,
-    token: str,
-    *,
-    provider_id: str,
-    segments: int,
-    coding: str,
-    now: datetime,
-) -> bool:
-    """The gateway took the message under claim `token`. Changes nothing when the claim is no
-    longer ours (an operator resent it); never downgrades a delivery report that came first.
-    Returns whether the row was ours."""
-    result = session.execute(
+@dataclass(frozen=True)
+class SentRow:
+    """What the gateway said when it took a message."""
+
+    message_id: int
+    provider_id: str
+    segments: int
+    coding: str
+
+
+def mark_sent(session: Session, token: str, sent: Sequence[SentRow], now: datetime) -> list[int]:
+    """The gateway took these messages under claim `token`: all settled in one statement. A row
+    whose claim is no longer ours (an operator resent it) is left alone; a delivery report that
+    came first is never downgraded. Returns the ids that were ours."""
+    if not sent:
+        return []
+    rows = (
+        values(
+            column("message_id", Integer),
+            column("provider_id", String),
+            column("segments", Integer),
+            column("coding", String),
+            name="sent",
+        )
+        .data([(row.message_id, row.provider_id, row.segments, row.coding) for row in sent])
+        .cte("sent")
+    )
+    settled = (
         update(OutboundMessage)
-        .where(OutboundMessage.id == message_id, OutboundMessage.claim_token == token)
+        .where(OutboundMessage.id == rows.c.message_id, OutboundMessage.claim_token == token)
         .values(
             status=case(
                 (OutboundMessage.status.in_(_IN_FLIGHT), OutboxStatus.SENT.value),
                 else_=OutboundMessage.status,
             ),
-            provider_id=provider_id,
-            segments=segments,
-            coding=coding,
+            provider_id=rows.c.provider_id,
+            segments=rows.c.segments,
+            coding=rows.c.coding,
             sent_at=now,
             last_error=None,
         )
+        .returning(OutboundMessage.id)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return sorted(session.scalars(settled).all())
 
 
 @dataclass(frozen=True)
@@ -249,14 +348,35 @@ def retry_time(attempts: int, now: datetime, retry_after: float | None) -> datet
     return retry_at
 
 
-def release(session: Session, message_id: int, token: str, *, not_before: datetime, reason: str) -> bool:
-    """A row claimed under `token` but never tried (held behind an earlier message to the same
-    recipient that was not sent): back to the queue, its attempt not counted, due at
-    `not_before`. Returns whether the claim was still ours."""
-    result = session.execute(
+@dataclass(frozen=True)
+class Release:
+    """A claimed row to put back in the queue untried: due again at `not_before`, and why."""
+
+    message_id: int
+    not_before: datetime
+    reason: str
+
+
+def release(session: Session, token: str, rows: Sequence[Release]) -> list[int]:
+    """Rows claimed under `token` but never tried (held behind an earlier message to the same
+    recipient that was not sent): back to the queue in one statement, their attempt not counted,
+    each due at its `not_before`. Returns the ids whose claim was still ours."""
+    if not rows:
+        return []
+    held = (
+        values(
+            column("message_id", Integer),
+            column("not_before", OutboundMessage.__table__.c.next_attempt_at.type),
+            column("reason", Text),
+            name="held",
+        )
+        .data([(row.message_id, row.not_before, row.reason[:2000]) for row in rows])
+        .cte("held")
+    )
+    released = (
         update(OutboundMessage)
         .where(
-            OutboundMessage.id == message_id,
+            OutboundMessage.id == held.c.message_id,
             OutboundMessage.claim_token == token,
             OutboundMessage.status == OutboxStatus.SENDING,
         )
@@ -265,12 +385,13 @@ def release(session: Session, message_id: int, token: str, *, not_before: dateti
             attempts=OutboundMessage.attempts - 1,
             claim_token=None,
             requested_at=None,
-            next_attempt_at=not_before,
-            last_error=reason[:2000],
+            next_attempt_at=held.c.not_before,
+            last_error=held.c.reason,
         )
+        .returning(OutboundMessage.id)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return sorted(session.scalars(released).all())
 
 
 def waiting_behind(session: Session, claims: Sequence[Claim], now: datetime) -> dict[int, datetime]:
@@ -281,7 +402,7 @@ def waiting_behind(session: Session, claims: Sequence[Claim], now: datetime) -> 
     if not surveys:
         return {}
     ours = {claim.token for claim in claims}
-    older_rows = session.execute(
+    unsent = session.execute(
         select(
             OutboundMessage.survey_id,
             OutboundMessage.id,
@@ -293,16 +414,16 @@ def waiting_behind(session: Session, claims: Sequence[Claim], now: datetime) -> 
             OutboundMessage.status.in_([OutboxStatus.QUEUED, OutboxStatus.SENDING]),
         )
     ).all()
+    by_survey: dict[int, list[tuple[int, datetime]]] = {}
+    for survey_id, row_id, status, token, due in unsent:
+        if survey_id is None or (status is OutboxStatus.SENDING and token in ours):
+            continue  # this batch's own claim: sent in order with it
+        wait_until = due if status is OutboxStatus.QUEUED else now + timedelta(seconds=1)
+        by_survey.setdefault(survey_id, []).append((row_id, wait_until))
     waiting: dict[int, datetime] = {}
     for claim in claims:
-        dues = [
-            due if status is OutboxStatus.QUEUED else now + timedelta(seconds=1)
-            for survey, row_id, status, token, due in older_rows
-            if survey == claim.survey_id
-            and row_id < claim.id
-            and not (status is OutboxStatus.SENDING and token in ours)
-        ]
-        if dues:
+        dues = [due for row_id, due in by_survey.get(claim.survey_id or 0, ()) if row_id < claim.id]
+        if claim.survey_id is not None and dues:
             waiting[claim.id] = max(dues)
     return waiting
 
@@ -348,25 +469,42 @@ def settle_zalo_receipt(
     sends was lost, yet Zalo delivered it. A ZNS row is found by its tracking id (our survey id),
     an OA row by its recipient. Only when exactly one `unknown` row fits is it settled
     (delivered, with Zalo's id); with two or more the receipt cannot say which one arrived and an
-    operator decides. Returns the settled row's id."""
-    rows = session.scalars(
-        select(OutboundMessage)
-        .where(OutboundMessage.channel == Channel.ZALO, OutboundMessage.status == OutboxStatus.UNKNOWN)
-        .with_for_update()
+    operator decides. Only that row is locked (and checked again under the lock). Returns the
+    settled row's id."""
+    fitting: list[ColumnElement[bool]] = []
+    if user_id:
+        fitting.append(or_(OutboundMessage.route == Route.ZALO_OA, OutboundMessage.route.is_(None)))
+    if tracking_id:
+        fitting.append(OutboundMessage.route == Route.ZNS)
+    if not fitting:
+        return None
+    candidates = session.execute(
+        select(
+            OutboundMessage.id,
+            OutboundMessage.route,
+            OutboundMessage.payload,
+            OutboundMessage.survey_id,
+            OutboundMessage.recipient_enc,
+        ).where(
+            OutboundMessage.channel == Channel.ZALO,
+            OutboundMessage.status == OutboxStatus.UNKNOWN,
+            or_(*fitting),
+        )
     ).all()
     fits = [
-        row
-        for row in rows
+        row_id
+        for row_id, route, payload, survey_id, recipient_enc in candidates
         if (
-            row.route is Route.ZNS
-            and tracking_id
-            and str((row.payload or {}).get("tracking_id") or row.survey_id or row.id) == tracking_id
+            route is Route.ZNS
+            and str((payload or {}).get("tracking_id") or survey_id or row_id) == tracking_id
         )
-        or (row.route in (Route.ZALO_OA, None) and user_id and vault.decrypt(row.recipient_enc) == user_id)
+        or (route is not Route.ZNS and user_id and vault.decrypt(recipient_enc) == user_id)
     ]
     if len(fits) != 1:
         return None
-    [row] = fits
+    row = session.get(OutboundMessage, fits[0], with_for_update=True, populate_existing=True)
+    if row is None or row.status is not OutboxStatus.UNKNOWN:
+        return None  # settled meanwhile
     row.status = OutboxStatus.DELIVERED
     row.provider_id = msg_id
     row.sent_at = row.sent_at or now

@@ -15,7 +15,7 @@ Redis restart forgets the windows (the caps start afresh), never the stored even
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from prometheus_client.core import CounterMetricFamily
@@ -38,18 +38,25 @@ class Caps:
         self._redis = redis
         self._settings = settings
 
-    def inbound_allowed(self, sender_hash: str, now: datetime) -> bool:
-        """Count one event of `sender_hash` in this minute; False once over the cap."""
+    def inbound_over(self, sender_hashes: Sequence[str | None], now: datetime) -> list[bool]:
+        """Count one event of each sender in this minute (a batch's events in one round trip);
+        for each, whether its sender is now over the cap (an event without a sender never is)."""
         minute = int(now.timestamp()) // 60
-        key = f"sipas:cap:in:{sender_hash}:{minute}"
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 120)
-            count = int(pipe.execute()[0])
-        if count <= self._settings.SIPAS_MAX_INBOUND_PER_SENDER_MINUTE:
-            return True
-        self._hit(SENDER_MINUTE)
-        return False
+        senders = [sender for sender in sender_hashes if sender]
+        counts: list[int] = []
+        if senders:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for sender in senders:
+                    key = f"sipas:cap:in:{sender}:{minute}"
+                    pipe.incr(key)
+                    pipe.expire(key, 120)
+                counts = [int(count) for count in pipe.execute()[::2]]
+        by_position = iter(counts)
+        limit = self._settings.SIPAS_MAX_INBOUND_PER_SENDER_MINUTE
+        over = [bool(sender) and next(by_position) > limit for sender in sender_hashes]
+        for _ in range(sum(over)):
+            self._hit(SENDER_MINUTE)
+        return over
 
     def send_refusal(self, survey_id: int | None, recipient_hash: str, now: datetime) -> str | None:
         """Count one send to this survey and recipient in this hour, or say which cap forbids it
@@ -65,16 +72,18 @@ class Caps:
         ]
         if not over:
             return None
-        self.give_back(survey_id, recipient_hash, now)
+        self.give_back([(survey_id, recipient_hash)], now)
         name, limit = over[0]
         self._hit(name)
         return f"cost cap: more than {limit} {name.replace('_', ' ')}"
 
-    def give_back(self, survey_id: int | None, recipient_hash: str, now: datetime) -> None:
-        """Uncount a send counted by `send_refusal` at `now` that did not go out after all."""
+    def give_back(self, sends: Sequence[tuple[int | None, str]], now: datetime) -> None:
+        """Uncount sends (survey id, recipient hash) counted by `send_refusal` at `now` that did
+        not go out after all: all of them in one round trip."""
         with self._redis.pipeline(transaction=False) as pipe:
-            for key, _name, _limit in self._send_limits(survey_id, recipient_hash, now):
-                pipe.decr(key)
+            for survey_id, recipient_hash in sends:
+                for key, _name, _limit in self._send_limits(survey_id, recipient_hash, now):
+                    pipe.decr(key)
             pipe.execute()
 
     def _send_limits(

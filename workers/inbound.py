@@ -8,21 +8,25 @@ SIPAS_BATCH_SIZE, one transaction per batch. Each event is marked processed in t
 transaction that records its answers, so a batch replayed after a crash finds them processed. A
 sender's events are applied in order by one worker at a time: the batch holds each sender's
 conversation (a PostgreSQL advisory lock, skipped when another worker holds it), then reads and
-locks the active surveys of all its SMS senders in one statement (flows.survey.ActiveSurveys):
-the survey row is the only record of a conversation, read once per batch, written with the
-step. The attempts are counted in a transaction of their own before the
-events are applied, so an event that fails, or crashes the worker, is eventually set aside as a
-dead letter instead of being retried forever (storage.inbound).
+locks the active surveys of all its SMS senders, and their answers so far, in two statements
+(flows.survey.ActiveSurveys): the survey row is the only record of a conversation, read once per
+batch, written with the step. The batch's rows are written together when it commits: the
+replies of all its events in one multi-row INSERT (storage.outbox.write_staged), the answers,
+comments and surveys by the ORM's batched flush; the senders' cost-cap counters are counted in
+one Redis round trip. The attempts are counted in a transaction of their own before the events
+are applied, so an event that fails, or crashes the worker, is eventually set aside as a dead
+letter instead of being retried forever (storage.inbound); an event that fails is isolated
+without a savepoint per event (_process_batch says how).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from bot.channels import registry
@@ -40,15 +44,14 @@ from storage.inbound import (
     try_lock_senders,
 )
 from storage.models import Channel, InboundEvent
+from storage.outbox import write_staged
 from workers.caps import Caps
+from workers.draining import DRAIN_BUDGET_SECONDS, drain_batches
 from workers.queues import wake, woken
 from workers.runtime import Runtime, get_runtime
 from workers.zalo_inbound import ZALO_PROVIDERS, process_zalo_event
 
 log = structlog.get_logger(__name__)
-
-# A drain job hands the worker back after about this long, waking a successor if work is left.
-DRAIN_BUDGET_SECONDS = 2.0
 
 
 def drain_inbound() -> dict[str, int]:
@@ -59,29 +62,33 @@ def drain_inbound() -> dict[str, int]:
 
 
 def drain(runtime: Runtime, budget: float = DRAIN_BUDGET_SECONDS) -> dict[str, int]:
-    """Work off pending events, a batch per transaction, for about `budget` seconds; then, if
-    work is left, wake a successor (so sends and timers queued meanwhile get the worker too)."""
-    deadline = time.monotonic() + budget
-    passed: set[int] = set()  # failed or held by another worker: not retried in this run
-    counts = {"processed": 0, "failed": 0, "dead": 0, "busy": 0}
-    while True:
+    """Work off pending events, a batch per transaction, for about `budget` seconds
+    (workers.draining); events that failed or that another worker holds are not tried again in
+    this run."""
+    passed: set[int] = set()
+
+    def batch() -> dict[str, int] | None:
         with runtime.sessions() as session:
             ids = pending_ids(session, runtime.settings.SIPAS_BATCH_SIZE, passed)
         if not ids:
-            break
-        batch = _process_batch(runtime, ids)
-        passed |= batch.failed | batch.busy
-        counts["processed"] += batch.processed
-        counts["failed"] += len(batch.failed)
-        counts["dead"] += batch.dead
-        counts["busy"] += len(batch.busy)
-        if batch.outbox_ids:
+            return None
+        done = _process_batch(runtime, ids)
+        passed.update(done.failed, done.busy)
+        if done.processed:
             wake(runtime.redis, "sends")
-        if time.monotonic() > deadline:
-            with runtime.sessions() as session:
-                if pending_ids(session, 1, passed):
-                    wake(runtime.redis, "inbound")
-            break
+        return {
+            "processed": done.processed,
+            "failed": len(done.failed),
+            "dead": done.dead,
+            "busy": len(done.busy),
+        }
+
+    def work_left() -> bool:
+        with runtime.sessions() as session:
+            return bool(pending_ids(session, 1, passed))
+
+    counts = {"processed": 0, "failed": 0, "dead": 0, "busy": 0}
+    counts.update(drain_batches(runtime.redis, "inbound", batch, budget=budget, work_left=work_left))
     if counts["failed"] or counts["busy"]:
         log.info("inbound drain", **counts)
     return counts
@@ -93,28 +100,65 @@ class _Batch:
     dead: int = 0
     failed: set[int] = field(default_factory=set)
     busy: set[int] = field(default_factory=set)
-    outbox_ids: list[int] = field(default_factory=list)
+
+
+class _EventFailedError(Exception):
+    """Applying one event of a batch raised: the batch is tried again without it."""
+
+    def __init__(self, event_id: int, error: str) -> None:
+        super().__init__(error)
+        self.event_id = event_id
+        self.error = error
+
+
+@dataclass
+class _Tries:
+    """What a batch learnt on its earlier tries, kept while it is tried again."""
+
+    failures: dict[int, str] = field(default_factory=dict)  # event id -> its error
+    counted: set[int] = field(default_factory=set)  # events whose attempt is counted
+    over_cap: dict[int, bool] = field(default_factory=dict)  # event id -> over its sender's cap
+    flush_each: bool = False  # flush after every event, so a failing write names its event
 
 
 def _process_batch(runtime: Runtime, ids: Sequence[int]) -> _Batch:
-    """One transaction: hold each sender's conversation (events of a sender another worker holds
-    are left to it), count the attempts in a transaction of their own, then apply the events in
-    order, each in a savepoint: one that raises is rolled back alone, and its sender's later
-    events wait for it (until it succeeds or is set aside)."""
+    """Apply the events in one transaction, without a savepoint per event: an event whose
+    processing raises is isolated by trying the batch again without it (rolled back whole,
+    nothing of the failed try stays), its failure recorded in the new try. The batch's rows are
+    written together when it ends; when a write fails (the database refused a row: which event
+    made it is not known), the batch is tried again writing after every event, so that the
+    next failure names its event. The attempts are counted once, before an event's first try, in
+    a transaction of their own. A poison event thus costs its batch one or two more tries, never
+    its other events."""
+    tries = _Tries()
+    while True:
+        try:
+            return _try_batch(runtime, ids, tries)
+        except _EventFailedError as failed:
+            tries.failures[failed.event_id] = failed.error
+        except DBAPIError:
+            if tries.flush_each:
+                raise
+            tries.flush_each = True
+
+
+def _try_batch(runtime: Runtime, ids: Sequence[int], tries: _Tries) -> _Batch:
+    """One try of the batch: hold each sender's conversation (events of a sender another worker
+    holds are left to it), then apply the events in order; an event that failed on an earlier
+    try is recorded as failed, and its sender's later events wait for it (until it succeeds or
+    is set aside)."""
     batch = _Batch()
     now = datetime.now(UTC)
+    settings = runtime.settings
     postgres = runtime.sessions.kw["bind"].dialect.name == "postgresql"
     if not postgres:  # SQLite: the batch holds the one write lock; count before taking it
-        _count(runtime, ids, 1)
+        _count(runtime, [i for i in ids if i not in tries.counted], 1)
+        tries.counted.update(ids)
     with runtime.sessions() as session, session.begin():
         events = reload_pending(session, ids)
         held = try_lock_senders(session, {_sender_key(event) for event in events})
-        mine: list[InboundEvent] = []
-        for event in events:
-            if _sender_key(event) in held:
-                mine.append(event)
-            else:
-                batch.busy.add(event.id)
+        mine = [event for event in events if _sender_key(event) in held]
+        batch.busy.update(event.id for event in events if _sender_key(event) not in held)
         mine, behind = _in_turn(session, mine)
         batch.busy.update(behind)
         surveys = _surveys_of(session, mine)
@@ -122,44 +166,49 @@ def _process_batch(runtime: Runtime, ids: Sequence[int]) -> _Batch:
             batch.busy.update(e.id for e in mine if _is_sms(e) and e.sender_hash in surveys.busy)
             mine = [e for e in mine if e.id not in batch.busy]
         if postgres:
-            _count(runtime, [event.id for event in mine], 1)
-        elif batch.busy:
-            count_attempts(session, batch.busy, -1)
+            _count(runtime, [e.id for e in mine if e.id not in tries.counted], 1)
+            tries.counted.update(e.id for e in mine)
+        _check_caps(runtime, mine, now, tries.over_cap)
         blocked: set[str] = set()
-        waiting: list[int] = []
+        tried: set[int] = set()
         for event in mine:
             key = _sender_key(event)
             if key in blocked:
-                waiting.append(event.id)  # behind a failed event of the same sender
-                continue
-            event_id = event.id
-            try:
-                with session.begin_nested():
-                    _result, outbox_ids = apply_event(runtime, session, event, now, surveys)
-            except Exception as exc:
-                batch.failed.add(event_id)
-                failed = session.get(InboundEvent, event_id, populate_existing=True)
-                assert failed is not None
-                error = f"{type(exc).__name__}: {exc}"
-                if record_failure(session, failed, error, runtime.settings.SIPAS_MAX_EVENT_ATTEMPTS, now):
+                continue  # behind a failed event of the same sender: not attempted
+            tried.add(event.id)
+            if event.id in tries.failures:
+                error = tries.failures[event.id]
+                batch.failed.add(event.id)
+                if record_failure(session, event, error, settings.SIPAS_MAX_EVENT_ATTEMPTS, now):
                     batch.dead += 1  # set aside: its sender's later events go on
                     log.warning(
                         "inbound event set aside",
-                        event_id=event_id,
-                        attempts=failed.attempts,
+                        event_id=event.id,
+                        attempts=event.attempts,
                         error=error[:300],
                     )
                 else:
                     blocked.add(key)  # the sender's later events wait for this one
                     log.warning(
-                        "inbound event failed", event_id=event_id, attempts=failed.attempts, error=error[:300]
+                        "inbound event failed", event_id=event.id, attempts=event.attempts, error=error[:300]
                     )
                 continue
+            try:
+                apply_event(runtime, session, event, now, surveys, over_cap=tries.over_cap[event.id])
+                if tries.flush_each:
+                    session.flush()
+                    write_staged(session)
+            except DBAPIError as exc:
+                if not tries.flush_each:
+                    raise  # may be an earlier event's write, flushed by this one's query: find out
+                raise _EventFailedError(event.id, f"{type(exc).__name__}: {exc}") from exc
+            except Exception as exc:
+                raise _EventFailedError(event.id, f"{type(exc).__name__}: {exc}") from exc
             batch.processed += 1
-            batch.outbox_ids.extend(outbox_ids)
-        if waiting:
-            count_attempts(session, waiting, -1)  # not attempted: their count stays as it was
-            batch.failed.update(waiting)
+        batch.failed.update(e.id for e in mine if e.id not in tried)  # waiting behind a failure
+        # Counted but not attempted (waiting, or left to another worker): the count stays as it was.
+        count_attempts(session, tries.counted - tried, -1)
+        write_staged(session)
     return batch
 
 
@@ -216,18 +265,28 @@ def process(runtime: Runtime, event_id: int, now: datetime | None = None) -> tup
         event = lock_unprocessed(session, event_id)
         if event is None:
             return "already processed", []
-        return apply_event(runtime, session, event, now, _surveys_of(session, [event], skip_locked=False))
+        over_cap: dict[int, bool] = {}
+        _check_caps(runtime, [event], now, over_cap)
+        surveys = _surveys_of(session, [event], skip_locked=False)
+        result, ids = apply_event(runtime, session, event, now, surveys, over_cap=over_cap[event.id])
+        return result, [*ids, *write_staged(session)]
 
 
 def apply_event(
-    runtime: Runtime, session: Session, event: InboundEvent, now: datetime, surveys: ActiveSurveys
+    runtime: Runtime,
+    session: Session,
+    event: InboundEvent,
+    now: datetime,
+    surveys: ActiveSurveys,
+    *,
+    over_cap: bool,
 ) -> tuple[str, list[int]]:
-    """What one event does, inside the caller's transaction: answers, replies (outbox ids), or
-    nothing but a result; the event is marked processed with it. `surveys` holds the locked
-    active SMS survey of the event's sender, if it has one."""
-    if event.sender_hash and not Caps(runtime.redis, runtime.settings).inbound_allowed(
-        event.sender_hash, now
-    ):
+    """What one event does, inside the caller's transaction: answers, replies, or nothing but a
+    result; the event is marked processed with it. `surveys` holds the locked active SMS survey
+    of the event's sender, if it has one; `over_cap`: its sender is over its events a minute
+    (_check_caps). Returns the result and the ids of messages stored now; a survey's replies are
+    staged instead (storage.outbox.stage), for the caller to write."""
+    if over_cap:
         return _finish(event, now, "stored, not acted on: sender over its events a minute"), []
     if event.provider in ZALO_PROVIDERS:
         result, outbox_ids = process_zalo_event(runtime, session, event, now)
@@ -261,8 +320,19 @@ def apply_event(
             )  # fmt: skip
             return _finish(event, now, f"inbox {received.message_id}"), list(received.outbox_ids)
         return _finish(event, now, "no active survey for sender"), []
-    outbox_ids = handle_reply(session, survey, sms.text, event.id, now)
-    return _finish(event, now, f"survey {survey.id}"), outbox_ids
+    handle_reply(session, survey, sms.text, event.id, now)
+    return _finish(event, now, f"survey {survey.id}"), []
+
+
+def _check_caps(
+    runtime: Runtime, events: Sequence[InboundEvent], now: datetime, over_cap: dict[int, bool]
+) -> None:
+    """Count the events not in `over_cap` against their senders' cap (workers.caps: one Redis
+    round trip for them all) and note whether each is over it: once per event, however many
+    times its batch is tried."""
+    new = [event for event in events if event.id not in over_cap]
+    over = Caps(runtime.redis, runtime.settings).inbound_over([event.sender_hash for event in new], now)
+    over_cap.update({event.id: is_over for event, is_over in zip(new, over, strict=True)})
 
 
 def _finish(event: InboundEvent, now: datetime, result: str) -> str:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,6 +34,7 @@ from flows.zalo_survey import fall_back_to_sms
 from storage import outbox
 from storage.models import Channel, OutboundMessage, Route
 from workers.caps import Caps
+from workers.draining import DRAIN_BUDGET_SECONDS, drain_batches
 from workers.gateways import Outgoing, SendError, Sent, route_of, run_async, shared_senders
 from workers.queues import wake, woken
 from workers.runtime import Runtime, get_runtime
@@ -40,8 +42,6 @@ from workers.zalo_window import oa_window_refusal
 
 log = structlog.get_logger(__name__)
 
-# A drain job hands the worker back after about this long, waking a successor if work is left.
-DRAIN_BUDGET_SECONDS = 2.0
 IN_FLIGHT = 50  # sends awaiting their answer at once, per worker process
 
 
@@ -59,19 +59,13 @@ def enqueue_sends(runtime: Runtime, message_ids: Iterable[int]) -> None:
 
 
 def drain(runtime: Runtime, budget: float = DRAIN_BUDGET_SECONDS) -> dict[str, int]:
-    """Send due messages in batches for about `budget` seconds; wake a successor if some are left."""
-    deadline = time.monotonic() + budget
-    totals: dict[str, int] = {}
-    while True:
+    """Send due messages in batches for about `budget` seconds (workers.draining)."""
+
+    def batch() -> dict[str, int] | None:
         outcomes = send_batch(runtime, runtime.settings.SIPAS_BATCH_SIZE)
-        if not outcomes:
-            break
-        for outcome in outcomes:
-            totals[outcome] = totals.get(outcome, 0) + 1
-        if time.monotonic() > deadline:
-            wake(runtime.redis, "sends")  # harmless when nothing is left: the job finds nothing
-            break
-    return totals
+        return Counter(outcomes) if outcomes else None
+
+    return drain_batches(runtime.redis, "sends", batch, budget=budget)
 
 
 def deliver(runtime: Runtime, message_id: int, now: datetime | None = None) -> str:
@@ -107,10 +101,11 @@ def send_batch(
         claims = outbox.claim_due(session, now, limit, ids=ids)
         # Across batches too, a survey's message never overtakes an older one waiting to be retried.
         waiting = outbox.waiting_behind(session, claims, now)
-        for claim in claims:
-            if claim.id in waiting:
-                reason = "held behind an older message of its survey, not sent yet"
-                outbox.release(session, claim.id, claim.token, not_before=waiting[claim.id], reason=reason)
+        if waiting:
+            reason = "held behind an older message of its survey, not sent yet"
+            outbox.release(
+                session, claims[0].token, [outbox.Release(i, due, reason) for i, due in waiting.items()]
+            )
         claims = [claim for claim in claims if claim.id not in waiting]
         ready = [_prepare(runtime, session, claim, now) for claim in claims]
     if not ready:
@@ -138,20 +133,24 @@ def send_batch(
     settled_at = datetime.now(UTC)
     if sent:
         with runtime.sessions() as session, session.begin():
-            for item, result in sent:
-                outbox.mark_sent(
-                    session,
-                    item.outgoing.message_id,
-                    item.token,
-                    provider_id=result.provider_id,
-                    segments=result.segments,
-                    coding=result.coding,
-                    now=settled_at,
-                )
+            outbox.mark_sent(
+                session,
+                sent[0][0].token,
+                [
+                    outbox.SentRow(
+                        item.outgoing.message_id, result.provider_id, result.segments, result.coding
+                    )
+                    for item, result in sent
+                ],
+                settled_at,
+            )
     # Held rows go back to the queue first, so that a fallback to SMS below cancels them too.
-    for item, answer in zip(checked, results, strict=True):
-        if isinstance(answer, _Held):
-            outcomes.append(_release(runtime, item, answer, settled_at, counted_at=now))
+    held = [
+        (item, answer) for item, answer in zip(checked, results, strict=True) if isinstance(answer, _Held)
+    ]
+    if held:
+        _release(runtime, held, settled_at, counted_at=now)
+        outcomes += ["held"] * len(held)
     for item, answer in zip(checked, results, strict=True):
         if isinstance(answer, SendError):
             outcomes.append(
@@ -184,7 +183,10 @@ async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | Se
     """Send concurrently (at most IN_FLIGHT at once), each provider no faster than its rate; one
     recipient's messages one after the other, oldest first, and none after one that was not
     sent, so the opening never reaches a phone after the question that follows it."""
-    limiter = RateLimiter(runtime.redis, runtime.settings.SIPAS_SMS_RATE, runtime.settings.SIPAS_ZALO_RATE)
+    wanted = Counter(RateLimiter.provider(item.outgoing.route) for item in items if item.refusal is None)
+    limiter = RateLimiter(
+        runtime.redis, runtime.settings.SIPAS_SMS_RATE, runtime.settings.SIPAS_ZALO_RATE, wanted
+    )
     in_flight = asyncio.Semaphore(IN_FLIGHT)
 
     senders = shared_senders(runtime)
@@ -228,51 +230,69 @@ async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | Se
 
 class RateLimiter:
     """Messages per second per provider (SMS / Zalo), across every worker: a counter per second
-    in Redis; a send over the second's allowance waits for the next second."""
+    in Redis; a send over the second's allowance waits for the next second. The allowance is
+    taken in blocks: one round trip takes as much of the second as the batch still has messages
+    for that provider (`wanted`), so a batch pays a round trip a second, not one per message. A
+    block left unused when the second ends (a send failed, a recipient's later rows were held)
+    is lost to every worker for that second: the rate is a ceiling, never exceeded."""
 
-    def __init__(self, redis: Redis, sms_rate: float, zalo_rate: float) -> None:
+    def __init__(self, redis: Redis, sms_rate: float, zalo_rate: float, wanted: Mapping[str, int]) -> None:
         self._redis = redis
         self._rates = {"sms": sms_rate, "zalo": zalo_rate}
+        self._wanted = dict(wanted)
+        self._block: dict[str, tuple[int, int]] = {}  # provider -> (second, sends left in it)
+
+    @staticmethod
+    def provider(route: Route) -> str:
+        return "sms" if route is Route.SMS else "zalo"
 
     async def wait(self, route: Route) -> None:
-        provider = "sms" if route is Route.SMS else "zalo"
+        provider = self.provider(route)
         rate = self._rates[provider]
         while True:
             second = int(time.time())
-            key = f"sipas:rate:{provider}:{second}"
-            with self._redis.pipeline(transaction=False) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 5)
-                taken = int(pipe.execute()[0])
-            if taken <= rate:
+            block_second, left = self._block.get(provider, (0, 0))
+            if block_second != second or not left:
+                want = max(1, self._wanted.get(provider, 1))
+                key = f"sipas:rate:{provider}:{second}"
+                with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.incrby(key, want)
+                    pipe.expire(key, 5)
+                    taken = int(pipe.execute()[0])
+                left = int(max(0, min(want, rate - (taken - want))))
+            if left:
+                self._block[provider] = (second, left - 1)
+                self._wanted[provider] = self._wanted.get(provider, 1) - 1
                 return
+            self._block[provider] = (second, 0)
             await asyncio.sleep(max(0.0, second + 1 - time.time()) + 0.001)
 
 
-def _release(runtime: Runtime, item: _Ready, held: _Held, now: datetime, *, counted_at: datetime) -> str:
-    """Put a held row back in the queue, its attempt and its cost-cap count (made at
-    `counted_at`) given back, due when the message it waits for is retried (the same instant:
-    the older row is claimed first), or at once when that one will not be retried."""
-    behind, failure = held.behind, held.failure
-    not_before = now
-    if (
-        failure.retryable
-        and not (failure.ambiguous or failure.unreachable)
-        and behind.attempts < outbox.MAX_ATTEMPTS
-    ):
-        not_before = outbox.retry_time(behind.attempts, now, failure.retry_after)
+def _release(
+    runtime: Runtime, held: Sequence[tuple[_Ready, _Held]], now: datetime, *, counted_at: datetime
+) -> None:
+    """Put held rows back in the queue (one statement), their attempts and their cost-cap counts
+    (made at `counted_at`, one Redis round trip) given back, each due when the message it waits
+    for is retried (the same instant: the older row is claimed first), or at once when that one
+    will not be retried."""
+    releases = []
+    for item, answer in held:
+        behind, failure = answer.behind, answer.failure
+        not_before = now
+        if (
+            failure.retryable
+            and not (failure.ambiguous or failure.unreachable)
+            and behind.attempts < outbox.MAX_ATTEMPTS
+        ):
+            not_before = outbox.retry_time(behind.attempts, now, failure.retry_after)
+        reason = f"held behind message {behind.outgoing.message_id}, not sent: {failure}"
+        releases.append(outbox.Release(item.outgoing.message_id, not_before, reason))
     with runtime.sessions() as session, session.begin():
-        outbox.release(
-            session,
-            item.outgoing.message_id,
-            item.token,
-            not_before=not_before,
-            reason=f"held behind message {behind.outgoing.message_id}, not sent: {failure}",
-        )
+        outbox.release(session, held[0][0].token, releases)
     Caps(runtime.redis, runtime.settings).give_back(
-        item.outgoing.survey_id, runtime.vault.lookup_hash(item.outgoing.to), counted_at
+        [(item.outgoing.survey_id, runtime.vault.lookup_hash(item.outgoing.to)) for item, _answer in held],
+        counted_at,
     )
-    return "held"
 
 
 def _settle_failure(runtime: Runtime, message_id: int, token: str, exc: SendError, now: datetime) -> str:

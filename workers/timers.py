@@ -8,7 +8,6 @@ happen, Redis only carries the wake-ups.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -20,13 +19,12 @@ from flows.survey import expire_survey, send_reminder, start_survey
 from storage import outbox
 from storage.inbound import has_pending
 from storage.models import Survey, Timer, TimerKind
+from storage.outbox import write_staged
+from workers.draining import DRAIN_BUDGET_SECONDS, drain_batches
 from workers.queues import wake, woken
 from workers.runtime import Runtime, get_runtime
 
 log = structlog.get_logger(__name__)
-
-# A drain job hands the worker back after about this long, waking a successor if work is left.
-DRAIN_BUDGET_SECONDS = 2.0
 
 
 def sweep() -> dict[str, int]:
@@ -75,15 +73,16 @@ def drain_timers() -> dict[str, int]:
 
 
 def drain(runtime: Runtime, budget: float = DRAIN_BUDGET_SECONDS) -> dict[str, int]:
-    """Due timers in batches, each batch one transaction with the timers row-locked
-    (`FOR UPDATE SKIP LOCKED`): two workers, or two cron processes' wake-ups, never fire one
-    timer twice, and a timer is marked done in the transaction that does its work."""
-    deadline = time.monotonic() + budget
-    counts: dict[str, int] = {}
+    """Due timers in batches (workers.draining), each batch one transaction with the timers
+    row-locked (`FOR UPDATE SKIP LOCKED`): two workers, or two cron processes' wake-ups, never
+    fire one timer twice, and a timer is marked done in the transaction that does its work. Each
+    timer runs in a savepoint (a failed one is retried by a later drain); the batch's messages
+    are stored together (storage.outbox.write_staged)."""
     failed: set[int] = set()
-    while True:
+
+    def batch() -> dict[str, int] | None:
         now = datetime.now(UTC)
-        outbox_ids: list[int] = []
+        counts: dict[str, int] = {}
         with runtime.sessions() as session, session.begin():
             query = (
                 select(Timer)
@@ -99,21 +98,20 @@ def drain(runtime: Runtime, budget: float = DRAIN_BUDGET_SECONDS) -> dict[str, i
                 timer_id = timer.id
                 try:
                     with session.begin_nested():
-                        result, ids = _carry_out(runtime, session, timer, now)
+                        result = _carry_out(runtime, session, timer, now)
                 except Exception:
                     log.exception("timer failed; retried by a later drain", timer_id=timer_id)
                     failed.add(timer_id)
                     continue
                 counts[result] = counts.get(result, 0) + 1
-                outbox_ids.extend(ids)
-        if outbox_ids:
-            wake(runtime.redis, "sends")
+            stored = write_staged(session)
         if not timers:
-            break
-        if time.monotonic() > deadline:
-            wake(runtime.redis, "timers")
-            break
-    return counts
+            return None
+        if stored or counts:
+            wake(runtime.redis, "sends")
+        return counts
+
+    return drain_batches(runtime.redis, "timers", batch, budget=budget)
 
 
 def fire(runtime: Runtime, timer_id: int, now: datetime | None = None) -> tuple[str, list[int]]:
@@ -123,11 +121,13 @@ def fire(runtime: Runtime, timer_id: int, now: datetime | None = None) -> tuple[
         timer = session.get(Timer, timer_id, with_for_update=True, populate_existing=True)
         if timer is None or timer.done_at is not None:
             return "already done", []
-        return _carry_out(runtime, session, timer, now)
+        result = _carry_out(runtime, session, timer, now)
+        return result, write_staged(session)
 
 
-def _carry_out(runtime: Runtime, session: Session, timer: Timer, now: datetime) -> tuple[str, list[int]]:
-    """The timer's work in the caller's transaction; the timer is done (or moved) with it."""
+def _carry_out(runtime: Runtime, session: Session, timer: Timer, now: datetime) -> str:
+    """The timer's work in the caller's transaction; the timer is done (or moved) with it. Its
+    messages are staged (storage.outbox.stage) or, for a reminder, stored."""
     settings = runtime.settings
     if timer.kind in (TimerKind.FIRST_MESSAGE, TimerKind.REMINDER):
         survey = session.get(Survey, timer.survey_id)
@@ -136,13 +136,12 @@ def _carry_out(runtime: Runtime, session: Session, timer: Timer, now: datetime) 
             # Quiet hours or a holiday (the agency's rules may have changed since the timer
             # was set): wait for the window to open on the next working day.
             timer.due_at = rules.next_send_time(now)
-            return "deferred to send window", []
+            return "deferred to send window"
     if timer.kind is TimerKind.FIRST_MESSAGE:
-        outbox_ids = start_survey(session, runtime.settings, timer.survey_id, now)
+        start_survey(session, runtime.settings, timer.survey_id, now)
     elif timer.kind is TimerKind.REMINDER:
-        outbox_ids = send_reminder(session, runtime.settings, timer.survey_id, now)
+        send_reminder(session, runtime.settings, timer.survey_id, now)
     else:
         expire_survey(session, timer.survey_id, now)
-        outbox_ids = []
     timer.fired_at = timer.done_at = now
-    return f"{timer.kind.value} done", outbox_ids
+    return f"{timer.kind.value} done"

@@ -36,6 +36,7 @@ from storage.models import (
     Timer,
     TimerKind,
 )
+from storage.outbox import write_staged
 from tests.flows.factories import (
     LONGEST_AGENCY_SMS,
     PHONE,
@@ -55,7 +56,8 @@ def _new_survey(url: str, vault: PhoneVault, **kwargs: Any) -> int:
 
 def _start(url: str, settings: Settings, survey_id: int) -> list[int]:
     with transaction(url) as session:
-        return start_survey(session, settings, survey_id, NOW)
+        start_survey(session, settings, survey_id, NOW)
+        return write_staged(session)
 
 
 def _reply(
@@ -72,7 +74,8 @@ def _reply(
         survey = find_active_survey(session, Channel.SMS, vault.lookup_hash(PHONE))
         assert survey is not None
         assert survey.id == survey_id
-        return event_id, handle_reply(session, survey, text, event_id, at)
+        handle_reply(session, survey, text, event_id, at)
+        return event_id, write_staged(session)
 
 
 def _texts(session: Session, ids: list[int]) -> list[str]:
@@ -124,8 +127,8 @@ def test_start_survey_queues_two_sms_sets_state_and_timers(
         assert timers[TimerKind.EXPIRE].due_at == NOW + timedelta(hours=72)
         assert timers[TimerKind.REMINDER].done_at is None
         assert timers[TimerKind.EXPIRE].done_at is None
-    # A retried job adds nothing and hands back the still-queued opening messages.
-    assert _start(any_db_url, settings, survey_id) == ids
+    # A retried job adds nothing: the opening is in the outbox already.
+    assert _start(any_db_url, settings, survey_id) == []
     with transaction(any_db_url) as session:
         assert _count(session, OutboundMessage, survey_id) == 2
         assert len(_timers(session, survey_id)) == 3
@@ -138,7 +141,8 @@ def test_start_outside_the_send_window_waits_for_the_morning(
     late = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 22:00 in Ha Noi
     survey_id = _new_survey(any_db_url, vault)
     with transaction(any_db_url) as session:
-        ids = start_survey(session, windowed, survey_id, late)
+        start_survey(session, windowed, survey_id, late)
+        ids = write_staged(session)
     morning = datetime(2026, 3, 3, 0, 30, tzinfo=UTC)  # 07:30 next day
     with transaction(any_db_url) as session:
         assert {session.get_one(OutboundMessage, i).next_attempt_at for i in ids} == {morning}
@@ -237,8 +241,9 @@ def test_the_same_inbound_event_twice_changes_nothing(
     with transaction(any_db_url) as session:
         survey = lock_survey(session, survey_id)
         assert survey is not None
-        again = handle_reply(session, survey, "5", event_id, NOW)
-    assert again == ids
+        handle_reply(session, survey, "5", event_id, NOW)
+        assert write_staged(session) == []  # applied before: nothing new to store
+    assert len(ids) == 1
     with transaction(any_db_url) as session:
         assert _count(session, Answer, survey_id) == 1
         assert _count(session, OutboundMessage, survey_id) == 3
@@ -265,7 +270,8 @@ def test_a_rolled_back_step_is_recomputed_identically(
     with transaction(any_db_url) as session:
         assert session.get_one(Survey, survey_id).state_version == 1
         survey = session.get_one(Survey, survey_id)
-        ids = handle_reply(session, survey, "5", event_id, NOW)
+        handle_reply(session, survey, "5", event_id, NOW)
+        ids = write_staged(session)
     with transaction(any_db_url) as session:
         assert _texts(session, ids)[0].startswith("Cau 2/3:")
         assert session.get_one(OutboundMessage, ids[0]).dedupe_key == f"survey:{survey_id}:in:{event_id}:0"
@@ -397,13 +403,15 @@ def test_one_reminder_only_while_the_question_is_open(
     _reply(any_db_url, settings, vault, survey_id, "5")
     later = NOW + timedelta(hours=24)
     with transaction(any_db_url) as session:
-        ids = send_reminder(session, settings, survey_id, later)
+        send_reminder(session, settings, survey_id, later)
+        ids = write_staged(session)
     with transaction(any_db_url) as session:
         (text,) = _texts(session, ids)
         assert text.startswith(f"Nhac lai: {LONGEST_AGENCY_SMS} mong Ong/Ba tra loi cau 2/3 ve ho so")
         assert session.get_one(OutboundMessage, ids[0]).dedupe_key == f"survey:{survey_id}:reminder"
         assert _timers(session, survey_id)[TimerKind.REMINDER].done_at == later
-        assert send_reminder(session, settings, survey_id, later) == ids  # still queued: same row
+        send_reminder(session, settings, survey_id, later)
+        assert write_staged(session) == []  # reminded once only
     with transaction(any_db_url) as session:
         assert _count(session, OutboundMessage, survey_id) == 4  # 2 opening + Q2 + 1 reminder
 
@@ -411,12 +419,14 @@ def test_one_reminder_only_while_the_question_is_open(
 def test_no_reminder_for_a_finished_survey(any_db_url: str, settings: Settings, vault: PhoneVault) -> None:
     survey_id = _new_survey(any_db_url, vault)
     with transaction(any_db_url) as session:
-        assert send_reminder(session, settings, survey_id, NOW) == []  # not started yet
+        send_reminder(session, settings, survey_id, NOW)
+        assert write_staged(session) == []  # not started yet
     _start(any_db_url, settings, survey_id)
     for text in ("5", "5", "5"):
         _reply(any_db_url, settings, vault, survey_id, text)
     with transaction(any_db_url) as session:
-        assert send_reminder(session, settings, survey_id, NOW + timedelta(hours=24)) == []
+        send_reminder(session, settings, survey_id, NOW + timedelta(hours=24))
+        assert write_staged(session) == []
         assert _count(session, OutboundMessage, survey_id) == 5
 
 
@@ -437,7 +447,8 @@ def test_expiry_keeps_partial_answers_and_ignores_later_replies(
         assert expire_survey(session, survey_id, NOW + timedelta(hours=73)) is False
         assert find_active_survey(session, Channel.SMS, vault.lookup_hash(PHONE)) is None
         # A reply racing the expiry (survey found just before) is not applied.
-        assert handle_reply(session, survey, "5", None, NOW + timedelta(hours=73)) == []
+        handle_reply(session, survey, "5", None, NOW + timedelta(hours=73))
+        assert write_staged(session) == []
         assert _count(session, Answer, survey_id) == 1
 
 

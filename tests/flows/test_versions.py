@@ -32,6 +32,7 @@ from storage.models import (
     OutboundMessage,
     Survey,
 )
+from storage.outbox import write_staged
 from workers.cli import cli
 
 NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 10:00 in Ha Noi
@@ -196,8 +197,8 @@ def _reply(url: str, survey_id: int, text: str) -> list[str]:
     with transaction(url) as session:
         survey = lock_survey(session, survey_id)
         assert survey is not None
-        ids = handle_reply(session, survey, text, None, NOW)
-        return [session.get_one(OutboundMessage, i).text for i in ids]
+        handle_reply(session, survey, text, None, NOW)
+        return [session.get_one(OutboundMessage, i).text for i in write_staged(session)]
 
 
 def test_a_running_survey_keeps_its_version_when_a_new_one_is_published(

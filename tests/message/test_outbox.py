@@ -57,9 +57,8 @@ def _row(sessions: sessionmaker[Session], message_id: int) -> OutboundMessage:
 
 def _sent(sessions: sessionmaker[Session], message_id: int, token: str) -> bool:
     with sessions() as session, session.begin():
-        return outbox.mark_sent(
-            session, message_id, token, provider_id="p", segments=1, coding="gsm7", now=NOW
-        )
+        settled = outbox.mark_sent(session, token, [outbox.SentRow(message_id, "p", 1, "gsm7")], NOW)
+        return settled == [message_id]
 
 
 def _fail(sessions: sessionmaker[Session], message_id: int, token: str, **kw: bool) -> outbox.Failure:
