@@ -37,6 +37,7 @@ from bot.context import AppContext
 from bot.web.dashboard import REPORTS, warm
 from config.logging import configure_logging
 from config.settings import Settings
+from flows.scores.counts import roll_up
 from flows.scores.periods import yesterday
 from storage.crypto import PhoneVault
 from storage.db import dispose_engines, engine_for, session_factory
@@ -173,6 +174,8 @@ def seed(url: str, communes: int, days: int) -> tuple[int, int]:
             text("INSERT INTO procedures (code, name) VALUES (:code, 'Đăng ký khai sinh')"),
             {"code": PROCEDURE},
         )
+    with sessions() as s, s.begin():  # what the nightly job writes beside the days it counts
+        roll_up(s, first, last)
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
             connection.execute(text("ANALYZE"))
@@ -220,12 +223,20 @@ async def measure(settings: Settings, repeat: int) -> list[str]:
     )
     app = create_app(context)
     last = yesterday(settings.tz)
+    quarter = f"{last.year}-Q{(last.month - 1) // 3 + 1}"
     pages = [
         ("dashboard, this month", f"/?period={last:%Y-%m}"),
         ("dashboard, the year (365 days)", f"/?period={last - timedelta(days=364)}..{last}"),
+        ("dashboard, this year", f"/?period={last.year}"),
+        ("dashboard, this quarter", f"/?period={quarter}"),
+        ("dashboard, last 7 days", f"/?period={last - timedelta(days=6)}..{last}"),
+        ("dashboard, last month", f"/?period={last.replace(day=1) - timedelta(days=1):%Y-%m}"),
         ("dashboard, one commune, month", f"/?agency=HN-P001&period={last:%Y-%m}"),
+        ("dashboard, one department, year", f"/?agency=HN-S01&period={last.year}"),
         ("dashboard, SMS only, month", f"/?period={last:%Y-%m}&channel=sms"),
+        ("dashboard, Zalo only, quarter", f"/?period={quarter}&channel=zalo"),
         ("dashboard, one procedure, month", f"/?period={last:%Y-%m}&procedure={PROCEDURE}"),
+        ("dashboard, one procedure, year", f"/?period={last.year}&procedure={PROCEDURE}"),
         ("Excel export, month", f"/export.xlsx?period={last:%Y-%m}&agency=HN"),
         ("digest archive", "/digests"),
         ("log-in form", "/login"),

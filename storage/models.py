@@ -392,6 +392,61 @@ class DailyProcedureCount(_Counts, Base):
     procedure_code: Mapped[str] = mapped_column(String(64))
 
 
+class MonthlyCount(_Counts, Base):
+    """DailyCount rows summed per calendar month: `day` is the month's first day. Written by the
+    same transaction as the daily rows (flows.scores.counts.roll_up_months), so a view of months
+    (a quarter, a year, a 12-month trend) sums a few thousand rows instead of a year of days."""
+
+    __tablename__ = "monthly_counts"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "day", "channel", "metric", name="uq_monthly_counts_key"),
+    )
+
+
+class MonthlyProcedureCount(_Counts, Base):
+    """DailyProcedureCount rows summed per calendar month (`day`: the month's first day)."""
+
+    __tablename__ = "monthly_procedure_counts"
+    __table_args__ = (
+        UniqueConstraint(
+            "procedure_code", "day", "agency_id", "channel", "metric", name="uq_monthly_procedure_counts_key"
+        ),
+    )
+
+    procedure_code: Mapped[str] = mapped_column(String(64))
+
+
+class UnitPoint(Base):
+    """A unit's own SIPAS index and overall satisfaction (its direct cases only, not rolled up) for
+    one local day or one calendar month (`span`; `day` is then the month's first day), per channel
+    and procedure ("" = every procedure), with its closed cases (the weight of the roll-up).
+
+    The trend charts combine these along the tree (flows.scores.trend): a province's 30-day trend
+    reads one row per unit and day instead of every criterion's counts. Written from the counts,
+    in the same transaction, by flows.scores.rollup; derived data like the counts themselves.
+    """
+
+    __tablename__ = "unit_points"
+    __table_args__ = (
+        UniqueConstraint("procedure_code", "span", "channel", "day", "agency_id", name="uq_unit_points_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    procedure_code: Mapped[str] = mapped_column(String(64))
+    span: Mapped[str] = mapped_column(String(8))  # "day" or "month"
+    day: Mapped[date] = mapped_column(Date, index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    channel: Mapped[str] = mapped_column(String(8))
+    cases: Mapped[int] = mapped_column(Integer)
+    sipas: Mapped[float | None] = mapped_column(Float)
+    sipas_n: Mapped[int] = mapped_column(Integer)
+    sipas_n_eff: Mapped[float] = mapped_column(Float)
+    overall: Mapped[float | None] = mapped_column(Float)
+    overall_n: Mapped[int] = mapped_column(Integer)
+    overall_n_eff: Mapped[float] = mapped_column(Float)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Procedure(Base):
     """An administrative procedure seen in closed cases, with the latest name the one-stop system
     gave it: what the pages offer in their procedure filter (written by the nightly counts)."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from flows.scores.render import format_number
+
 __all__ = ["Bar", "Point", "bar_chart", "line_chart"]
 
 
@@ -37,12 +39,6 @@ def _axis(values: Sequence[float]) -> tuple[float, float]:
     low = max(0.0, min(values) - 2) if values else 0.0
     step = 5.0 if low >= 80 else 10.0 if low >= 50 else 20.0
     return math.floor(low / step) * step, step
-
-
-def _fmt(value: float, lang: str) -> str:
-    """One decimal, with the decimal comma Vietnamese readers use (74,8), like the tables."""
-    text = f"{value:.1f}"
-    return text.replace(".", ",") if lang == "vi" else text
 
 
 PHONE_WIDTH = 340  # a trend drawn for a phone's width, so its text is not shrunk to a blur
@@ -113,7 +109,7 @@ def _line_svg(
         for i, v in values:
             parts.append(
                 f'<circle class="dot" cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.6">'
-                f"<title>{escape(points[i].label)}: {_fmt(v, lang)}</title></circle>"
+                f"<title>{escape(points[i].label)}: {format_number(v, 1, lang)}</title></circle>"
             )
     slot = 16 + 8 * max((len(p.label) for p in points), default=1)  # a label's width and a gap
     every = max(1, math.ceil(len(points) / max(2, plot_w // slot)))
@@ -185,7 +181,7 @@ def _bar_svg(bars: Sequence[Bar], *, title: str, lang: str, width: int, label_wi
         parts.append(
             f'<rect class="{bar_css}" x="{label_width}" y="{mid - 8:.1f}" '
             f'width="{x(bar.value) - label_width:.1f}" height="16" rx="2">'
-            f"<title>{escape(bar.label)}: {_fmt(bar.value, lang)}</title></rect>"
+            f"<title>{escape(bar.label)}: {format_number(bar.value, 1, lang)}</title></rect>"
         )
         if bar.ci is not None:
             lo, hi = x(bar.ci[0]), x(bar.ci[1])
@@ -198,7 +194,7 @@ def _bar_svg(bars: Sequence[Bar], *, title: str, lang: str, width: int, label_wi
         note = f" {escape(bar.note)}" if bar.note else ""
         parts.append(
             f'<text class="value" x="{label_width + plot_w + 6}" y="{mid + 4:.1f}">'
-            f"{_fmt(bar.value, lang)}{note}</text>"
+            f"{format_number(bar.value, 1, lang)}{note}</text>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text above is escaped, the rest are numbers

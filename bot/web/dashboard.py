@@ -34,13 +34,20 @@ from bot.web.access import ANYONE, Viewer, require_role, viewer_of
 from bot.web.charts import Bar, Point, bar_chart, line_chart
 from bot.web.i18n import LANG, translator
 from bot.web.render import error_page, render
-from bot.web.trend import sipas_trend
 from flows.scores.comments import CitizenComment, load_comments
 from flows.scores.counts import ALL_CHANNELS, CHANNELS
-from flows.scores.formulas import ELEMENTS, OVERALL, Estimate
+from flows.scores.formulas import ELEMENTS, Estimate
 from flows.scores.periods import FORMS, Period, PeriodError, day_period, parse_period, yesterday
-from flows.scores.render import CHANNEL_NAMES, ELEMENT_NAMES, FUNNEL_NAMES, flag_text, rank_text
+from flows.scores.render import (
+    CHANNEL_NAMES,
+    ELEMENT_NAMES,
+    FUNNEL_NAMES,
+    criterion_name,
+    flag_text,
+    rank_text,
+)
 from flows.scores.report import Report, build_report
+from flows.scores.trend import sipas_trend
 from flows.scores.xlsx import build_workbook, workbook_bytes
 from storage.models import Agency, AnomalyFlag, DailyCount, Digest, Procedure, User
 
@@ -216,14 +223,6 @@ def _trend_parts(period: Period, last_day: date) -> tuple[list[Period], list[Per
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     months.reverse()
     return days, months
-
-
-def criterion_name(code: str) -> str:
-    """A criterion as supervisors know it: the overall question and each element's general
-    question by name, finer criteria by their code (their wording lives in the flows)."""
-    if code == OVERALL:
-        return "Hài lòng chung"
-    return ELEMENT_NAMES.get(code, code)
 
 
 def _points(estimates: Sequence[Estimate], labels: Sequence[str]) -> list[Point]:

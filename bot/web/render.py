@@ -27,6 +27,7 @@ from markupsafe import Markup, escape
 from bot.web.access import ROLE_NAMES, access_of
 from bot.web.i18n import LANG, translator
 from bot.web.sessions import CSRF_FIELD, SESSION, optional_viewer
+from flows.scores.render import format_number
 
 __all__ = ["NAVIGATION", "error_page", "render", "static_url"]
 
@@ -69,16 +70,6 @@ def _static_version(name: str) -> str:
 def static_url(name: str) -> str:
     """/static/<name>?v=<content hash>: cached long by browsers, refreshed when the file changes."""
     return f"/static/{name}?v={_static_version(name)}"
-
-
-def format_number(value: float | int | None, digits: int = 2, lang: str = "vi") -> str:
-    """Numbers as Vietnamese readers write them (1.234,56); "—" for no data."""
-    if value is None:
-        return "—"
-    text = f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
-    if lang == "vi":
-        text = text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
-    return text
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    Date,
     Select,
     String,
     Subquery,
@@ -47,6 +48,8 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    insert,
+    literal,
     not_,
     or_,
     select,
@@ -65,7 +68,11 @@ from flows.scores.formulas import (
     SATISFIED_VALUES,
     SCALE_VALUES,
     YES,
+    Tally,
+    is_integrity,
+    is_scored,
 )
+from flows.scores.points import own_point
 from storage.bulk import insert_rows
 from storage.models import (
     Answer,
@@ -73,12 +80,15 @@ from storage.models import (
     Channel,
     DailyCount,
     DailyProcedureCount,
+    MonthlyCount,
+    MonthlyProcedureCount,
     OnTime,
     OutboundMessage,
     OutboxStatus,
     Procedure,
     Survey,
     SurveyStatus,
+    UnitPoint,
 )
 
 ALL_CHANNELS = "all"
@@ -162,7 +172,8 @@ def compute_days(
     """Replace every DailyCount row of the local days start..end (inclusive) with fresh counts.
 
     Runs inside the caller's transaction (delete + insert), so a failure leaves the old rows
-    and running it twice leaves the same rows. `on_day` is called after each day (progress).
+    and running it twice leaves the same rows. The months and trend points these days feed are
+    rewritten in the same transaction (roll_up). `on_day` is called after each day (progress).
     """
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
@@ -183,10 +194,139 @@ def compute_days(
         if on_day is not None:
             on_day(day)
         day += timedelta(days=1)
+    roll_up(session, start, end)
     first, _ = local_day_bounds(start, tz)
     _, last = local_day_bounds(end, tz)
     _name_procedures(session, first, last)
     return ComputeSummary(start, end, (end - start).days + 1, len(agencies), rows)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def month_end(day: date) -> date:
+    following = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return following - timedelta(days=1)
+
+
+_VALUES = ("n", "k", "w", "wk", "w2")
+DAY_SPAN, MONTH_SPAN = "day", "month"
+
+
+def roll_up(session: Session, start: date, end: date) -> None:
+    """Rewrite what the daily rows of start..end feed: the monthly rows of the months they touch
+    (MonthlyCount, MonthlyProcedureCount: their daily rows summed) and the units' trend points of
+    those days and months (UnitPoint). In the caller's transaction, right after the days were
+    written, so months and points never disagree with the days."""
+    month = month_start(start)
+    while month <= end:
+        last = month_end(month)
+        for daily, monthly in ((DailyCount, MonthlyCount), (DailyProcedureCount, MonthlyProcedureCount)):
+            names = ["agency_id", "channel", "metric"]
+            if daily is DailyProcedureCount:
+                names.insert(0, "procedure_code")
+            keys = [getattr(daily, name) for name in names]
+            session.execute(delete(monthly).where(monthly.day == month))
+            sums = select(
+                *keys,
+                literal(month, Date).label("day"),
+                *(func.sum(getattr(daily, value)) for value in _VALUES),
+                func.max(daily.computed_at),
+            ).where(daily.day >= month, daily.day <= last)
+            columns = [*names, "day", *_VALUES, "computed_at"]
+            session.execute(insert(monthly).from_select(columns, sums.group_by(*keys)))
+        _write_points(session, MONTH_SPAN, month, month)
+        month = last + timedelta(days=1)
+    _write_points(session, DAY_SPAN, start, end)
+
+
+def roll_up_missing(session: Session) -> tuple[date, date] | None:
+    """When daily counts exist but no trend point does (the first night after the upgrade that
+    added them), roll up every counted day; returns the days rolled up, None when nothing was
+    missing. A year of a province's counts takes about half a minute."""
+    if session.scalar(select(UnitPoint.id).limit(1)) is not None:
+        return None
+    first, last = session.execute(select(func.min(DailyCount.day), func.max(DailyCount.day))).one()
+    if first is None or last is None:
+        return None
+    days = (as_date(first), as_date(last))
+    roll_up(session, *days)
+    return days
+
+
+def _write_points(session: Session, span: str, start: date, end: date) -> None:
+    """Rewrite the UnitPoint rows of `span` for start..end from the counts: per unit, day (or
+    month), procedure ("" for every procedure) and channel, the unit's own point
+    (flows.scores.points.own_point) and its closed cases. Every channel gets a row when the unit
+    closed cases, even without answers on that channel: its cases still weigh in a roll-up."""
+    session.execute(
+        delete(UnitPoint).where(UnitPoint.span == span, UnitPoint.day >= start, UnitPoint.day <= end)
+    )
+    tables = (DailyCount, DailyProcedureCount) if span == DAY_SPAN else (MonthlyCount, MonthlyProcedureCount)
+    keyed: defaultdict[tuple[str, date, int], defaultdict[str, dict[str, Tally]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    cases: dict[tuple[str, date, int], int] = {}
+    for table in tables:
+        procedure = (
+            DailyProcedureCount.procedure_code
+            if table is DailyProcedureCount
+            else MonthlyProcedureCount.procedure_code
+            if table is MonthlyProcedureCount
+            else literal(ALL_PROCEDURES)
+        )
+        condition = or_(
+            and_(table.metric == "cases_closed", table.channel == ALL_CHANNELS),
+            table.metric.not_in(sorted(COUNTERS)),
+        )
+        query = select(
+            procedure,
+            table.day,
+            table.agency_id,
+            table.channel,
+            table.metric,
+            table.n,
+            table.k,
+            table.w,
+            table.wk,
+            table.w2,
+        ).where(table.day >= start, table.day <= end, condition)
+        for code, day, agency_id, channel, metric, n, k, w, wk, w2 in session.execute(query):
+            key = (code, as_date(day), agency_id)
+            if metric == "cases_closed":
+                cases[key] = int(n)
+            elif is_scored(metric) and not is_integrity(metric):
+                keyed[key][channel][metric] = Tally(int(n), int(k), float(w), float(wk), float(w2))
+    rows: list[dict[str, Any]] = []
+    for key in sorted(set(keyed) | set(cases)):
+        code, day, agency_id = key
+        for channel in CHANNELS:
+            point = own_point(keyed[key][channel] if key in keyed else {}, cases.get(key, 0))
+            if point.cases == 0 and point.sipas.value is None and point.overall.value is None:
+                continue
+            rows.append(
+                {
+                    "procedure_code": code,
+                    "span": span,
+                    "day": day,
+                    "agency_id": agency_id,
+                    "channel": channel,
+                    "cases": point.cases,
+                    "sipas": point.sipas.value,
+                    "sipas_n": point.sipas.n,
+                    "sipas_n_eff": point.sipas.n_eff,
+                    "overall": point.overall.value,
+                    "overall_n": point.overall.n,
+                    "overall_n_eff": point.overall.n_eff,
+                }
+            )
+    insert_rows(session, UnitPoint.__table__, rows)  # type: ignore[arg-type]
+
+
+def as_date(value: Any) -> date:
+    """A Date column's value (SQLite may hand back its text)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def _name_procedures(session: Session, low: datetime, high: datetime) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from flows.scores.counts import CHANNELS
 from flows.scores.flags import FLAG_NAMES
-from flows.scores.formulas import ELEMENTS
+from flows.scores.formulas import ELEMENTS, OVERALL
 from flows.scores.report import Report
 
 NONE = "—"
@@ -46,6 +46,18 @@ FUNNEL_NAMES = {
     "expired": "Hết hạn",
     "undeliverable": "Không gửi được",
 }
+
+
+OVERALL_NAME = "Hài lòng chung"
+
+
+def criterion_name(code: str) -> str:
+    """A criterion as supervisors know it (pages, workbook, digests): the overall question and
+    each element's general question by name, finer criteria by their code (their wording lives in
+    the flows)."""
+    if code == OVERALL:
+        return OVERALL_NAME
+    return ELEMENT_NAMES.get(code, code)
 
 
 def rank_text(rank_range: tuple[int, int] | list[int] | None) -> str:
@@ -177,17 +189,17 @@ def to_table(report: Report) -> str:
                 str(f.n_cases_closed),
                 str(f.n_surveys_sent),
                 str(f.n_responses),
-                _pct(f.response_rate),
-                _pct(f.sipas_index) + ("*" if row.suppressed else ""),
-                _pct(row.unit_mean),
-                _pct(f.overall_satisfaction),
-                NONE if ci is None else f"{_num(ci[0])}–{_num(ci[1])}",
-                _pct(f.rate_766),
-                _pct(f.on_time_rate),
+                format_number(f.response_rate),
+                format_number(f.sipas_index) + ("*" if row.suppressed else ""),
+                format_number(row.unit_mean),
+                format_number(f.overall_satisfaction),
+                NONE if ci is None else f"{format_number(ci[0])}–{format_number(ci[1])}",
+                format_number(f.rate_766),
+                format_number(f.on_time_rate),
                 rank_text(row.rank_range),
             ]
         )
-        elements.append([row.unit.code, name, *(_pct(f.elements[code].value) for code in ELEMENTS)])
+        elements.append([row.unit.code, name, *(format_number(f.elements[code].value) for code in ELEMENTS)])
         funnel.append([row.unit.code, name, *(str(f.funnel["all"][key]) for key in FUNNEL_NAMES)])
         for flag in row.anomalies:
             flags.append(f"  {row.unit.code} {_vn_date(date.fromisoformat(flag['day']))}: {flag_text(flag)}")
@@ -252,7 +264,7 @@ def flag_text(
     name = translate(FLAG_NAMES.get(kind, kind))
 
     def num(value: float) -> str:
-        return _num(value) if decimal_comma else f"{value:.2f}"
+        return format_number(float(value), lang="vi" if decimal_comma else "en")
 
     if kind == "fast_answers":
         return translate(
@@ -288,12 +300,17 @@ def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [line(header), "  ".join("-" * w for w in widths), *(line(row) for row in rows)]
 
 
-def _num(value: float) -> str:
-    return f"{value:.2f}".replace(".", ",")
-
-
-def _pct(value: float | None) -> str:
-    return NONE if value is None else _num(value)
+def format_number(value: float | None, digits: int = 2, lang: str = "vi", *, signed: bool = False) -> str:
+    """A number as its readers write it: Vietnamese 1.234,56 (decimal comma, dots between
+    thousands), English 1,234.56; floats with `digits` decimals, `signed` puts + before a rise;
+    "—" for no data. The one formatter of pages, charts, digests and the `scores show` table."""
+    if value is None:
+        return NONE
+    sign = "+" if signed else ""
+    text = f"{value:{sign},.{digits}f}" if isinstance(value, float) else f"{value:{sign},}"
+    if lang == "vi":
+        text = text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+    return text
 
 
 def _vn_date(day: date) -> str:

@@ -22,10 +22,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from flows.scores.counts import ALL_CHANNELS, CASE_COUNTERS, CHANNELS, COUNTERS
@@ -51,7 +52,8 @@ from flows.scores.formulas import (
     tally_estimate,
 )
 from flows.scores.periods import Period, parse_period
-from storage.models import Agency, DailyCount, DailyProcedureCount
+from flows.scores.sums import CountSource, CountTable, count_source, grouped_counts
+from storage.models import Agency
 
 
 class UnknownAgencyError(LookupError):
@@ -60,35 +62,6 @@ class UnknownAgencyError(LookupError):
 
 class AgencyTreeError(ValueError):
     """The parent links of the registry loop, so there is no tree to roll up along."""
-
-
-CountTable = type[DailyCount] | type[DailyProcedureCount]
-
-
-@dataclass(frozen=True)
-class CountSource:
-    """Where a read of the daily counts looks: the totals, or one procedure's rows. The report and
-    the dashboard's trend read the counts the same way: grouped by `keys`, summing `sums` (n, k,
-    w, wk, w2 in this order), restricted by `where`."""
-
-    table: CountTable
-    where: tuple[ColumnElement[bool], ...]
-
-    @property
-    def keys(self) -> tuple[InstrumentedAttribute[Any], ...]:
-        return (self.table.agency_id, self.table.channel, self.table.metric)
-
-    @property
-    def sums(self) -> tuple[ColumnElement[Any], ...]:
-        t = self.table
-        return (func.sum(t.n), func.sum(t.k), func.sum(t.w), func.sum(t.wk), func.sum(t.w2))
-
-
-def count_source(procedure: str | None) -> CountSource:
-    """The totals (procedure None), or the rows of the cases of one procedure."""
-    if procedure is None:
-        return CountSource(DailyCount, ())
-    return CountSource(DailyProcedureCount, (DailyProcedureCount.procedure_code == procedure,))
 
 
 FUNNEL = (
@@ -557,6 +530,10 @@ def successor_map(units: Mapping[int, Unit]) -> dict[int, int]:
     return targets
 
 
+def _channel_or_counter(channel: str, table: CountTable) -> ColumnElement[bool]:
+    return or_(table.channel == channel, table.metric.in_(sorted(COUNTERS)))
+
+
 def _load_own_figures(
     session: Session,
     periods: Sequence[Period],
@@ -578,8 +555,10 @@ def _load_own_figures(
         defaultdict(lambda: defaultdict(Tally)) for _ in periods
     ]
     fold = fold or {}
+    # Answers of the other channels are not read: only their counters feed the funnel.
+    wanted = partial(_channel_or_counter, channel)
     for part, row_agency, row_channel, metric, n_sum, k_sum, w_sum, wk_sum, w2_sum in grouped_counts(
-        session, source, periods
+        session, source, periods, wanted
     ):
         agency_id = fold.get(row_agency, row_agency)
         n, k = int(n_sum or 0), int(k_sum or 0)
@@ -605,65 +584,3 @@ def _load_own_figures(
             )
         result.append(figures)
     return result
-
-
-CountRow = tuple[int, int, str, str, Any, Any, Any, Any, Any]  # part, agency, channel, metric, sums
-
-
-def grouped_counts(
-    session: Session, source: CountSource, parts: Sequence[Period], *where: ColumnElement[bool]
-) -> Iterator[CountRow]:
-    """The counts of `source` summed per period of `parts` (given by its index), agency, channel and
-    metric, restricted by `where`: one grouped query for each run of periods that do not overlap
-    (a trend of 30 days or 12 months is one query): days read row by row, longer periods with the
-    day mapped to its period in the database."""
-    table = source.table
-    for group in _disjoint_runs(parts):
-        first = min(parts[i].start for i in group)
-        last = max(parts[i].end for i in group)
-        in_range = (table.day >= first, table.day <= last, *source.where, *where)
-        if len(group) == 1:  # one period (a report): no day-to-period mapping to compute per row
-            only = group[0]
-            query = select(*source.keys, *source.sums).where(*in_range).group_by(*source.keys)
-            for row in session.execute(query):
-                yield (only, *row)
-            continue
-        if all(parts[i].n_days == 1 for i in group):
-            # Days: a day's row is already unique per agency, channel and metric (the tables'
-            # unique keys), so the rows are read as they are; grouping 10^5 of them by day only
-            # cost the database a sort or a hash that spilled to disk.
-            index_of = {parts[i].start: i for i in group}
-            query = select(table.day, *source.keys, table.n, table.k, table.w, table.wk, table.w2).where(
-                *in_range
-            )
-            for day, *rest in session.execute(query):
-                found = index_of.get(day if isinstance(day, date) else date.fromisoformat(str(day)[:10]))
-                if found is not None:
-                    yield (found, *rest)
-            continue
-        part = case(
-            *((and_(table.day >= parts[i].start, table.day <= parts[i].end), i) for i in group), else_=-1
-        )
-        query = select(part, *source.keys, *source.sums).where(*in_range).group_by(part, *source.keys)
-        for row in session.execute(query):
-            values: CountRow = tuple(row)
-            if values[0] >= 0:
-                yield values
-
-
-def _disjoint_runs(parts: Sequence[Period]) -> list[list[int]]:
-    """Indices of `parts` in groups whose periods do not overlap, so that a day belongs to at most
-    one period of its group (parts that overlap, such as days and the week they make, go to
-    different groups)."""
-    groups: list[list[int]] = []
-    ends: list[date] = []
-    for index in sorted(range(len(parts)), key=lambda i: parts[i].start):
-        for g, end in enumerate(ends):
-            if end < parts[index].start:
-                groups[g].append(index)
-                ends[g] = parts[index].end
-                break
-        else:
-            groups.append([index])
-            ends.append(parts[index].end)
-    return groups

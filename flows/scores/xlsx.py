@@ -25,10 +25,13 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from flows.scores.comments import load_comments
 from flows.scores.counts import CHANNELS
+from flows.scores.flags import FLAG_NAMES
 from flows.scores.formulas import ELEMENTS, round2
 from flows.scores.periods import Period, day_period
-from flows.scores.render import ELEMENT_NAMES, FUNNEL_NAMES, flag_text, rank_text
-from flows.scores.report import Report, build_report, build_reports
+from flows.scores.points import TrendPoint
+from flows.scores.render import ELEMENT_NAMES, FUNNEL_NAMES, criterion_name, flag_text, rank_text
+from flows.scores.report import Report, build_report
+from flows.scores.trend import unit_trends
 
 PERCENT_FORMAT = "0.00"
 COUNT_FORMAT = "0"
@@ -80,9 +83,18 @@ def build_workbook(
     )
     _fill(
         book.create_sheet("Tiêu chí"),
-        ["Mã đơn vị", "Đơn vị", "Mã tiêu chí", "Chỉ số (%)", "Số trả lời", "KTC 95% thấp", "KTC 95% cao"],
+        [
+            "Mã đơn vị",
+            "Đơn vị",
+            "Mã tiêu chí",
+            "Tiêu chí",
+            "Chỉ số (%)",
+            "Số trả lời",
+            "KTC 95% thấp",
+            "KTC 95% cao",
+        ],
         criterion_rows(rows),
-        percent_columns={4, 6, 7},
+        percent_columns={5, 7, 8},
     )
     _fill(
         book.create_sheet("Yếu tố"),
@@ -93,7 +105,7 @@ def build_workbook(
     _fill(
         book.create_sheet("Xu hướng"),
         ["Kỳ", "Mã đơn vị", "Đơn vị", "Chỉ số SIPAS (%)", "Hài lòng chung (%)", "Số trả lời"],
-        trend_rows(session, report, agency_code, settings, channel),
+        trend_rows(session, report, agency_code, channel),
         percent_columns={4, 5},
     )
     _fill(
@@ -106,7 +118,13 @@ def build_workbook(
         book.create_sheet("Bất thường"),
         ["Ngày", "Mã đơn vị", "Đơn vị", "Loại", "Mô tả"],
         (
-            [flag["day"], row["agency_code"], row["agency_name"], flag["kind"], flag_text(flag)]
+            [
+                flag["day"],
+                row["agency_code"],
+                row["agency_name"],
+                FLAG_NAMES.get(flag["kind"], flag["kind"]),
+                flag_text(flag),
+            ]
             for row in rows
             for flag in row["anomalies"]
         ),
@@ -197,7 +215,16 @@ def criterion_rows(rows: Iterable[dict[str, Any]]) -> Iterable[list[Cell]]:
         for table, key in (("criteria", "index"), ("integrity", "rate")):
             for code, cell in row[table].items():
                 low, high = cell["ci95"] or [None, None]
-                yield [row["agency_code"], row["agency_name"], code, cell[key], cell["n"], low, high]
+                yield [
+                    row["agency_code"],
+                    row["agency_name"],
+                    code,
+                    criterion_name(code),
+                    cell[key],
+                    cell["n"],
+                    low,
+                    high,
+                ]
 
 
 def element_rows(rows: Iterable[dict[str, Any]]) -> Iterable[list[Cell]]:
@@ -235,26 +262,35 @@ def trend_periods(period: Period) -> list[Period]:
 
 
 def trend_rows(
-    session: Session, report: Report, agency_code: str | None, settings: Settings, channel: str
+    session: Session, report: Report, agency_code: str | None, channel: str
 ) -> Iterable[list[Cell]]:
-    """The units of the report, period by period (days, or months for long periods)."""
-    codes = {row.unit.code for row in report.rows}
+    """The units of the report, period by period (days, or months for long periods): each unit's
+    index, overall satisfaction and its answers, as the report of that period alone would give
+    them (flows.scores.trend, the dashboard's trend computation, instead of a report per period).
+    A period lists the units that closed cases in it, and the unit asked for always."""
     parts = trend_periods(report.period)
-    part_reports = build_reports(
-        session, parts, agency_code, settings=settings, channel=channel, procedure=report.procedure
-    )
-    for part, part_report in zip(parts, part_reports, strict=True):
-        for row in part_report.rows:
-            if row.unit.code in codes:
-                figures = row.figures
-                yield [
-                    part.label,
-                    row.unit.code,
-                    row.unit.name,
-                    round2(figures.sipas_index),
-                    round2(figures.overall_satisfaction),
-                    figures.n_overall,
-                ]
+    if agency_code is not None:
+        roots = [row.unit for row in report.rows[:1]]  # the unit asked for comes first
+    else:
+        roots = [row.unit for row in report.rows if row.unit.parent_id is None]
+    by_part: list[dict[int, TrendPoint]] = [{} for _ in parts]
+    for root in roots:
+        found = unit_trends(session, root.id, parts, channel, report.procedure)
+        for points, of_root in zip(by_part, found, strict=True):
+            points.update(of_root)
+    for part, points in zip(parts, by_part, strict=True):
+        for row in report.rows:
+            point = points.get(row.unit.id)
+            if point is None or (point.cases == 0 and row.unit.code != agency_code):
+                continue
+            yield [
+                part.label,
+                row.unit.code,
+                row.unit.name,
+                round2(point.sipas.value),
+                round2(point.overall.value),
+                point.overall.n,
+            ]
 
 
 def comment_rows(

@@ -25,11 +25,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from bot.web.trend import sipas_trend
 from config.settings import Settings, get_settings
 from flows.scores.counts import compute_days
 from flows.scores.periods import day_period
 from flows.scores.report import build_report
+from flows.scores.trend import sipas_trend
 from storage.db import session_factory, transaction
 from storage.models import (
     AgencyLevel,

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.web.trend import sipas_trend
 from config.settings import Settings
 from flows.scores.periods import day_period, parse_period
 from flows.scores.report import build_report
+from flows.scores.trend import sipas_trend
 from storage.agencies import get_by_code
 from storage.db import session_factory
 from tests.web.seed import seed_scores

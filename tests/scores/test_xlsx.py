@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from flows.scores.formulas import ELEMENTS
 from flows.scores.periods import parse_period
+from flows.scores.render import criterion_name
 from flows.scores.xlsx import PERCENT_FORMAT, UNIT_HEADERS, trend_periods, unit_row
 from storage.db import transaction
 from storage.models import Agency, Comment, Survey
@@ -73,9 +74,12 @@ def test_workbook_equals_scores_show_json(env: str, tmp_path: Path) -> None:  # 
     by_unit = {row["agency_code"]: row for row in expected}
     criteria = list(book["Tiêu chí"].iter_rows(min_row=2, values_only=True))
     assert len(criteria) == sum(len(r["criteria"]) + len(r["integrity"]) for r in expected)
-    for code, _name, criterion, index, n, low, high in criteria:
+    for code, _name, criterion, criterion_label, index, n, low, high in criteria:
         cell = by_unit[str(code)]["criteria"][criterion]
         assert [index, n, [low, high]] == [cell["index"], cell["n"], cell["ci95"]]
+        assert criterion_label == criterion_name(str(criterion))
+    labels = {label for _c, _n, criterion, label, *_ in criteria if criterion == "overall"}
+    assert labels == {"Hài lòng chung"}  # named as the pages name it, not by its code
     elements = list(book["Yếu tố"].iter_rows(min_row=2, values_only=True))
     assert len(elements) == len(expected) * len(ELEMENTS)
     for code, _name, element, _label, index, low, high in elements:

@@ -11,8 +11,8 @@ from playwright.async_api import Browser, Page, async_playwright
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.web.render import format_number
 from config.settings import Settings
+from flows.scores.render import format_number
 from flows.scores.report import build_report
 from storage.crypto import PhoneVault
 from storage.models import UserRole

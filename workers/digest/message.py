@@ -20,7 +20,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from bot.web.i18n import translator
 from flows.scores.formulas import element_of
 from flows.scores.periods import Period
-from flows.scores.render import ELEMENT_NAMES, FUNNEL_NAMES, flag_text, rank_text
+from flows.scores.render import (
+    ELEMENT_NAMES,
+    FUNNEL_NAMES,
+    criterion_name,
+    flag_text,
+    format_number,
+    rank_text,
+)
 from workers.digest.content import DigestContent
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -36,22 +43,18 @@ class RenderedDigest:
     chart_cid: str  # without angle brackets, as the HTML's cid: URL names it
 
 
-def _decimal(text: str, lang: str) -> str:
-    return text.replace(".", ",") if lang == "vi" else text
-
-
 def pct(value: float | None, lang: str = "vi") -> str:
-    return NONE if value is None else _decimal(f"{value:.2f}%", lang)
+    return NONE if value is None else format_number(float(value), 2, lang) + "%"
 
 
 def ci(interval: Sequence[float] | None, lang: str = "vi") -> str:
     if interval is None:
         return NONE
-    return _decimal(f"{interval[0]:.2f}–{interval[1]:.2f}", lang)
+    return f"{format_number(float(interval[0]), 2, lang)}–{format_number(float(interval[1]), 2, lang)}"
 
 
 def points(change: float, lang: str = "vi") -> str:
-    return _decimal(translator(lang)("{change} điểm", change=f"{change:+.2f}"), lang)
+    return translator(lang)("{change} điểm", change=format_number(float(change), 2, lang, signed=True))
 
 
 def span(period: Period) -> str:
@@ -61,10 +64,11 @@ def span(period: Period) -> str:
 
 
 def criterion(code: str, lang: str = "vi") -> str:
-    """A criterion code as words: its element's name, and the code when it is a sub-criterion."""
+    """A criterion code as words: its element's name, and the code when it is a sub-criterion;
+    the overall question by its name (flows.scores.render.criterion_name)."""
     element = element_of(code)
     if element is None:
-        return code
+        return translator(lang)(criterion_name(code))
     name = translator(lang)(ELEMENT_NAMES[element])
     return name if code == element else f"{name} ({code})"
 

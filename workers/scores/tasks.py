@@ -16,7 +16,7 @@ import structlog
 from config.settings import Settings
 from flows.rules import answer_reach
 from flows.scores.anomalies import detect_days
-from flows.scores.counts import compute_days
+from flows.scores.counts import compute_days, roll_up_missing
 from flows.scores.periods import yesterday
 from workers.digest.send import send_nightly_digests
 from workers.queues import SCORES_QUEUE, queue
@@ -41,7 +41,8 @@ def compute_scores(start_iso: str, end_iso: str) -> dict[str, Any]:
 
 def nightly_scores(now_iso: str | None = None) -> dict[str, Any]:
     """The cron job (01:00 local): recompute the last `nightly_lookback_days` complete local days,
-    then queue the supervisors' digests of yesterday (workers.digest.send).
+    then queue the supervisors' digests of yesterday (workers.digest.send). The first night after
+    the upgrade that added the units' trend points also rolls up every day counted before.
 
     `now_iso` (an ISO datetime with offset) exists so a run can be replayed for a given night.
     """
@@ -52,6 +53,10 @@ def nightly_scores(now_iso: str | None = None) -> dict[str, Any]:
         reach = answer_reach(session, runtime.settings)
     days = max(nightly_lookback_days(runtime.settings), 1 + math.ceil(reach.total_seconds() / _DAY))
     start = end - timedelta(days=days - 1)
+    with runtime.sessions() as session, session.begin():
+        rolled = roll_up_missing(session)
+    if rolled is not None:
+        log.info("scores_rolled_up", start=rolled[0].isoformat(), end=rolled[1].isoformat())
     summary = compute_scores(start.isoformat(), end.isoformat())
     queue(runtime.redis, SCORES_QUEUE).enqueue(
         send_nightly_digests, end.isoformat(), 1, job_id=f"digest-{end}-1"
