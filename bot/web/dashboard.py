@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -313,7 +314,12 @@ async def _warm_loop(app: web.Application, stop: asyncio.Event) -> None:
 
 async def warm_up(app: web.Application) -> AsyncIterator[None]:
     """aiohttp cleanup context: the cache's warm-up loop, for the app's lifetime. On shutdown a
-    warm-up under way is let finish (a thread cannot be cancelled), so no query outlives the app."""
+    warm-up under way is let finish (a thread cannot be cancelled), so no query outlives the app.
+
+    First, what the started process holds (modules, mappers, compiled queries) is moved out of the
+    cyclic garbage collector's reach (gc.freeze): a full collection that walked it all paused a
+    cold province view for 90-150 ms, half its time (bench.pages, docs/benchmarks.md)."""
+    gc.freeze()
     stop = asyncio.Event()
     task = asyncio.create_task(_warm_loop(app, stop))
     yield
