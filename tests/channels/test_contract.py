@@ -7,7 +7,8 @@ through the real app over HTTP, on the real database.
   id: bot.channels.sms.InboundSms for SMS, bot.channels.zalo.events.InboundRecord for Zalo);
 - the same provider id again is stored once and handed over once;
 - a forged request (wrong token, secret or signature) and malformed ones get a 4xx and store
-  nothing;
+  nothing; a replayed one is a duplicate, or, where the provider signs a time (brandname, Zalo
+  OA), refused with a 4xx outside that window;
 - a database that cannot store answers 503 (the provider retries), never 200 or another 5xx;
 - a delivery status is mapped onto the neutral storage.outbox.Delivery and settles the row
   (delivered -> delivered, accepted -> unchanged, failed -> failed);
@@ -96,9 +97,11 @@ def _dlr_token(raw: bytes) -> str:
     return dlr_token_vector(MO_TOKEN, ref)
 
 
-def _brandname(path: str) -> Deliver:
+def _brandname(path: str, age: int = 0) -> Deliver:
+    """Signed as the API signs (`age` seconds ago: a captured request replayed later)."""
+
     async def deliver(client: Client, raw: bytes, authentic: bool) -> ClientResponse:
-        stamp = str(int(time.time()))
+        stamp = str(int(time.time()) - age)
         secret = BRANDNAME_SECRET if authentic else "not-the-callback-secret"
         headers = {
             "Content-Type": "application/json",
@@ -124,11 +127,16 @@ async def _zalo_oa(client: Client, raw: bytes, authentic: bool) -> ClientRespons
     return await client.post("/webhooks/zalo/oa", data=raw, headers={"X-ZEvent-Signature": f"mac={mac}"})
 
 
-def _fresh_oa_event(path: Path) -> bytes:
-    """An OA fixture with a timestamp of now (the webhook refuses events over a day old)."""
-    event = json.loads(path.read_text(encoding="utf-8"))
-    event["timestamp"] = str(int(time.time() * 1000))
+def _oa_event_at(raw: bytes, age: int = 0) -> bytes:
+    """An OA event with its timestamp `age` seconds ago (the webhook refuses events over a day old)."""
+    event = json.loads(raw)
+    event["timestamp"] = str(int((time.time() - age) * 1000))
     return json.dumps(event, ensure_ascii=False).encode("utf-8")
+
+
+async def _zalo_oa_replayed(client: Client, raw: bytes, authentic: bool) -> ClientResponse:
+    """The event as Zalo signed it two days ago, replayed now (the signature covers the timestamp)."""
+    return await _zalo_oa(client, _oa_event_at(raw, 2 * 24 * 3600), authentic)
 
 
 # --- how each adapter sends -------------------------------------------------------------------
@@ -293,6 +301,10 @@ class Adapter:
     status: dict[str, bytes] = field(default_factory=dict)  # scene -> fixture with {ref}
     deliver_status: Deliver | None = None
     malformed_status: tuple[bytes, ...] = ()  # authentic but unusable delivery reports
+    # The MO as a captured request replayed outside the window the provider signs a time for;
+    # None for a provider that signs no time (Kannel's token, the Bot Platform's secret), where
+    # a replay is known by its provider id only (a duplicate).
+    deliver_replayed: Deliver | None = None
 
     def __str__(self) -> str:
         return self.name
@@ -333,6 +345,7 @@ ADAPTERS = (
         send=_send_brandname,
         status=_scenes(FIXTURES / "brandname" / "fixtures", ".json"),
         deliver_status=_brandname(BRANDNAME_STATUS),
+        deliver_replayed=_brandname(BRANDNAME_MO, age=3600),
         malformed_status=(
             b"[]",
             b'{"message_id": "m1", "ref": "1", "status": "DELIVRD"}',
@@ -350,15 +363,17 @@ ADAPTERS = (
     ),
     Adapter(
         name="zalo_oa",
-        mo=_fresh_oa_event(FIXTURES / "zalo_oa" / "fixtures" / "events" / "user_send_text.json"),
+        mo=_oa_event_at((FIXTURES / "zalo_oa" / "fixtures" / "events" / "user_send_text.json").read_bytes()),
         expected=("2468013579246801357", "Rất hài lòng"),
         deliver_mo=_zalo_oa,
         malformed=(b"not json", b"[]", b'{"app_id": "3051234567890123456"}'),
         parse_stored=zalo_oa.parse_stored,
         send=_send_zalo_oa,
+        deliver_replayed=_zalo_oa_replayed,
     ),
 )
 SMS_ADAPTERS = tuple(adapter for adapter in ADAPTERS if adapter.status)
+TIMED_ADAPTERS = tuple(adapter for adapter in ADAPTERS if adapter.deliver_replayed)
 
 
 def test_every_provider_is_in_the_suite() -> None:
@@ -416,6 +431,20 @@ async def test_forged_and_malformed_input_is_refused_with_a_4xx_and_not_stored(
         refused = await adapter.deliver_mo(client, body, True)
         assert 400 <= refused.status < 500, (body, await refused.text())
         assert "error" in await refused.json()
+    assert _events(sessions) == []
+    assert dispatcher.inbound == []
+
+
+@pytest.mark.parametrize("adapter", TIMED_ADAPTERS, ids=str)
+async def test_a_replayed_request_outside_the_signed_window_is_refused(
+    adapter: Adapter, client: Client, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
+) -> None:
+    """Correctly signed, but long ago: refused before anything is stored. (Within the window, and
+    for every provider, a replay is the same provider id: the duplicate case above.)"""
+    assert adapter.deliver_replayed is not None
+    replayed = await adapter.deliver_replayed(client, adapter.mo, True)
+    assert replayed.status in (401, 403), await replayed.text()
+    assert "error" in await replayed.json()
     assert _events(sessions) == []
     assert dispatcher.inbound == []
 
