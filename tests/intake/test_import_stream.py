@@ -120,3 +120,51 @@ def test_batches_decide_as_one_batch_would(
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith("5 cases: 3 scheduled, 1 duplicate, 1 frequency_capped")
     assert counts(sessions) == {"cases": 4, "surveys": 3, "timers": 3}
+
+
+def test_parallel_jobs_keep_each_citizen_in_one_process(
+    run: Invoke,
+    sessions: sessionmaker[Session],
+    registry: dict[str, int],
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--jobs 3` with batches of 2: 60 citizens, each twice in the file under another spelling
+    of the number (the old 11-digit form for some), land in the same process in file order,
+    so each is asked once (the second case frequency_capped); repeated case_ids are duplicates;
+    a bad line is reported with its number; the summary counts every line."""
+    if not db_url.startswith("postgres"):
+        pytest.skip("--jobs runs processes on PostgreSQL only (SQLite: one)")
+    monkeypatch.setattr(cases_cli, "BATCH_SIZE", 2)
+    spellings = [("0912{:06d}", "+84 912 {:06d}"), ("0163{:07d}", "033{:07d}")]
+    rows: list[str] = []
+    for n in range(60):
+        first, second = spellings[n % 2]
+        rows.append(json.dumps(case(case_id=f"P{n}", phone=first.format(n))))
+    rows.append("{not json")
+    for n in range(60):
+        first, second = spellings[n % 2]
+        rows.append(json.dumps(case(case_id=f"Q{n}", phone=second.format(n))))
+    rows += [json.dumps(case(case_id=f"P{n}", phone=spellings[n % 2][0].format(n))) for n in range(10)]
+    path = tmp_path / "cases.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = run("cases", "import", str(path), "--jobs", "3")
+    assert result.exit_code == 1, result.output
+    assert "line 61: rejected: not valid JSON" in result.stderr
+    assert result.stdout.strip().endswith(
+        "131 cases: 60 scheduled, 10 duplicate, 60 frequency_capped, 1 rejected"
+    )
+    assert counts(sessions) == {"cases": 120, "surveys": 60, "timers": 60}
+    assert {f"P{n}" for n in range(60)} <= stored(sessions)
+
+
+def test_citizen_shard_is_the_same_for_every_spelling() -> None:
+    for phone in ("0912345678", "+84 912 345 678", "84912345678", "(+84) 912-345-678"):
+        assert cases_cli.citizen_shard({"phone": phone}, 4) == cases_cli.citizen_shard(
+            {"phone": "0912345678"}, 4
+        )
+    assert cases_cli.citizen_shard({"phone": "01635550123"}, 5) == cases_cli.citizen_shard(
+        {"phone": "0335550123"}, 5
+    )
+    assert cases_cli.citizen_shard({"zalo_user_id": "z1"}, 1) == 0
