@@ -36,7 +36,6 @@ from config.settings import Settings
 from flows.definition import Flow
 from flows.engine import Conversation, ConversationState, ConversationStatus, Step
 from flows.routes import conversation_recipient, first_contact, rating_request
-from flows.rules import RuleBook
 from flows.survey_rows import (
     AnswerWrite,
     applied_events,
@@ -49,6 +48,7 @@ from flows.survey_rows import (
     queue_texts,
     read_answers,
     record_answer,
+    rule_book,
     store_state,
 )
 from flows.versions import load_version
@@ -126,7 +126,7 @@ def start_survey(session: Session, settings: Settings, survey_id: int, now: date
         finish(session, survey, SurveyStatus.FAILED, ConversationStatus.EXPIRED, now)
         return
     step = conversation_for(survey).open()
-    rules = RuleBook(session, settings).for_agency_id(survey.agency_id)
+    rules = rule_book(session, settings).for_agency_id(survey.agency_id)
     send_at = rules.next_send_time(now)
     if route is Route.ZNS:
         # First contact by phone on Zalo: the rating template stands for the opening and the
@@ -140,8 +140,9 @@ def start_survey(session: Session, settings: Settings, survey_id: int, now: date
     first_state = replace(step.state, version=survey.state_version + 1)
     store_state(survey, first_state, events=[])
     reminder_at = rules.next_send_time(send_at + rules.reminder_after)
-    _ensure_timer(session, survey.id, TimerKind.REMINDER, reminder_at)
-    _ensure_timer(session, survey.id, TimerKind.EXPIRE, send_at + rules.expiry)
+    # Only this step sets them, once (the survey was scheduled, its row is locked): no look-up.
+    session.add(Timer(survey_id=survey.id, kind=TimerKind.REMINDER, due_at=reminder_at))
+    session.add(Timer(survey_id=survey.id, kind=TimerKind.EXPIRE, due_at=send_at + rules.expiry))
     close_timers(session, survey.id, now, kinds=(TimerKind.FIRST_MESSAGE,))
 
 
@@ -285,7 +286,7 @@ def send_reminder(session: Session, settings: Settings, survey_id: int, now: dat
     text = conversation_for(survey).reminder(state)
     if answered is not None or recipient is None or text is None:
         return
-    not_before = RuleBook(session, settings).for_agency_id(survey.agency_id).next_send_time(now)
+    not_before = rule_book(session, settings).for_agency_id(survey.agency_id).next_send_time(now)
     reminder = NewMessage(
         dedupe_key=dedupe_key,
         channel=survey.channel,
@@ -346,9 +347,3 @@ def _record(
             session.add(new_comment(survey, answer.question_key, answer.raw_text, inbound_event_id, now))
     for comment in step.comments:
         session.add(new_comment(survey, comment.question_key, comment.text, inbound_event_id, now))
-
-
-def _ensure_timer(session: Session, survey_id: int, kind: TimerKind, due_at: datetime) -> None:
-    exists = session.scalar(select(Timer.id).where(Timer.survey_id == survey_id, Timer.kind == kind))
-    if exists is None:
-        session.add(Timer(survey_id=survey_id, kind=kind, due_at=due_at))

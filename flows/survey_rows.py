@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
+from config.settings import Settings
 from flows.engine import ConversationState, ConversationStatus
 from flows.routes import conversation_recipient
+from flows.rules import RuleBook
 from storage.models import Answer, Comment, Route, Survey, SurveyStatus, Timer, TimerKind
 from storage.outbox import NewMessage, stage
 
@@ -31,6 +33,7 @@ __all__ = [
     "queue_texts",
     "read_answers",
     "record_answer",
+    "rule_book",
     "store_state",
 ]
 
@@ -130,10 +133,23 @@ def read_answers(session: Session, survey_ids: Collection[int]) -> None:
             known[survey_id][key] = (value, text_value)
 
 
+_RULES = "sipas_rule_book"
+
+
+def rule_book(session: Session, settings: Settings) -> RuleBook:
+    """The transaction's RuleBook (flows.rules): a batch of timers reads each unit's rules once,
+    not once per survey. Kept for the transaction only: rules edited later are read afresh."""
+    book: RuleBook | None = session.info.get(_RULES)
+    if book is None or book.settings is not settings:
+        book = session.info[_RULES] = RuleBook(session, settings)
+    return book
+
+
 @event.listens_for(Session, "after_transaction_end")
-def _forget_answers(session: Session, transaction: SessionTransaction) -> None:
+def _forget_after_transaction(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_ANSWERS, None)
+        session.info.pop(_RULES, None)
 
 
 def record_answer(

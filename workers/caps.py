@@ -33,6 +33,32 @@ SENDER_MINUTE, SURVEY_HOUR, PHONE_HOUR = (
 )
 
 
+# KEYS: every send's counter keys in order; ARGV: the number of sends, each send's number of keys,
+# then every key's limit. Each send counts all its keys; when one is over its limit, that send's
+# counts are taken back and the (1-based) position of the first key over is returned for it, else 0.
+_COUNT_SENDS = """
+local sends = tonumber(ARGV[1])
+local limits_at = 2 + sends
+local key = 1
+local refused = {}
+for send = 1, sends do
+  local n = tonumber(ARGV[1 + send])
+  local over = 0
+  for k = 0, n - 1 do
+    local count = redis.call('INCR', KEYS[key + k])
+    redis.call('EXPIRE', KEYS[key + k], 7200)
+    if over == 0 and count > tonumber(ARGV[limits_at + key - 1 + k]) then over = k + 1 end
+  end
+  if over > 0 then
+    for k = 0, n - 1 do redis.call('DECR', KEYS[key + k]) end
+  end
+  refused[send] = over
+  key = key + n
+end
+return refused
+"""
+
+
 class Caps:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self._redis = redis
@@ -58,24 +84,26 @@ class Caps:
             self._hit(SENDER_MINUTE)
         return over
 
-    def send_refusal(self, survey_id: int | None, recipient_hash: str, now: datetime) -> str | None:
-        """Count one send to this survey and recipient in this hour, or say which cap forbids it
-        (then nothing is counted)."""
-        limits = self._send_limits(survey_id, recipient_hash, now)
-        with self._redis.pipeline(transaction=False) as pipe:
-            for key, _name, _limit in limits:
-                pipe.incr(key)
-                pipe.expire(key, 7200)
-            counts = [int(c) for c in pipe.execute()[::2]]
-        over = [
-            (name, limit) for (_key, name, limit), count in zip(limits, counts, strict=True) if count > limit
-        ]
-        if not over:
-            return None
-        self.give_back([(survey_id, recipient_hash)], now)
-        name, limit = over[0]
-        self._hit(name)
-        return f"cost cap: more than {limit} {name.replace('_', ' ')}"
+    def send_refusals(self, sends: Sequence[tuple[int | None, str]], now: datetime) -> list[str | None]:
+        """Count each send (survey id, recipient hash) in this hour, in order, or say which cap
+        forbids it (then nothing is counted for it): a batch's sends in one round trip (a Lua
+        script, so each is decided after the ones before it exactly as one by one)."""
+        limits = [self._send_limits(survey_id, recipient_hash, now) for survey_id, recipient_hash in sends]
+        if not sends:
+            return []
+        keys = [key for send in limits for key, _name, _limit in send]
+        args = [len(send) for send in limits] + [limit for send in limits for _key, _name, limit in send]
+        count_sends = self._redis.register_script(_COUNT_SENDS)  # EVALSHA: the script is sent once
+        refused = count_sends(keys=keys, args=[len(limits), *args])
+        answers: list[str | None] = []
+        for send, refused_at in zip(limits, refused, strict=True):
+            if not refused_at:
+                answers.append(None)
+                continue
+            _key, name, limit = send[int(refused_at) - 1]
+            self._hit(name)
+            answers.append(f"cost cap: more than {limit} {name.replace('_', ' ')}")
+        return answers
 
     def give_back(self, sends: Sequence[tuple[int | None, str]], now: datetime) -> None:
         """Uncount sends (survey id, recipient hash) counted by `send_refusal` at `now` that did

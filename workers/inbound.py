@@ -193,17 +193,19 @@ def _try_batch(runtime: Runtime, ids: Sequence[int], tries: _Tries) -> _Batch:
                         "inbound event failed", event_id=event.id, attempts=event.attempts, error=error[:300]
                     )
                 continue
+            event_id = event.id  # a failed write expires the session's objects: not read after
             try:
-                apply_event(runtime, session, event, now, surveys, over_cap=tries.over_cap[event.id])
+                apply_event(runtime, session, event, now, surveys, over_cap=tries.over_cap[event_id])
                 if tries.flush_each:
                     session.flush()
                     write_staged(session)
             except DBAPIError as exc:
                 if not tries.flush_each:
                     raise  # may be an earlier event's write, flushed by this one's query: find out
-                raise _EventFailedError(event.id, f"{type(exc).__name__}: {exc}") from exc
+                # The driver's words only: the statement's parameters (a citizen's text) stay out.
+                raise _EventFailedError(event_id, f"{type(exc).__name__}: {exc.orig}") from exc
             except Exception as exc:
-                raise _EventFailedError(event.id, f"{type(exc).__name__}: {exc}") from exc
+                raise _EventFailedError(event_id, f"{type(exc).__name__}: {exc}") from exc
             batch.processed += 1
         batch.failed.update(e.id for e in mine if e.id not in tried)  # waiting behind a failure
         # Counted but not attempted (waiting, or left to another worker): the count stays as it was.

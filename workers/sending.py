@@ -110,17 +110,21 @@ def send_batch(
         ready = [_prepare(runtime, session, claim, now) for claim in claims]
     if not ready:
         return []
-    caps = Caps(runtime.redis, runtime.settings)
-    checked = []
-    for item in ready:
-        capped = item.refusal is None and caps.send_refusal(
-            item.outgoing.survey_id, runtime.vault.lookup_hash(item.outgoing.to), now
-        )
-        checked.append(
-            _Ready(item.token, item.outgoing, SendError(capped, retryable=False), item.attempts)
-            if capped
-            else item
-        )
+    asked = [item for item in ready if item.refusal is None]
+    refusals = Caps(runtime.redis, runtime.settings).send_refusals(
+        [(item.outgoing.survey_id, runtime.vault.lookup_hash(item.outgoing.to)) for item in asked], now
+    )
+    capped = {
+        item.outgoing.message_id: SendError(refusal, retryable=False)
+        for item, refusal in zip(asked, refusals, strict=True)
+        if refusal
+    }
+    checked = [
+        _Ready(item.token, item.outgoing, capped[item.outgoing.message_id], item.attempts)
+        if item.outgoing.message_id in capped
+        else item
+        for item in ready
+    ]
     going = [item for item in checked if item.refusal is None]
     if going:
         # Committed before any request leaves: a worker killed from here on leaves these rows

@@ -14,8 +14,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from flows.rules import RuleBook
 from flows.survey import expire_survey, send_reminder, start_survey
+from flows.survey_rows import rule_book
 from storage import outbox
 from storage.inbound import has_pending
 from storage.models import Survey, Timer, TimerKind
@@ -131,7 +131,7 @@ def _carry_out(runtime: Runtime, session: Session, timer: Timer, now: datetime) 
     settings = runtime.settings
     if timer.kind in (TimerKind.FIRST_MESSAGE, TimerKind.REMINDER):
         survey = session.get(Survey, timer.survey_id)
-        rules = RuleBook(session, settings).for_agency_id(survey.agency_id) if survey else None
+        rules = rule_book(session, settings).for_agency_id(survey.agency_id) if survey else None
         if rules is not None and not rules.in_send_window(now):
             # Quiet hours or a holiday (the agency's rules may have changed since the timer
             # was set): wait for the window to open on the next working day.

@@ -230,6 +230,7 @@ def test_a_write_the_database_refuses_fails_its_event_alone(
     assert events[last].processed_at is not None
     assert (events[poison].processed_at, events[poison].attempts) == (None, 1)
     assert "refused by the test trigger" in (events[poison].last_error or "")
+    assert "poison comment" not in (events[poison].last_error or "")  # no parameters kept
     assert (events[behind].processed_at, events[behind].attempts) == (None, 0)
     assert answers == {(surveys[0], 5), (surveys[2], 4)}
 
