@@ -177,12 +177,21 @@ class Dashboard:
     procedures: list[tuple[str, str]]  # (code, name) of every procedure known, for the filter
 
 
-def _tree(
-    session: Session, root_id: int | None
-) -> tuple[list[UnitChoice], dict[str, str | None], dict[str, str]]:
+Tree = tuple[list[UnitChoice], dict[str, str | None], dict[str, str]]
+
+
+def _tree(session: Session, root_id: int | None) -> Tree:
     """The units an account attached to `root_id` may see (None: every unit), in tree order;
     parents by code; names by code."""
-    rows = session.execute(select(Agency.id, Agency.code, Agency.name, Agency.parent_id)).all()
+    return _tree_of(_agency_rows(session), root_id)
+
+
+def _agency_rows(session: Session) -> list[Any]:
+    return list(session.execute(select(Agency.id, Agency.code, Agency.name, Agency.parent_id)).all())
+
+
+def _tree_of(rows: Sequence[Any], root_id: int | None) -> Tree:
+    """_tree from the agency rows already read (the warm-up reads them once for every account)."""
     by_id = {r.id: r for r in rows}
     kids: dict[int | None, list[Any]] = {}
     for r in rows:
@@ -285,8 +294,9 @@ def warm(ctx: AppContext, cache: ReportCache) -> int:
             select(Agency.code).where(Agency.parent_id.is_(None)).order_by(Agency.code)
         )
         built = 0
+        agencies = _agency_rows(session)
         for root_id in roots:
-            tree = _tree(session, root_id)
+            tree = _tree_of(agencies, root_id)
             code = tree[0][0].code if root_id is not None and tree[0] else first_root
             if code is None:
                 continue
@@ -331,7 +341,7 @@ def _figures(
     ctx: AppContext,
     session: Session,
     cache: ReportCache,
-    tree: tuple[list[UnitChoice], dict[str, str | None], dict[str, str]],
+    tree: Tree,
     code: str,
     period: Period,
     view: tuple[str, str | None],

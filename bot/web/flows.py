@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot.channels.sms import count_segments
 from bot.context import CONTEXT, AppContext
 from bot.web.access import CONFIGURE, Viewer, require_role, viewer_of
+from bot.web.flow_messages import in_language
 from bot.web.i18n import LANG, translator
 from bot.web.render import error_page, render
 from bot.web.sessions import redirect
@@ -68,6 +69,8 @@ class Editor:
     channel: str = "sms"
     language: str = "vi"
     scope: str = ""
+    version: int | None = None  # the published version opened, when one was
+    live: list[tuple[str, str]] = field(default_factory=list)  # (scope code or "", channel) using it
 
 
 def _scopes(session: Session, viewer: Viewer) -> list[tuple[str, str]]:
@@ -84,7 +87,7 @@ def _scopes(session: Session, viewer: Viewer) -> list[tuple[str, str]]:
 
 def _overview(ctx: AppContext, viewer: Viewer) -> dict[str, Any]:
     with ctx.sessions() as session:
-        live = [
+        live: list[dict[str, Any]] = [
             {
                 "scope": a.agency.code if a.agency is not None else "",
                 "scope_name": a.agency.name if a.agency is not None else "",
@@ -97,6 +100,9 @@ def _overview(ctx: AppContext, viewer: Viewer) -> dict[str, Any]:
             for a in live_assignments(session)
             if a.agency_id is None or viewer.sees(a.agency_id)
         ]
+        live_at: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for a in live:
+            live_at.setdefault((a["name"], a["version"]), []).append(a)
         versions = [
             {
                 "name": v.name,
@@ -104,6 +110,7 @@ def _overview(ctx: AppContext, viewer: Viewer) -> dict[str, Any]:
                 "at": v.published_at.astimezone(ctx.settings.tz),
                 "by": v.published_by or "",
                 "channels": [c for c in ("sms", "zalo") if c in _channels_of(v.definition)],
+                "live": live_at.get((v.name, v.version), []),  # where new surveys use it
             }
             for v in all_versions(session)
         ]
@@ -135,6 +142,18 @@ async def flows_page(request: web.Request) -> web.Response:
 # -- the editor --------------------------------------------------------------------------------
 
 
+def _live_places(ctx: AppContext, viewer: Viewer, name: str, version: int) -> list[tuple[str, str]]:
+    """Where new surveys use this version, among the scopes the account sees."""
+    with ctx.sessions() as session:
+        return [
+            (a.agency.code if a.agency is not None else "", a.channel.value)
+            for a in live_assignments(session)
+            if a.flow_version.name == name
+            and a.flow_version.version == version
+            and (a.agency_id is None or viewer.sees(a.agency_id))
+        ]
+
+
 def _stored_source(ctx: AppContext, name: str, version: int | None) -> str | None:
     with ctx.sessions() as session:
         if version is not None:
@@ -144,10 +163,11 @@ def _stored_source(ctx: AppContext, name: str, version: int | None) -> str | Non
     return path.read_text(encoding="utf-8") if path is not None else None
 
 
-def _annotate(editor: Editor, report: FlowReport) -> None:
+def _annotate(editor: Editor, report: FlowReport, lang: str) -> None:
+    """Every problem under its line (or above the text when it has none), in the page's language."""
     by_line: dict[int, list[str]] = {}
     for issue in report.issues:
-        text = _issue_text(issue)
+        text = _issue_text(issue, lang)
         if issue.line is None:
             editor.general.append(text)
         else:
@@ -159,11 +179,12 @@ def _annotate(editor: Editor, report: FlowReport) -> None:
     editor.checked, editor.ok = True, report.ok
 
 
-def _issue_text(issue: LineIssue) -> str:
-    return f"{issue.where}: {issue.message}" if issue.where else issue.message
+def _issue_text(issue: LineIssue, lang: str) -> str:
+    message = in_language(issue.message, lang)
+    return f"{issue.where}: {message}" if issue.where else message
 
 
-def _try(editor: Editor, report: FlowReport) -> None:
+def _try(editor: Editor, report: FlowReport, lang: str) -> None:
     """Run the checked flow as a citizen would: the opening, then each reply and what follows."""
     if report.flow is None:
         return
@@ -173,7 +194,7 @@ def _try(editor: Editor, report: FlowReport) -> None:
         steps = list(simulate(report.flow, replies, channel=channel, language=editor.language,
                               values=SAMPLE_VALUES))  # fmt: skip
     except FlowError as exc:
-        editor.general.append(str(exc))
+        editor.general.append(in_language(str(exc), lang))
         return
     for n, step in enumerate(steps):
         if n > 0:
@@ -199,8 +220,12 @@ async def edit_page(request: web.Request) -> web.Response:
     source = await asyncio.to_thread(_stored_source, request.app[CONTEXT], name, version)
     if source is None:
         return error_page(request, 404, "Không có kịch bản này.")
-    editor = Editor(name=name, source=source, channel="zalo" if "zalo" in name else "sms")
-    _annotate(editor, check_source(source, name))
+    editor = Editor(name=name, source=source, channel="zalo" if "zalo" in name else "sms", version=version)
+    if version is not None:
+        editor.live = await asyncio.to_thread(
+            _live_places, request.app[CONTEXT], viewer_of(request), name, version
+        )
+    _annotate(editor, check_source(source, name), request[LANG])
     return await _editor_page(request, editor)
 
 
@@ -245,10 +270,10 @@ async def edit_submit(request: web.Request) -> web.Response:
         scope=fields.get("scope", ""),
     )
     report = check_source(source, editor.name)
-    _annotate(editor, report)
+    _annotate(editor, report, request[LANG])
     action = fields.get("action", "check")
     if action == "try":
-        _try(editor, report)
+        _try(editor, report, request[LANG])
     if action != "publish":
         return await _editor_page(request, editor, status=200 if report.ok else 422)
     if not report.ok or report.flow is None:

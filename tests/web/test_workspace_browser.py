@@ -96,10 +96,11 @@ async def test_flow_error_inline_fix_try_publish_audit(page: Page, sessions: ses
     )
     await page.locator("textarea[name=source]").fill(broken)
     await page.click("button[value=check]")
-    # Both problems at once, each under its own line: the structural one and the one of meaning.
+    # Both problems at once, each under its own line: the structural one and the one of meaning,
+    # in the page's language (Vietnamese by default).
     for needle, says in (
-        ("kind: scale7", "must be one of"),
-        ("criterion: ket_qa", "unknown criterion 'ket_qa'"),
+        ("kind: scale7", "phải là một trong"),
+        ("criterion: ket_qa", "không có tiêu chí 'ket_qa'"),
     ):
         number = next(n for n, text in enumerate(broken.splitlines(), 1) if needle in text)
         assert says in await page.locator(f"#L{number} .issue").inner_text()

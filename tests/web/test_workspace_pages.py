@@ -283,7 +283,13 @@ async def test_flow_editor_inline_problems_try_publish_and_roll_back(
     html = await checked.text()
     assert checked.status == 422
     assert f'<span class="issue" data-line="{line}">' in html
-    assert "unknown criterion &#39;overal&#39;" in html
+    assert "không có tiêu chí &#39;overal&#39;" in html  # the page's language: Vietnamese by default
+    english = await client.post(
+        "/flows/edit?lang=en",
+        data={"csrf_token": csrf, "name": "sipas-sms", "source": broken, "action": "check"},
+    )
+    assert "unknown criterion &#39;overal&#39;" in await english.text()
+    await client.get("/flows?lang=vi")  # the language chosen is remembered: back to Vietnamese
     refused = await client.post(
         "/flows/edit",
         data={
@@ -379,6 +385,16 @@ async def test_flow_editor_inline_problems_try_publish_and_roll_back(
         assert live is not None
         assert live.flow_version.version == 1
     assert [a for a, _t in _audit(sessions)] == ["flows.publish", "flows.publish", "flows.rollback"]
+    # The live version is marked, with where it is used; the other one is not.
+    listing = await (await client.get("/flows?lang=vi")).text()
+    assert listing.count('<tr class="live">') == 1
+    assert 'v1 <span class="badge ok live-mark"' in listing
+    assert "v2 <span" not in listing
+    assert "HN · SMS" in listing
+    opened = await (await client.get("/flows/edit?name=sipas-sms&version=1&lang=vi")).text()
+    assert 'id="live-places"' in opened
+    assert "HN · SMS" in opened
+    assert 'id="live-places"' not in await (await client.get("/flows/edit?name=sipas-sms&version=2")).text()
 
 
 async def test_inbox_masked_handled_and_forwarded(
