@@ -143,7 +143,7 @@ def start_survey(session: Session, settings: Settings, survey_id: int, now: date
     # Only this step sets them, once (the survey was scheduled, its row is locked): no look-up.
     session.add(Timer(survey_id=survey.id, kind=TimerKind.REMINDER, due_at=reminder_at))
     session.add(Timer(survey_id=survey.id, kind=TimerKind.EXPIRE, due_at=send_at + rules.expiry))
-    close_timers(session, survey.id, now, kinds=(TimerKind.FIRST_MESSAGE,))
+    # The first-message timer that called this is marked done by its drain (workers.timers).
 
 
 def handle_reply(
