@@ -34,7 +34,7 @@ from bot.context import CONTEXT, AppContext
 from bot.web.access import ANYONE, Viewer, require_role, viewer_of
 from bot.web.charts import Bar, Point, bar_chart, line_chart
 from bot.web.i18n import LANG, translator
-from bot.web.render import error_page, render
+from bot.web.render import compile_templates, error_page, render
 from flows.scores.comments import CitizenComment, load_comments
 from flows.scores.counts import ALL_CHANNELS, CHANNELS
 from flows.scores.formulas import ELEMENTS, Estimate
@@ -326,9 +326,11 @@ async def warm_up(app: web.Application) -> AsyncIterator[None]:
     """aiohttp cleanup context: the cache's warm-up loop, for the app's lifetime. On shutdown a
     warm-up under way is let finish (a thread cannot be cancelled), so no query outlives the app.
 
-    First, what the started process holds (modules, mappers, compiled queries) is moved out of the
-    cyclic garbage collector's reach (gc.freeze): a full collection that walked it all paused a
-    cold province view for 90-150 ms, half its time (bench.pages, docs/benchmarks.md)."""
+    First the page templates are compiled, then what the started process holds (modules, mappers,
+    templates) is moved out of the cyclic garbage collector's reach (gc.freeze): a full collection
+    that walked it all paused a cold province view for 90-150 ms, half its time (bench.pages,
+    docs/benchmarks.md)."""
+    await asyncio.to_thread(compile_templates)
     gc.freeze()
     stop = asyncio.Event()
     task = asyncio.create_task(_warm_loop(app, stop))

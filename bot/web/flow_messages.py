@@ -171,7 +171,7 @@ _WORDINGS: list[tuple[str, str]] = [
         r"unknown field \(see docs/flows\.md for the fields of a flow\)",
         r"trường không có trong kịch bản (các trường: xem docs/flows.md)",
     ),
-    (r"must be one of (?P<e>.+)", r"phải là một trong \g<e>"),
+    (r"must be one of (?P<choices>.+)", r"phải là một trong \g<choices>"),
     (r"must be (?P<choices>'.+)", r"phải là \g<choices>"),
 ]
 _COMPILED = [(re.compile(english), vietnamese) for english, vietnamese in _WORDINGS]

@@ -29,7 +29,7 @@ from bot.web.i18n import LANG, translator
 from bot.web.sessions import CSRF_FIELD, SESSION, optional_viewer
 from flows.scores.render import format_number
 
-__all__ = ["NAVIGATION", "error_page", "render", "static_url"]
+__all__ = ["NAVIGATION", "compile_templates", "error_page", "render", "static_url"]
 
 _HERE = Path(__file__).parent
 TEMPLATES = _HERE / "templates"
@@ -60,6 +60,16 @@ def environment() -> Environment:
     env.globals["role_names"] = {role.value: name for role, name in ROLE_NAMES.items()}
     env.filters["number"] = format_number
     return env
+
+
+def compile_templates() -> int:
+    """Compile every page template now (at start) rather than on its first request: the first
+    dashboard of a fresh process spent 50-150 ms compiling dashboard.html. Returns how many."""
+    env = environment()
+    names = [name for name in env.list_templates() if name.endswith(".html")]
+    for name in names:
+        env.get_template(name)
+    return len(names)
 
 
 @lru_cache(maxsize=64)

@@ -162,7 +162,7 @@ def _rows_as_they_are(
             *source.where(table),
             *(f(table) for f in where),
         )
-        for day, *rest in session.connection().execute(query):
+        for day, *rest in session.connection().execute(query).all():
             found = index_of.get(as_date(day))
             if found is not None:
                 yield (found, *rest)
@@ -196,7 +196,7 @@ def _summed(
     rows = (selects[0] if len(selects) == 1 else union_all(*selects)).subquery()
     keys = (rows.c.part, rows.c.agency_id, rows.c.channel, rows.c.metric)
     query = select(*keys, *(func.sum(rows.c[name]) for name in _VALUE_NAMES)).group_by(*keys)
-    for row in session.connection().execute(query):
+    for row in session.connection().execute(query).all():
         yield tuple(row)
 
 

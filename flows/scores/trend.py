@@ -132,7 +132,7 @@ def _stored_points(
             overall,
             overall_n,
             overall_eff,
-        ) in session.connection().execute(query):
+        ) in session.connection().execute(query).all():
             point = TrendPoint(
                 Estimate(sipas, sipas_n, sipas_eff), Estimate(overall, overall_n, overall_eff), cases
             )

@@ -71,6 +71,12 @@ def test_every_problem_has_its_vietnamese_wording(name: str) -> None:
                 assert quoted in vietnamese  # what the problem names is kept as it is
 
 
+def test_choices_are_joined_in_vietnamese() -> None:
+    wrong_kind = SHIPPED.replace("kind: scale5", "kind: scale7", 1)
+    [message] = [m for m in _messages(wrong_kind) if m.startswith("must be one of")]
+    assert in_language(message, "vi") == "phải là một trong 'scale5', 'choice', 'yesno' hoặc 'text'"
+
+
 def test_a_mapping_and_nested_problems() -> None:
     [top] = _messages("- a\n- b\n")
     assert in_language(top, "vi").startswith("tệp kịch bản phải là")
