@@ -6,7 +6,7 @@
 Runs, one after the other (NAME for --only in brackets):
   [parser]   flows.understanding.parse_reply over the labelled corpus, in this process
   [intake]   signed batches of 1,000 cases posted to `sipas web` (bench.intake_http)
-  [import]   `sipas cases import --jobs N` of a generated file (bench.intake_import; N: --import-jobs)
+  [import]   `sipas cases import` of a generated file (bench.intake_import)
   [sms]      the sms_load harness end to end against web, worker and cron (bench.sms_load)
   [acks]     the same harness with --acks-only: webhook acknowledgements alone
   [aiogram]  aiogram 3's FSM with RedisStorage on the same 3-question survey and the same Redis
@@ -133,12 +133,6 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="cases import rows (full: 1,000,000)")
     parser.add_argument("--aiogram-citizens", type=int, help="citizens through aiogram (full: 20,000)")
     parser.add_argument("--only", nargs="+", choices=STEPS, help="run only these steps")
-    parser.add_argument(
-        "--import-jobs",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="`sipas cases import --jobs` (default: CPUs)",
-    )
     args = parser.parse_args()
     base = QUICK if args.quick else FULL
     sizes = Sizes(
@@ -187,7 +181,6 @@ def main() -> None:
                 sizes.rows,
                 "csv",
                 0.5,
-                args.import_jobs,
             )
         if "sms" in steps:
             sms = _step(

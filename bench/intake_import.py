@@ -1,7 +1,7 @@
 """`sipas cases import` of a large file, run as an operator runs it, on PostgreSQL.
 
     python -m bench.intake_import --database-url postgresql://postgres@127.0.0.1:5432/postgres \
-        [--rows 100000] [--format csv|jsonl] [--recent-share 0.5] [--jobs 1]
+        [--rows 100000] [--format csv|jsonl] [--recent-share 0.5]
 
 Writes a file of `--rows` cases (distinct phones; `--recent-share` of them closed an hour ago and
 so surveyed, the rest closed ten days ago, the back-fill an import typically is, stored for the
@@ -48,9 +48,7 @@ def write_cases(path: Path, rows: int, recent_share: float, fmt: str) -> None:
                 out.write(json.dumps(dict(zip(FIELDS, values, strict=True)), ensure_ascii=False) + "\n")
 
 
-def run(
-    server_url: str, redis_url: str, rows: int, fmt: str, recent_share: float, jobs: int = 1
-) -> list[str]:
+def run(server_url: str, redis_url: str, rows: int, fmt: str, recent_share: float) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp, prepared_database(server_url) as db_url:
         path = Path(tmp) / f"cases.{fmt}"
         write_cases(path, rows, recent_share, fmt)
@@ -59,21 +57,16 @@ def run(
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(
-            [sipas, "cases", "import", str(path), "--jobs", str(jobs)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
+            [sipas, "cases", "import", str(path)], env=env, capture_output=True, text=True, check=False
         )
         elapsed = time.perf_counter() - start
         cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
     return [
-        f"cases import --jobs {jobs}, {rows:,} rows ({fmt}, {recent_share:.0%} recent): {elapsed:.1f} s, "
+        f"cases import, {rows:,} rows ({fmt}, {recent_share:.0%} recent): {elapsed:.1f} s, "
         f"{rows / elapsed:,.0f} rows/s, exit {done.returncode}; the sipas process used {cpu:.1f} CPU s "
-        f"({cpu / rows * 1e6:.0f} µs a row, its processes and start-up included; PostgreSQL's own CPU "
-        "not counted)",
+        f"({cpu / rows * 1e6:.0f} µs a row, start-up included; PostgreSQL's own CPU not counted)",
         f"  {summary}",
     ]
 
@@ -87,10 +80,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     parser.add_argument("--recent-share", type=float, default=0.5)
-    parser.add_argument("--jobs", type=int, default=1, help="`sipas cases import --jobs`")
     args = parser.parse_args()
     print(f"# cases import, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", flush=True)
-    for line in run(args.database_url, args.redis_url, args.rows, args.format, args.recent_share, args.jobs):
+    for line in run(args.database_url, args.redis_url, args.rows, args.format, args.recent_share):
         print(line, flush=True)
 
 
