@@ -12,10 +12,12 @@ job started) is re-woken by the cron sweep at the latest.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 
 DEFAULT_QUEUE = "sipas"  # drain jobs: inbound events, sends, timers; the sweep
 SCORES_QUEUE = "sipas-scores"  # nightly aggregation and digests: long, must not delay replies
@@ -45,6 +47,38 @@ def wake(redis: Redis, kind: Drain) -> bool:
         job, job_id=f"drain-{kind}-{number}", result_ttl=0, failure_ttl=3600, job_timeout=600
     )
     return True
+
+
+# Held while delayed jobs are moved to their queue, so that two sweeps never move one job twice.
+SCHEDULED_LOCK = "sipas:lock:scheduled-jobs"
+
+
+def enqueue_due_scheduled(redis: Redis, now: datetime) -> int:
+    """RQ's delayed jobs (`enqueue_in`: the nightly digest's retries) whose time has come, moved
+    to their queue; how many. The cron sweep does this every few seconds, instead of RQ's
+    scheduler: a process every worker would fork and keep (78 MB resident beside a 134 MB
+    worker, docs/benchmarks.md) to do the same once a second."""
+    if not redis.set(SCHEDULED_LOCK, b"1", nx=True, ex=60):
+        return 0  # another sweep is moving them
+    moved = 0
+    try:
+        for name in ALL_QUEUES:
+            target = queue(redis, name)
+            registry = target.scheduled_job_registry
+            due = registry.get_jobs_to_schedule(int(now.timestamp()))
+            if not due:
+                continue
+            jobs = Job.fetch_many(due, connection=redis)
+            with redis.pipeline() as pipe:
+                for job_id, job in zip(due, jobs, strict=True):
+                    if job is not None:
+                        target.enqueue_job(job, pipeline=pipe)
+                        moved += 1
+                    registry.remove(job_id, pipeline=pipe)
+                pipe.execute()
+    finally:
+        redis.delete(SCHEDULED_LOCK)
+    return moved
 
 
 def woken(redis: Redis, kind: Drain) -> None:

@@ -21,14 +21,15 @@ from storage.inbound import has_pending
 from storage.models import Survey, Timer, TimerKind
 from storage.outbox import write_staged
 from workers.draining import DRAIN_BUDGET_SECONDS, drain_batches
-from workers.queues import wake, woken
+from workers.queues import enqueue_due_scheduled, wake, woken
 from workers.runtime import Runtime, get_runtime
 
 log = structlog.get_logger(__name__)
 
 
 def sweep() -> dict[str, int]:
-    """RQ cron job: wake the drains that have work, set aside sends of dead workers."""
+    """RQ cron job: wake the drains that have work, set aside sends of dead workers, move RQ's
+    delayed jobs that are due to their queue (workers.queues.enqueue_due_scheduled)."""
     return sweep_once(get_runtime())
 
 
@@ -46,6 +47,7 @@ def sweep_once(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
         sends_due = outbox.overdue(session, now, timedelta(0), limit=1)
         events_waiting = has_pending(session, now - grace)
     counts = {
+        "scheduled_jobs": enqueue_due_scheduled(runtime.redis, datetime.now(UTC)),
         "timers": int(timers_due is not None and wake(runtime.redis, "timers")),
         "sends": int(bool(sends_due) and wake(runtime.redis, "sends")),
         "events_recovered": int(events_waiting and wake(runtime.redis, "inbound")),

@@ -58,8 +58,9 @@ def web(host: str | None, port: int | None) -> None:
     "scores never delay a reply (docs/scaling.md).",
 )
 def worker(burst: bool, queues: str) -> None:
-    """Run an RQ worker (non-forking, with the RQ scheduler) on the service's queues; it restarts
-    itself cleanly after SIPAS_WORKER_MAX_JOBS jobs or SIPAS_WORKER_MAX_MEMORY_MB (workers.worker)."""
+    """Run an RQ worker (non-forking) on the service's queues; it restarts itself cleanly after
+    SIPAS_WORKER_MAX_JOBS jobs or SIPAS_WORKER_MAX_MEMORY_MB (workers.worker). No RQ scheduler
+    process: the cron sweep moves delayed jobs to their queue (workers.queues)."""
     from bot.channels import registry
     from storage.redis import redis_for
     from workers.worker import GuardedWorker
@@ -77,7 +78,7 @@ def worker(burst: bool, queues: str) -> None:
     )
     rq_worker.work(
         burst=burst,
-        with_scheduler=True,
+        with_scheduler=False,
         max_jobs=None if burst else settings.SIPAS_WORKER_MAX_JOBS,
         logging_level=rq_log_level(settings.LOG_LEVEL),
     )
