@@ -210,11 +210,20 @@ def new_comment(
 def close_timers(
     session: Session, survey_id: int, now: datetime, kinds: Sequence[TimerKind] | None = None
 ) -> None:
-    """Mark pending timers done so the sweep never fires them (done_at is what it checks)."""
+    """Mark pending timers done so the sweep never fires them (done_at is what it checks).
+
+    The statement only needs the timers written before it: the rest of a batch's rows (answers,
+    outbox, surveys) are not flushed for it, so a batch completing many surveys still writes
+    them together (an autoflush per completed survey cost the inbound drain a third of its
+    time)."""
     query = update(Timer).where(Timer.survey_id == survey_id, Timer.done_at.is_(None))
     if kinds is not None:
         query = query.where(Timer.kind.in_(kinds))
-    session.execute(query.values(done_at=now).execution_options(synchronize_session=False))
+    timers_unwritten = any(isinstance(row, Timer) for row in (*session.new, *session.dirty))
+    with session.no_autoflush:
+        if timers_unwritten:
+            session.flush()
+        session.execute(query.values(done_at=now).execution_options(synchronize_session=False))
 
 
 def finish_status(session: Session, survey: Survey, status: SurveyStatus, now: datetime) -> None:
