@@ -2,19 +2,19 @@
 
 A webhook must not be answered 2xx before its event is committed, and a transaction per webhook
 (a thread hop, an ORM session, a COMMIT, then another thread hop for the wake-up) was most of
-what an acknowledgement cost (docs/benchmarks.md, 2026-12-01). The web process keeps one
-EventWriter per AppContext; every webhook view hands its event to it (`submit`, through
-bot.channels.intake) and waits. The writer gathers the events arriving within GATHER_SECONDS of
-an idle moment, and under load everything that arrived while the previous group was being
-written (at most MAX_GROUP), then writes the group through ONE thread hop: payloads encrypted,
-ONE multi-row `INSERT … ON CONFLICT (provider, provider_id) DO NOTHING RETURNING`
-(storage.inbound.store_events), ONE COMMIT. Then ONE coalesced wake-up of the inbound drain for
-the group's new events, and only then does each member get its answer.
+what an acknowledgement cost (docs/benchmarks.md, 2026-11-30 late evening). The web process
+keeps one EventWriter per AppContext; every webhook view hands its event to it (`submit`,
+through bot.channels.intake) and waits. The writer gathers the events arriving within
+GATHER_SECONDS of an idle moment, and under load everything that arrived while the previous
+group was being written (at most MAX_GROUP), then writes the group through ONE thread hop:
+payloads encrypted, ONE multi-row `INSERT … ON CONFLICT (provider, provider_id) DO NOTHING
+RETURNING` (storage.inbound.store_events), ONE COMMIT. Then ONE coalesced wake-up of the inbound
+drain for the group's new events, and only then does each member get its answer.
 
 Delivery reports are not grouped (bot.channels.intake.store_and_settle): applying one locks its
 outbox row, and a transaction locking the rows of many reports deadlocked with the send drain
-settling its batch in another order (measured: 2026-12-01, docs/benchmarks.md), where one row
-per transaction cannot.
+settling its batch in another order (measured, same entry), where one row per transaction
+cannot.
 
 A group that fails (the database is down or refuses it) fails every member and leaves nothing of
 the group stored: each view answers 503 and the provider sends its event again. At most
