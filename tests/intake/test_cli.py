@@ -272,7 +272,9 @@ def test_staff_list_and_remove(
     assert removed.stdout.strip() == "removed (số cũ, chỉ có mã băm) from HN-TX-HD"
     with sessions() as session:
         assert session.scalars(select(StaffPhone)).all() == []
-        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "staff.remove")).all()
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "staff.remove").order_by(AuditEntry.id)
+        ).all()
         assert [e.before for e in entries] == [{"phone": "091••••678"}, {"phone": "(số cũ, chỉ có mã băm)"}]
         assert all(e.actor.startswith("cli:") for e in entries)
 
