@@ -52,7 +52,7 @@ from flows.scores.formulas import (
     tally_estimate,
 )
 from flows.scores.periods import Period, parse_period
-from flows.scores.sums import CountSource, CountTable, count_source, grouped_counts
+from flows.scores.sums import CountSource, CountTable, grouped_counts
 from storage.models import Agency
 
 
@@ -348,7 +348,7 @@ def build_reports(
     span = Period("span", min(p.start for p in periods), max(p.end for p in periods))
     all_flags = load_flags(session, span)
     reports = []
-    own_by_period = _load_own_figures(session, periods, channel, fold, count_source(procedure))
+    own_by_period = _load_own_figures(session, periods, channel, fold, CountSource(procedure))
     for period, own in zip(periods, own_by_period, strict=True):
         flags = {
             agency_id: [f for f in listed if period.start.isoformat() <= f["day"] <= period.end.isoformat()]

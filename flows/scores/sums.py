@@ -56,11 +56,6 @@ class CountSource:
         raise ValueError(f"{table.__name__} has no procedure")
 
 
-def count_source(procedure: str | None) -> CountSource:
-    """The totals (procedure None), or the rows of the cases of one procedure."""
-    return CountSource(procedure)
-
-
 @dataclass
 class _Pieces:
     """Where one period's rows are: whole months (their first days) and runs of days."""

@@ -23,7 +23,7 @@ from flows.scores.counts import ALL_CHANNELS, ALL_PROCEDURES, COUNTERS, DAY_SPAN
 from flows.scores.formulas import Estimate, Tally, is_integrity, is_scored
 from flows.scores.periods import Period
 from flows.scores.points import TrendPoint, combine_points, own_point
-from flows.scores.sums import CountTable, count_source, grouped_counts
+from flows.scores.sums import CountSource, CountTable, grouped_counts
 from storage.models import Agency, UnitPoint
 
 __all__ = ["TrendPoint", "sipas_trend", "subtree", "unit_trends"]
@@ -164,7 +164,7 @@ def _counted_points(
         return table.metric.not_in(_SKIPPED_COUNTERS)
 
     for index, agency_id, row_channel, metric, n, k, w, wk, w2 in grouped_counts(
-        session, count_source(procedure), parts, wanted, channels, metrics
+        session, CountSource(procedure), parts, wanted, channels, metrics
     ):
         if metric == _CASES:
             if row_channel == ALL_CHANNELS:

@@ -28,7 +28,7 @@ from config.settings import Settings
 from flows.scores.counts import compute_days, roll_up_missing
 from flows.scores.periods import Period, day_period, parse_period
 from flows.scores.report import build_report
-from flows.scores.sums import count_source, grouped_counts
+from flows.scores.sums import CountSource, grouped_counts
 from flows.scores.trend import unit_trends
 from storage.db import session_factory
 from storage.models import (
@@ -198,17 +198,17 @@ def test_period_sums_equal_the_days_summed(seeded: tuple[str, dict[str, int]], p
 
             expected = _summed(days, in_period)
             found = _summed(
-                (row[1:] for row in grouped_counts(s, count_source(procedure), [period])),
+                (row[1:] for row in grouped_counts(s, CountSource(procedure), [period])),
                 lambda row: tuple(row[:3]),
             )
             _same(found, expected)
         # several periods at once (a trend): each part as if read alone
         parts = [day_period(LAST - timedelta(days=i)) for i in range(10)] + periods[:4]
         together = defaultdict(list)
-        for index, *rest in grouped_counts(s, count_source(procedure), parts):
+        for index, *rest in grouped_counts(s, CountSource(procedure), parts):
             together[index].append(tuple(rest))
         for index, part in enumerate(parts):
-            alone = [tuple(row[1:]) for row in grouped_counts(s, count_source(procedure), [part])]
+            alone = [tuple(row[1:]) for row in grouped_counts(s, CountSource(procedure), [part])]
             _same(_summed(together[index], lambda r: r[:3]), _summed(alone, lambda r: r[:3]))
 
 
