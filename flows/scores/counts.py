@@ -177,9 +177,7 @@ def compute_days(
     """
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
-    if session.get_bind().dialect.name == "postgresql":
-        # Two recomputations of overlapping days would both delete, then collide on insert.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    _serialise(session)
     for table in (DailyCount, DailyProcedureCount):
         session.execute(delete(table).where(table.day >= start, table.day <= end))
     agencies: set[int] = set()
@@ -199,6 +197,13 @@ def compute_days(
     _, last = local_day_bounds(end, tz)
     _name_procedures(session, first, last)
     return ComputeSummary(start, end, (end - start).days + 1, len(agencies), rows)
+
+
+def _serialise(session: Session) -> None:
+    """One rewrite of counts at a time (PostgreSQL): two recomputations of overlapping days, or a
+    recomputation and the first night's roll-up, would both delete, then collide on insert."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
 
 
 def month_start(day: date) -> date:
@@ -245,6 +250,7 @@ def roll_up_missing(session: Session) -> tuple[date, date] | None:
     """When daily counts exist but no trend point does (the first night after the upgrade that
     added them), roll up every counted day; returns the days rolled up, None when nothing was
     missing. A year of a province's counts takes about half a minute."""
+    _serialise(session)
     if session.scalar(select(UnitPoint.id).limit(1)) is not None:
         return None
     first, last = session.execute(select(func.min(DailyCount.day), func.max(DailyCount.day))).one()

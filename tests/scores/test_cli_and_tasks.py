@@ -6,16 +6,17 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from config.settings import Settings, get_settings
 from flows.scores.periods import yesterday
 from storage.db import session_factory
-from storage.models import DailyCount
+from storage.models import DailyCount, UnitPoint
 from tests.conftest import SECRET_KEY
 from tests.scores.test_report_db import seed_tree
 from workers.cli import cli
@@ -177,6 +178,18 @@ def test_jobs_recompute_through_the_runtime(env: str) -> None:
     assert nightly_scores("2026-11-23T01:00:00+07:00") == nightly  # idempotent
     # the same instant written in UTC (18:00 on the 22nd) is the same local night
     assert nightly_scores("2026-11-22T18:00:00+00:00") == nightly
+
+
+def test_first_night_after_the_upgrade_rolls_up_the_days_counted_before(env: str) -> None:
+    seed_tree(env)  # counts of 11-16..11-22, as written before the trend points existed
+    with session_factory(env)() as s, s.begin():
+        s.execute(delete(UnitPoint))
+    nightly_scores("2026-11-28T01:00:00+07:00")  # redoes 11-23..11-27 only
+    with session_factory(env)() as s:
+        days = set(s.scalars(select(UnitPoint.day).where(UnitPoint.span == "day")))
+        months = set(s.scalars(select(UnitPoint.day).where(UnitPoint.span == "month")))
+    assert {date(2026, 11, 16), date(2026, 11, 18), date(2026, 11, 20)} <= days
+    assert months == {date(2026, 11, 1)}
 
 
 def _settings(**values: object) -> Settings:
