@@ -81,9 +81,13 @@ def upgrade() -> None:
         sa.Column("overall_n", sa.Integer(), nullable=False),
         sa.Column("overall_n_eff", sa.Float(), nullable=False),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name=op.f("fk_unit_points_agency_id_agencies")),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["agencies.id"], name=op.f("fk_unit_points_agency_id_agencies")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_unit_points")),
-        sa.UniqueConstraint("procedure_code", "span", "channel", "day", "agency_id", name="uq_unit_points_key"),
+        sa.UniqueConstraint(
+            "procedure_code", "span", "channel", "day", "agency_id", name="uq_unit_points_key"
+        ),
     )
     op.create_index(op.f("ix_unit_points_day"), "unit_points", ["day"], unique=False)
     month = (
