@@ -197,3 +197,27 @@ async def test_delivery_reports_arriving_with_mos_are_applied_once(
         pending = session.scalar(select(func.count()).where(InboundEvent.processed_at.is_(None)))
         assert pending == 5
     assert 1 <= len(dispatcher.inbound) <= 5
+
+
+async def test_two_writers_storing_the_same_events_at_once(
+    sessions: sessionmaker[Session], vault: PhoneVault
+) -> None:
+    """Two web processes' writers (each its own thread and transaction) given the same 200 MOs
+    at the same moment, as a provider retrying against another web process would: every MO is
+    stored once, each is new for exactly one writer, and both name the same row. (In the same
+    order: two groups inserting the same keys in opposite orders can deadlock, and PostgreSQL
+    then fails one group, which answers 503 and is retried; see storage.inbound.store_events.)"""
+    woken: list[int] = []
+    first = EventWriter(sessions, vault, woken.append, gather_seconds=0.01)
+    second = EventWriter(sessions, vault, woken.append, gather_seconds=0.01)
+    ids = [f"both-{n}" for n in range(200)]
+    results = await asyncio.gather(
+        asyncio.gather(*(first.submit(incoming(i)) for i in ids)),
+        asyncio.gather(*(second.submit(incoming(i)) for i in ids)),
+    )
+    one, other = results
+    assert [a.event_id for a in one] == [b.event_id for b in other]
+    assert all(a.duplicate != b.duplicate for a, b in zip(one, other, strict=True))
+    rows = stored(sessions)
+    assert sorted(row.provider_id for row in rows) == sorted(ids)
+    assert {row.id for row in rows} == {a.event_id for a in one}
