@@ -41,7 +41,6 @@ __all__ = [
     "DISPATCH_TIMEOUT",
     "GATHER_SECONDS",
     "MAX_GROUP",
-    "MAX_IN_FLIGHT",
     "MAX_WAITING",
     "EventWriter",
     "Incoming",
@@ -57,8 +56,6 @@ log = structlog.get_logger(__name__)
 GATHER_SECONDS = 0.002
 # Bind parameters per INSERT: 7 a row, within SQLite's 32,766 and PostgreSQL's 65,535.
 MAX_GROUP = 1000
-# Groups written at once (each in its own thread and transaction).
-MAX_IN_FLIGHT = 2
 # Events waiting for a group before new ones are refused (503, retry): about 2 KB each.
 MAX_WAITING = 5000
 # Handing over to the queue must not eat the 2 s a provider gives us; a missed hand-over is
@@ -103,7 +100,6 @@ class EventWriter:
         gather_seconds: float = GATHER_SECONDS,
         max_group: int = MAX_GROUP,
         max_waiting: int = MAX_WAITING,
-        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self._sessions = sessions
         self._vault = vault
@@ -112,9 +108,7 @@ class EventWriter:
         self._max_group = max_group
         self._max_waiting = max_waiting
         self._waiting: list[tuple[Incoming, asyncio.Future[Stored]]] = []
-        self._max_in_flight = max_in_flight
-        self._writers: set[asyncio.Task[None]] = set()
-        self._gathering = False
+        self._task: asyncio.Task[None] | None = None
 
     async def submit(self, item: Incoming) -> Stored:
         """Store `item` with the group it falls into; returns once that group is committed (and
@@ -125,22 +119,16 @@ class EventWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Stored] = loop.create_future()
         self._waiting.append((item, future))
-        if not self._gathering and len(self._writers) < self._max_in_flight:
-            writer = loop.create_task(self._run())
-            self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run())
         return await future
 
     async def _run(self) -> None:
         """Write groups until nobody waits: the first after GATHER_SECONDS, each next one from
-        what arrived while the previous was written. While this one writes, the next event to
-        arrive starts another (up to MAX_IN_FLIGHT), so a group's round trips to the database
-        overlap the next group's gathering and encryption."""
-        self._gathering = True
-        try:
-            await asyncio.sleep(self._gather_seconds)
-        finally:
-            self._gathering = False
+        what arrived while the previous was written. One group at a time, so event ids follow
+        arrival across groups too (a sender's events are processed in id order); two at once
+        measured no faster (docs/benchmarks.md)."""
+        await asyncio.sleep(self._gather_seconds)
         while self._waiting:
             group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
             await self._write(group)
