@@ -48,6 +48,7 @@ from flows.survey_rows import (
     queue_texts,
     read_answers,
     record_answer,
+    refused,
     rule_book,
     store_state,
 )
@@ -117,7 +118,7 @@ def start_survey(session: Session, settings: Settings, survey_id: int, now: date
         return
     case = survey.case
     phone_hash = survey.phone_hash or case.phone_hash
-    if phone_hash is not None and session.get(OptOut, phone_hash) is not None:
+    if phone_hash is not None and refused(session, phone_hash):
         finish(session, survey, SurveyStatus.OPTED_OUT, ConversationStatus.OPTED_OUT, now)
         return
     recipient, route = first_contact(survey)

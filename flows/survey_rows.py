@@ -13,13 +13,13 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import event, select, update
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, selectinload
 
 from config.settings import Settings
 from flows.engine import ConversationState, ConversationStatus
 from flows.routes import conversation_recipient
 from flows.rules import RuleBook
-from storage.models import Answer, Comment, Route, Survey, SurveyStatus, Timer, TimerKind
+from storage.models import Answer, Case, Comment, OptOut, Route, Survey, SurveyStatus, Timer, TimerKind
 from storage.outbox import NewMessage, stage
 
 __all__ = [
@@ -28,20 +28,69 @@ __all__ = [
     "finish",
     "finish_status",
     "lock_survey",
+    "lock_surveys",
     "new_comment",
     "queue_replies",
     "queue_texts",
     "read_answers",
+    "read_refusals",
     "record_answer",
+    "refused",
     "rule_book",
     "store_state",
 ]
 
 
+_LOCKED = "sipas_locked_surveys"
+_REFUSALS = "sipas_refusals_read"
+
+
 def lock_survey(session: Session, survey_id: int) -> Survey | None:
     """The survey row, re-read and locked until the caller commits (`SELECT ... FOR UPDATE` on
-    PostgreSQL): two steps of one survey never read the same state."""
+    PostgreSQL): two steps of one survey never read the same state. A row lock_surveys locked in
+    this transaction is handed out as it is, without a query."""
+    if survey_id in session.info.get(_LOCKED, ()):
+        return session.get(Survey, survey_id)
     return session.get(Survey, survey_id, with_for_update=True, populate_existing=True)
+
+
+def lock_surveys(session: Session, survey_ids: Collection[int]) -> set[int]:
+    """Lock a batch's survey rows in one statement (with their cases and agencies), skipping
+    those another transaction holds: a batch never waits on a row lock while holding hundreds,
+    so it cannot deadlock with a drain that locks in another order. Returns the ids locked;
+    lock_survey hands these out without a query of its own until the transaction ends."""
+    if not survey_ids:
+        return set()
+    rows = session.scalars(
+        select(Survey)
+        .where(Survey.id.in_(list(survey_ids)))
+        .order_by(Survey.id)
+        .with_for_update(of=Survey, skip_locked=True)
+        .options(selectinload(Survey.case).selectinload(Case.agency))
+        .execution_options(populate_existing=True)
+    ).all()
+    locked = {survey.id for survey in rows}
+    session.info.setdefault(_LOCKED, set()).update(locked)
+    return locked
+
+
+def read_refusals(session: Session, phone_hashes: Collection[str]) -> None:
+    """Read which of these numbers refused our messages, in one query, for `refused` (a batch of
+    openings asks once instead of once per survey)."""
+    known: dict[str, bool] = session.info.setdefault(_REFUSALS, {})
+    wanted = [phone_hash for phone_hash in phone_hashes if phone_hash not in known]
+    if wanted:
+        refusing = set(session.scalars(select(OptOut.phone_hash).where(OptOut.phone_hash.in_(wanted))))
+        known.update({phone_hash: phone_hash in refusing for phone_hash in wanted})
+
+
+def refused(session: Session, phone_hash: str) -> bool:
+    """Whether the number refused our messages (an OptOut row): as read_refusals read it in this
+    transaction, else asked now."""
+    known = session.info.get(_REFUSALS, {}).get(phone_hash)
+    if known is not None:
+        return bool(known)
+    return session.get(OptOut, phone_hash) is not None
 
 
 def applied_events(survey: Survey) -> list[int]:
@@ -148,8 +197,8 @@ def rule_book(session: Session, settings: Settings) -> RuleBook:
 @event.listens_for(Session, "after_transaction_end")
 def _forget_after_transaction(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
-        session.info.pop(_ANSWERS, None)
-        session.info.pop(_RULES, None)
+        for key in (_ANSWERS, _RULES, _LOCKED, _REFUSALS):
+            session.info.pop(key, None)
 
 
 def record_answer(

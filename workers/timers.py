@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from flows.survey import expire_survey, send_reminder, start_survey
-from flows.survey_rows import rule_book
+from flows.survey_rows import lock_surveys, read_refusals, rule_book
 from storage import outbox
 from storage.inbound import has_pending
 from storage.models import Survey, Timer, TimerKind
@@ -77,43 +78,97 @@ def drain_timers() -> dict[str, int]:
 def drain(runtime: Runtime, budget: float = DRAIN_BUDGET_SECONDS) -> dict[str, int]:
     """Due timers in batches (workers.draining), each batch one transaction with the timers
     row-locked (`FOR UPDATE SKIP LOCKED`): two workers, or two cron processes' wake-ups, never
-    fire one timer twice, and a timer is marked done in the transaction that does its work. Each
-    timer runs in a savepoint (a failed one is retried by a later drain); the batch's messages
-    are stored together (storage.outbox.write_staged)."""
-    failed: set[int] = set()
+    fire one timer twice, and a timer is marked done in the transaction that does its work. The
+    batch locks its timers' surveys in one statement (a survey another transaction holds leaves
+    its timer to a later drain) and reads the refusals of their numbers in one more; its
+    messages are stored together (storage.outbox.write_staged). No savepoint per timer: a timer
+    that raises is left out and the batch tried again without it (retried by a later drain)."""
+    passed: set[int] = set()  # failed, or their survey held elsewhere: not tried again in this run
+    flush_each = False
 
     def batch() -> dict[str, int] | None:
-        now = datetime.now(UTC)
-        counts: dict[str, int] = {}
-        with runtime.sessions() as session, session.begin():
-            query = (
-                select(Timer)
-                .where(Timer.done_at.is_(None), Timer.due_at <= now)
-                .order_by(Timer.due_at, Timer.id)
-                .limit(runtime.settings.SIPAS_BATCH_SIZE)
-                .with_for_update(skip_locked=True)
-            )
-            if failed:
-                query = query.where(Timer.id.not_in(list(failed)))
-            timers = session.scalars(query).all()
-            for timer in timers:
-                timer_id = timer.id
-                try:
-                    with session.begin_nested():
-                        result = _carry_out(runtime, session, timer, now)
-                except Exception:
-                    log.exception("timer failed; retried by a later drain", timer_id=timer_id)
-                    failed.add(timer_id)
-                    continue
-                counts[result] = counts.get(result, 0) + 1
-            stored = write_staged(session)
-        if not timers:
-            return None
-        if stored or counts:
-            wake(runtime.redis, "sends")
-        return counts
+        nonlocal flush_each
+        while True:
+            try:
+                return _timer_batch(runtime, passed, flush_each=flush_each)
+            except _TimerFailedError as failed:
+                log.error(
+                    "timer failed; retried by a later drain", timer_id=failed.timer_id, error=failed.error
+                )
+                passed.add(failed.timer_id)
+            except DBAPIError:
+                if flush_each:
+                    raise
+                flush_each = True  # a write the database refused: find which timer made it
 
     return drain_batches(runtime.redis, "timers", batch, budget=budget)
+
+
+class _TimerFailedError(Exception):
+    """Carrying out one timer of a batch raised: the batch is tried again without it."""
+
+    def __init__(self, timer_id: int, error: str) -> None:
+        super().__init__(error)
+        self.timer_id = timer_id
+        self.error = error
+
+
+def _timer_batch(runtime: Runtime, passed: set[int], *, flush_each: bool) -> dict[str, int] | None:
+    now = datetime.now(UTC)
+    counts: dict[str, int] = {}
+    with runtime.sessions() as session, session.begin():
+        query = (
+            select(Timer)
+            .where(Timer.done_at.is_(None), Timer.due_at <= now)
+            .order_by(Timer.due_at, Timer.id)
+            .limit(runtime.settings.SIPAS_BATCH_SIZE)
+            .with_for_update(skip_locked=True)
+        )
+        if passed:
+            query = query.where(Timer.id.not_in(list(passed)))
+        timers = session.scalars(query).all()
+        if not timers:
+            return None
+        wanted = {timer.survey_id for timer in timers}
+        locked = lock_surveys(session, wanted)
+        held = (
+            set(session.scalars(select(Survey.id).where(Survey.id.in_(wanted - locked))))
+            if wanted - locked
+            else set()
+        )
+        busy = {timer.id for timer in timers if timer.survey_id in held}  # another transaction has it
+        passed.update(busy)
+        read_refusals(
+            session,
+            [hash_ for survey_id in locked if (hash_ := _phone_hash(session, survey_id)) is not None],
+        )
+        for timer in timers:
+            timer_id = timer.id
+            if timer_id in busy:
+                continue
+            try:
+                result = _carry_out(runtime, session, timer, now)
+                if flush_each:
+                    session.flush()
+                    write_staged(session)
+            except DBAPIError as exc:
+                if not flush_each:
+                    raise
+                raise _TimerFailedError(timer_id, f"{type(exc).__name__}: {exc.orig}") from exc
+            except Exception as exc:
+                raise _TimerFailedError(timer_id, f"{type(exc).__name__}: {exc}") from exc
+            counts[result] = counts.get(result, 0) + 1
+        write_staged(session)
+    if counts:
+        wake(runtime.redis, "sends")
+    if busy:
+        counts["survey busy, left for later"] = len(busy)
+    return counts
+
+
+def _phone_hash(session: Session, survey_id: int) -> str | None:
+    survey = session.get(Survey, survey_id)  # locked and loaded with its case by lock_surveys
+    return (survey.phone_hash or survey.case.phone_hash) if survey is not None else None
 
 
 def fire(runtime: Runtime, timer_id: int, now: datetime | None = None) -> tuple[str, list[int]]:
