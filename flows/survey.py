@@ -1,7 +1,8 @@
 """Surveys in the database: start, apply a reply, remind, expire, honour a refusal.
 
-Worker jobs call these inside their own transaction and, after committing, enqueue sending for
-the outbox ids returned. Nothing here sends anything or commits.
+Worker jobs call these inside their own transaction. The messages a step sends are staged
+(storage.outbox.stage) and the job stores a whole batch's at once (write_staged), then wakes the
+send drain after committing. Nothing here sends anything or commits.
 
 Where the conversation position lives, and why it stays consistent:
 
