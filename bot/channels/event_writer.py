@@ -134,6 +134,14 @@ class EventWriter:
             await self._write(group)
 
     async def _write(self, group: list[tuple[Incoming, asyncio.Future[Stored]]]) -> None:
+        try:
+            await self._store(group)
+        except BaseException:  # this task cancelled (the process stops): no member waits forever
+            for _item, future in group:
+                future.cancel()
+            raise
+
+    async def _store(self, group: list[tuple[Incoming, asyncio.Future[Stored]]]) -> None:
         items = [item for item, _future in group]
         try:
             written = await asyncio.to_thread(
