@@ -82,25 +82,43 @@ def _freeze_in_a_batch(worker: ServiceProcess, sessions: sessionmaker[Session], 
         time.sleep(0.01)
 
 
+# The second worker's connections carry this name (libpq's PGAPPNAME), so that a backend waiting
+# on the answers table held below can be told to be the one worker or the other.
+WORKER2_APP = "sipas-scale-out-worker2"
 # Backends waiting on a lock: on the answers table held below, only workers inside a batch.
 WAITING_ON_A_LOCK = text(
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    "SELECT application_name FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
 )
 
 
-def _kill_inside_a_batch(worker: ServiceProcess, sessions: sessionmaker[Session], in_flight: object) -> None:
-    """SIGKILL the worker inside an inbound batch. On PostgreSQL the test holds the answers table
-    (EXCLUSIVE: reads go on, inserts wait), so both workers stop at their batch's first answer
-    with its attempts counted, and the kill cuts that batch off; elsewhere the worker is frozen
-    until it is seen in a batch."""
+def _kill_inside_a_batch(
+    workers: tuple[ServiceProcess, ServiceProcess], sessions: sessionmaker[Session], in_flight: object
+) -> ServiceProcess | None:
+    """SIGKILL a worker inside an inbound batch; returns it (None: no worker entered a batch in
+    time, nothing killed). On PostgreSQL the test holds the answers table (EXCLUSIVE: reads go on,
+    inserts wait), so a worker in a batch stops at its batch's write with the attempts counted,
+    and the worker seen waiting is the one killed: a kill of a worker between batches (the
+    inbound drain is one coalesced job, so one worker may be idle) would cut nothing. Elsewhere
+    the first worker is frozen until it is seen in a batch."""
     if sessions.kw["bind"].dialect.name != "postgresql":
-        _freeze_in_a_batch(worker, sessions, in_flight)
-        worker.kill()
-        return
+        _freeze_in_a_batch(workers[0], sessions, in_flight)
+        workers[0].kill()
+        return workers[0]
     with sessions() as holder, holder.begin():
         holder.execute(text(f"LOCK TABLE {Answer.__tablename__} IN EXCLUSIVE MODE"))
-        _soon(lambda: count(sessions, WAITING_ON_A_LOCK) >= 2, 20)
-        worker.kill()  # SIGKILL: no cleanup at all
+        waiting: list[str] = []
+
+        def someone_waits() -> bool:
+            with sessions() as session:
+                waiting[:] = list(session.scalars(WAITING_ON_A_LOCK))
+            return bool(waiting)
+
+        if not _soon(someone_waits, 20):
+            return None
+        victim = workers[1] if WORKER2_APP in waiting else workers[0]
+        victim.kill()  # SIGKILL: no cleanup at all
+        return victim
 
 
 def test_two_webs_two_workers_two_crons_kill_and_duplicates(
@@ -109,7 +127,9 @@ def test_two_webs_two_workers_two_crons_kill_and_duplicates(
     env = service.env
     port2 = free_port()
     web2 = ServiceProcess("web2", ["web", "--port", str(port2)], env, service.web.log_path.parent).start()
-    worker2 = ServiceProcess("worker2", ["worker"], env, service.web.log_path.parent).start()
+    worker2 = ServiceProcess(
+        "worker2", ["worker"], {**env, "PGAPPNAME": WORKER2_APP}, service.web.log_path.parent
+    ).start()
     cron2 = ServiceProcess("cron2", ["cron"], env, service.web.log_path.parent).start()
     service.extra += [web2, worker2, cron2]
     wait_ready(f"http://127.0.0.1:{port2}", port2)
@@ -161,19 +181,21 @@ def test_two_webs_two_workers_two_crons_kill_and_duplicates(
                 break
             if count(sessions, answered) >= CONVERSATIONS and count(sessions, in_flight) > 0:
                 cut_before = count(sessions, interrupted)
-                _kill_inside_a_batch(service.worker, sessions, in_flight)
-                kills += 1
-                # The other worker takes the dead batch's events over once PostgreSQL has seen
-                # the connection go.
-                if _soon(lambda n=cut_before: count(sessions, interrupted) > n, 30):
-                    cuts += 1
-                service.worker.start()
+                victim = _kill_inside_a_batch((service.worker, worker2), sessions, in_flight)
+                if victim is not None:
+                    kills += 1
+                    # The other worker takes the dead batch's events over once PostgreSQL has
+                    # seen the connection go.
+                    if _soon(lambda n=cut_before: count(sessions, interrupted) > n, 30):
+                        cuts += 1
+                    victim.start()
             time.sleep(0.05)
         statuses = [status for batch in replies for status in batch]
     assert Counter(statuses) == Counter({200: 4 * CONVERSATIONS})
     time.sleep(2)
-    if service.worker.proc is None:  # killed last: started again now
-        service.worker.start()
+    for worker in (service.worker, worker2):
+        if worker.proc is None:  # killed last: started again now
+            worker.start()
 
     wait_until(
         lambda: count(sessions, answered) == 3 * CONVERSATIONS, timeout=300, what="every reply applied"
