@@ -1,7 +1,7 @@
 """The inbound job's cost per Zalo event, the Zalo router included.
 
     python -m bench.zalo_events --database-url postgresql://postgres@127.0.0.1:5432/postgres \
-        --redis-url redis://127.0.0.1:6379/11 [--events 5000] [--repeat 3] [--name-prefix bench]
+        --redis-url redis://127.0.0.1:6379/11 [--events 5000] [--repeat 3]
 
 Stores N Official Account `follow` events (each from its own user, encrypted, as the webhook
 stores them) in a fresh PostgreSQL database made for the run (dropped afterwards), then runs each
@@ -20,43 +20,23 @@ import json
 import os
 import statistics
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from config.logging import configure_logging
 from config.settings import Settings
 from storage.crypto import PhoneVault
-from storage.db import dispose_engines, session_factory
+from storage.db import session_factory
 from storage.inbound import store_event
 from storage.migrate import upgrade
 from storage.models import InboundEvent
 from storage.redis import redis_for
+from tests.support.services import postgres_database
 from workers.runtime import Runtime
 from workers.zalo_inbound import process_zalo_event
 
 SECRET = "bench-secret-key-0123456789abcdef"
-
-
-@contextmanager
-def _database(server_url: str, prefix: str) -> Iterator[str]:
-    """A fresh PostgreSQL database named after the one running the benchmark, dropped afterwards."""
-    url = make_url(server_url).set(drivername="postgresql+psycopg")
-    name = f"{prefix}_zalo_events_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _store_follows(runtime: Runtime, count: int, round_: int) -> list[int]:
@@ -99,12 +79,11 @@ def main() -> None:
     parser.add_argument("--redis-url", required=True, help="a Redis database the run may use")
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--name-prefix", default="bench", help="the fresh database's name starts so")
     args = parser.parse_args()
     configure_logging("WARNING")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"# zalo_events {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load average {load}")
-    with _database(args.database_url, args.name_prefix) as url:
+    with postgres_database(args.database_url) as url:
         upgrade(url)
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
