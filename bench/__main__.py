@@ -9,6 +9,9 @@ Runs, one after the other (NAME for --only in brackets):
   [import]   `sipas cases import` of a generated file (bench.intake_import)
   [sms]      the sms_load harness end to end against web, worker and cron (bench.sms_load)
   [acks]     the same harness with --acks-only: webhook acknowledgements alone
+  [floor]    the same harness against bench.floor, the least a durable service can do per answer
+             (one process, one grouped INSERT per group of MOs, no queue, ORM or encryption):
+             the ceiling of any design on this machine, 1,000 citizens in flight
   [aiogram]  aiogram 3's FSM with RedisStorage on the same 3-question survey and the same Redis
              (bench.aiogram_fsm; the optional `bench` extra, which `make bench` installs)
 and ends with a summary: each figure, the issue's target, and the ratio of our replies end to end
@@ -42,7 +45,7 @@ from config.settings import PROJECT_ROOT
 from flows.understanding import ReplyKind, parse_reply
 from tests.support.services import local_redis
 
-STEPS = ("parser", "intake", "import", "sms", "acks", "aiogram")
+STEPS = ("parser", "intake", "import", "sms", "acks", "floor", "aiogram")
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,15 @@ def _harness(database_url: str, redis_url: str, out: Path, **kwargs: Any) -> dic
     from bench import sms_load
 
     code = sms_load.run(database_url=database_url, redis_url=redis_url, out=out, **kwargs)
+    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    results["exit"] = code
+    return results
+
+
+def _floor(database_url: str, out: Path, citizens: int) -> dict[str, Any]:
+    from bench import floor
+
+    code = floor.run(database_url=database_url, citizens=citizens, concurrency=1000, out=out)
     results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     results["exit"] = code
     return results
@@ -220,6 +232,14 @@ def main() -> None:
             if acks and "acks_only" in acks:
                 summary["webhook acks /s"] = acks["acks_only"]["acks_per_s"]
                 summary["ack p99 ms"] = acks["acks_only"]["ack_latency_ms"].get("p99")
+        if "floor" in steps:
+            floor = _step("floor", summary, _floor, args.database_url, tmp / "floor.json", sizes.citizens)
+            if floor and "answers" in floor:
+                summary["floor answers /s"] = floor["answers"]["answers_processed_per_s"]
+                summary["floor MO -> next MT p50/p99 ms"] = (
+                    floor["answers"]["e2e_latency_ms"].get("p50"),
+                    floor["answers"]["e2e_latency_ms"].get("p99"),
+                )
         if "aiogram" in steps:
             from bench import aiogram_fsm
 
@@ -240,6 +260,13 @@ def main() -> None:
         print(
             f"ratio: our replies end to end {ours}/s = {ours / peer_rate:.2f} x aiogram's {peer_rate} "
             "updates/s (issue 9 target: >= 2 x; replies >= 2,000/s, p99 < 500 ms)",
+            flush=True,
+        )
+    floor_rate = summary.get("floor answers /s")
+    if ours and floor_rate:
+        print(
+            f"floor: the least a durable service can do answered {floor_rate}/s on this machine under the "
+            f"same harness; ours is {ours / floor_rate:.2f} x that",
             flush=True,
         )
 
