@@ -40,7 +40,16 @@ from pathlib import Path
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
-from bench.sms_load import HARNESS, KANNEL_PASSWORD, KANNEL_USER, MO_TOKEN, ONESTOP_SECRET, Proc, headline
+from bench.sms_load import (
+    HARNESS,
+    KANNEL_PASSWORD,
+    KANNEL_USER,
+    MO_TOKEN,
+    ONESTOP_SECRET,
+    Proc,
+    add_database_argument,
+    headline,
+)
 from config.settings import PROJECT_ROOT
 from tests.support.services import free_port, postgres_database, wait_for_port
 
@@ -263,11 +272,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server URL (a fresh database is created and dropped)",
-    )
+    add_database_argument(parser)
     parser.add_argument("--citizens", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=1, help="floor processes sharing the port")

@@ -129,13 +129,18 @@ def service(
         }
 
 
-def add_service_arguments(parser: argparse.ArgumentParser) -> None:
-    """--database-url and --redis-url: where `service` starts the processes (also bench.soak)."""
+def add_database_argument(parser: argparse.ArgumentParser) -> None:
+    """--database-url: the PostgreSQL server a run makes its fresh database on (also bench.floor)."""
     parser.add_argument(
         "--database-url",
         default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a PostgreSQL server URL (a fresh database is created and dropped)",
     )
+
+
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """--database-url and --redis-url: where `service` starts the processes (also bench.soak)."""
+    add_database_argument(parser)
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"),
