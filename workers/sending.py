@@ -2,8 +2,8 @@
 
 The database, not Redis, decides what still has to be sent. One coalesced RQ job
 (workers.queues.wake) claims up to SIPAS_BATCH_SIZE due rows at once (`FOR UPDATE SKIP LOCKED`:
-two workers take different rows), sends them concurrently over one pooled async HTTP client per
-batch (workers.gateways.Senders), no faster than the provider's rate (SIPAS_SMS_RATE,
+two workers take different rows), sends them concurrently through each provider's sender, whose pooled
+HTTP client outlives the batch (workers.gateways.Senders), no faster than the provider's rate (SIPAS_SMS_RATE,
 SIPAS_ZALO_RATE, shared by every worker through Redis), and settles every row under its claim
 token. Just before the batch's first request the rows about to leave are marked in flight (one
 committed UPDATE). A worker that dies mid-batch leaves claims that the sweep, after the lease,
@@ -30,12 +30,13 @@ import structlog
 from redis import Redis
 from sqlalchemy.orm import Session
 
+from bot.channels.outgoing import Outgoing, SendError, Sent
 from flows.zalo_survey import fall_back_to_sms
 from storage import outbox
 from storage.models import Channel, OutboundMessage, Route
 from workers.caps import Caps
 from workers.draining import DRAIN_BUDGET_SECONDS, drain_batches
-from workers.gateways import Outgoing, SendError, Sent, route_of, run_async, shared_senders
+from workers.gateways import route_of, run_async, shared_senders
 from workers.queues import wake, woken
 from workers.runtime import Runtime, get_runtime
 from workers.zalo_window import oa_window_refusal
@@ -193,7 +194,7 @@ async def _send_all(runtime: Runtime, items: Sequence[_Ready]) -> list[Sent | Se
     )
     in_flight = asyncio.Semaphore(IN_FLIGHT)
 
-    senders = shared_senders(runtime)
+    senders = await shared_senders(runtime)
 
     async def one(item: _Ready) -> Sent | SendError:
         if item.refusal is not None:

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.channels import zalo_bot, zalo_oa
+from bot.channels import registry, zalo_bot, zalo_oa
 from bot.channels.zalo import texts
 from bot.channels.zalo.filters import EventName
 from bot.channels.zalo.router import UNHANDLED, Dispatcher, Router
@@ -62,7 +62,7 @@ __all__ = ["MAX_CODE_ATTEMPTS", "ZALO_PROVIDERS", "process_zalo_event", "router"
 
 log = structlog.get_logger(__name__)
 
-ZALO_PROVIDERS = frozenset({zalo_bot.NAME, zalo_oa.NAME})
+ZALO_PROVIDERS = frozenset(registry.ZALO)
 MAX_CODE_ATTEMPTS = 10
 CODE_ATTEMPT_WINDOW_SECONDS = 24 * 3600
 

@@ -1,12 +1,11 @@
-"""The SMS adapter interface, independent of the gateway that carries the messages.
+"""The SMS side of the neutral types, independent of the gateway that carries the messages.
 
 A provider is one package under bot/channels/ (kannel/: HTTP to us, SMPP to the operators;
-brandname/: a JSON brandname-SMS API of the kind Vietnamese aggregators offer). The package
-exports `routes`, its webhooks, which read callbacks into the neutral `InboundSms` and
-`DeliveryReport` and store them through bot.channels.intake, and `PROVIDER`, an `SmsProvider`:
-`parse_stored`, which the worker runs again on the stored copy of an MO, and the `SmsSender` the
-send job uses when SIPAS_SMS_PROVIDER selects it. Parsing never touches the database.
-bot.channels.registry lists the providers.
+brandname/: a JSON brandname-SMS API of the kind Vietnamese aggregators offer). Its webhooks read
+callbacks into the neutral `InboundSms` and `DeliveryReport` and store them through
+bot.channels.intake; its `PROVIDER` (bot.channels.provider) reads a stored MO again
+(`parse_stored`) and builds its sender (bot.channels.outgoing: the send types every channel
+shares). Parsing never touches the database. bot.channels.registry lists the providers.
 
 Segment counting lives here because it is a property of SMS itself, not of a gateway: a text
 that fits the GSM 03.38 alphabet travels as GSM-7 (160 characters, 153 per part when split);
@@ -16,14 +15,10 @@ the whole message into UCS-2 (70 characters, 67 per part).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
-import httpx
-
-from config.settings import Settings
 from storage.outbox import Delivery
 
 __all__ = [
@@ -33,11 +28,6 @@ __all__ = [
     "DeliveryReport",
     "InboundRequestError",
     "InboundSms",
-    "OutgoingSms",
-    "SendResult",
-    "SmsProvider",
-    "SmsSendError",
-    "SmsSender",
     "count_segments",
     "is_gsm7",
     "sms_coding",
@@ -55,36 +45,6 @@ GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 
 _GSM7_SINGLE, _GSM7_MULTI = 160, 153  # septets in one SMS / in each part of a concatenated one
 _UCS2_SINGLE, _UCS2_MULTI = 70, 67  # UTF-16 code units, likewise
-
-
-@dataclass(frozen=True)
-class OutgoingSms:
-    to: str  # E.164, e.g. +84912345678
-    text: str
-    ref: str  # our outbox id, plain ASCII: it travels inside the gateway's callback URL
-
-
-@dataclass(frozen=True)
-class SendResult:
-    provider_id: str | None  # the gateway's (or our per-attempt) message id, for correlation
-    segments: int
-    coding: Coding
-
-
-class SmsSendError(Exception):
-    """The gateway did not take the message. `retryable` says whether trying again later can
-    help (timeouts, 5xx, connection refused) or not (bad credentials, a request it refuses).
-    `ambiguous`: the request went out but its answer was lost (read timeout, dropped
-    connection), so the gateway may have taken it: sending again could send it twice.
-    `retry_after`: seconds the provider asked us to wait (HTTP 429 Retry-After)."""
-
-    def __init__(
-        self, message: str, retryable: bool, *, ambiguous: bool = False, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.ambiguous = ambiguous
-        self.retry_after = retry_after
 
 
 class InboundRequestError(ValueError):
@@ -108,33 +68,12 @@ class InboundSms:
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    ref: str  # the OutgoingSms.ref the report is about (our outbox id)
+    ref: str  # the outbox id (Outgoing.message_id) the report is about
     status: Delivery  # the neutral meaning; the provider package maps its own codes
     detail: str  # the provider's own words, e.g. "kannel 16 smsc_rejected" (kept with a failure)
     provider_id: str  # identifies this report: a provider's retry of it is stored once
-    attempt_id: str | None = None  # SendResult.provider_id of the attempt this reports on
+    attempt_id: str | None = None  # Sent.provider_id of the attempt this reports on
     reported_at: datetime | None = None  # UTC
-
-
-class SmsSender(Protocol):
-    """What the send job needs from an SMS provider: one async send over the worker's pooled
-    client. Raises SmsSendError when the provider does not take the message."""
-
-    async def send_async(self, sms: OutgoingSms, client: httpx.AsyncClient) -> SendResult:
-        """Hand one message to the provider."""
-
-    def close(self) -> None:
-        """Release what the sender holds (the send job calls it when it is done)."""
-
-
-@dataclass(frozen=True)
-class SmsProvider:
-    """One SMS provider, as the registry knows it: each package's `PROVIDER`, next to `routes`,
-    the RouteTableDef of its webhooks."""
-
-    name: str  # InboundEvent.provider of its events, and the SIPAS_SMS_PROVIDER value selecting it
-    parse_stored: Callable[[str], InboundSms]  # an MO as its webhook stored it (raises ValueError)
-    sender: Callable[[Settings], SmsSender]  # raises MissingSettingError naming what is not set
 
 
 def is_gsm7(text: str) -> bool:

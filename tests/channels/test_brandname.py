@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import create_app
 from bot.channels import registry
+from bot.channels.brandname import BrandnameSender
 from bot.channels.brandname.simulator import SimState
 from bot.channels.brandname.simulator import create_app as create_simulator
-from bot.channels.sms import OutgoingSms, SmsSendError
+from bot.channels.outgoing import Outgoing, SendError
 from bot.context import AppContext
 from config.settings import MissingSettingError, Settings
 from storage import outbox
@@ -28,7 +29,7 @@ from storage.crypto import PhoneVault
 from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus, Route
 from tests.security.webhook_client import BRANDNAME_SECRET, brandname_signature
 from tests.support.app import Client, RecordingDispatcher
-from workers.gateways import Outgoing, Senders
+from workers.gateways import Senders
 from workers.runtime import Runtime
 
 API_KEY = "brandname-key-0123"
@@ -45,18 +46,22 @@ def _configured(settings: Settings, api_url: str, **extra: str) -> Settings:
     return settings.model_copy(update={"BRANDNAME_API_URL": api_url, "BRANDNAME_API_KEY": API_KEY, **extra})
 
 
-async def _send(settings: Settings, sms: OutgoingSms, timeout: float = 5.0) -> str:
-    sender = registry.PROVIDERS["brandname"].sender(settings)
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        result = await sender.send_async(sms, client)
-    assert result.provider_id is not None
-    return result.provider_id
+def _sms(message_id: int, to: str = "+84912345678", text: str = "a") -> Outgoing:
+    return Outgoing(message_id, None, Route.SMS, to, text)
+
+
+async def _send(settings: Settings, message: Outgoing, timeout: int = 5) -> str:
+    sender = BrandnameSender(settings.model_copy(update={"SIPAS_SEND_TIMEOUT": timeout}))
+    try:
+        return (await sender.send(message)).provider_id
+    finally:
+        await sender.aclose()
 
 
 async def test_the_same_ref_is_sent_once(settings: Settings, simulator: tuple[SimState, str]) -> None:
     state, url = simulator
     configured = _configured(settings, url)
-    sms = OutgoingSms(to="+84912345678", text="Cảm ơn ông/bà", ref="7")
+    sms = _sms(7, text="Cảm ơn ông/bà")
     first = await _send(configured, sms)
     again = await _send(configured, sms)  # a retry after a lost answer
     assert first == again
@@ -75,23 +80,23 @@ async def test_retry_after_and_a_lost_answer_are_retried(
     state, url = simulator
     configured = _configured(settings, url)
     state.answers.extend([{"status": 429, "retry_after": 2}, {"hang": True}])
-    with pytest.raises(SmsSendError) as limited:
-        await _send(configured, OutgoingSms(to="+84912345678", text="a", ref="8"))
+    with pytest.raises(SendError) as limited:
+        await _send(configured, _sms(8))
     assert (limited.value.retryable, limited.value.retry_after) == (True, 2.0)
-    with pytest.raises(SmsSendError) as lost:
-        await _send(configured, OutgoingSms(to="+84912345678", text="a", ref="8"), timeout=0.5)
+    with pytest.raises(SendError) as lost:
+        await _send(configured, _sms(8), timeout=1)
     # The request may have been taken, yet resending is safe: the API de-duplicates on ref.
     assert (lost.value.retryable, lost.value.ambiguous) == (True, False)
 
 
 async def test_refusals_are_permanent(settings: Settings, simulator: tuple[SimState, str]) -> None:
     _state, url = simulator
-    with pytest.raises(SmsSendError) as refused:
-        await _send(_configured(settings, url), OutgoingSms(to="+1555000111", text="a", ref="9"))
+    with pytest.raises(SendError) as refused:
+        await _send(_configured(settings, url), _sms(9, to="+1555000111"))
     assert not refused.value.retryable
     assert "422 invalid_number" in str(refused.value)
     with pytest.raises(MissingSettingError, match="BRANDNAME_API_KEY"):
-        registry.PROVIDERS["brandname"].sender(settings.model_copy(update={"BRANDNAME_API_KEY": ""}))
+        BrandnameSender(settings.model_copy(update={"BRANDNAME_API_KEY": ""}))
 
 
 async def test_stale_signatures_and_unknown_statuses_are_refused(
@@ -172,4 +177,4 @@ def test_an_unknown_provider_stops_the_process_with_its_name(settings: Settings)
     with pytest.raises(
         MissingSettingError, match="SIPAS_SMS_PROVIDER='esms' is not one of kannel, brandname"
     ):
-        registry.sms_sender(settings.model_copy(update={"SIPAS_SMS_PROVIDER": "esms"}))
+        registry.check(settings.model_copy(update={"SIPAS_SMS_PROVIDER": "esms"}))

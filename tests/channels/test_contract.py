@@ -12,7 +12,11 @@ through the real app over HTTP, on the real database.
 - a database that cannot store answers 503 (the provider retries), never 200 or another 5xx;
 - a delivery status is mapped onto the neutral storage.outbox.Delivery and settles the row
   (delivered -> delivered, accepted -> unchanged, failed -> failed);
-- a send is classified: taken, temporary failure (retry), permanent failure.
+- a send, through the sender the registry builds for the provider, is classified by the
+  provider's own mapping onto bot.channels.outgoing.SendError: taken, temporary failure (retry),
+  permanent failure (a Zalo recipient out of reach: unreachable, the survey moves to SMS);
+- the registry lists every provider once, with its channel and routes, and every outbox route has
+  exactly one sender (SMS: the one SIPAS_SMS_PROVIDER names).
 
 Each adapter's scenes come from its package's fixtures/ (bot/channels/<provider>/fixtures: for
 SMS `mo.*` is 84912345678 writing "Rất hài lòng", `status_<delivered|accepted|failed>.*` report on
@@ -25,6 +29,7 @@ simulator, and the Zalo simulator (bot/channels/zalo/simulator) for the Bot API,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestServer
@@ -48,18 +52,17 @@ from bot.channels.brandname.webhooks import MO_PATH as BRANDNAME_MO
 from bot.channels.brandname.webhooks import STATUS_PATH as BRANDNAME_STATUS
 from bot.channels.kannel.send import DLR_PATH as KANNEL_DLR
 from bot.channels.kannel.webhooks import MO_PATH as KANNEL_MO
-from bot.channels.sms import InboundSms, OutgoingSms, SmsSendError
+from bot.channels.outgoing import Outgoing, SendError
+from bot.channels.sms import InboundSms
 from bot.channels.zalo import InMemoryTokenStore, OATokens
 from bot.channels.zalo.events import InboundRecord
-from bot.channels.zalo.exceptions import ZaloError
 from bot.channels.zalo.simulator import ZaloSimulator
-from bot.channels.zalo_bot.send import send_text
-from bot.channels.zalo_oa.send import send_cs_text, send_rating_template
-from config.settings import PROJECT_ROOT, Settings
+from bot.channels.zalo_oa.send import ZaloOASender
+from config.settings import PROJECT_ROOT, MissingSettingError, Settings
 from storage import outbox
 from storage.crypto import PhoneVault
 from storage.db import make_engine
-from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus
+from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus, Route
 from tests.security.webhook_client import (
     BOT_SECRET,
     BRANDNAME_SECRET,
@@ -71,7 +74,7 @@ from tests.security.webhook_client import (
 from tests.support.app import Client, RecordingDispatcher, app_client
 from tests.support.kannel import KannelHarness
 from tests.support.services import free_port
-from workers.gateways import failure_from_zalo
+from workers.runtime import Runtime
 
 FIXTURES = PROJECT_ROOT / "bot" / "channels"
 SMS_SCENE = ("+84912345678", "Rất hài lòng")
@@ -165,16 +168,32 @@ async def answers() -> AsyncIterator[Answers]:
 
 
 SendOutcome = str  # "sent" | "temporary" | "permanent"
-Send = Callable[[Settings, Answers, str], Awaitable[SendOutcome]]
-SMS = OutgoingSms(to="+84912345678", text="Cau 1/3: Ong/ba hai long khong?", ref="42")
+Send = Callable[[Runtime, Answers, str], Awaitable[SendOutcome]]
+SMS = Outgoing(42, None, Route.SMS, "+84912345678", "Cau 1/3: Ong/ba hai long khong?")
 
 
-def _outcome_of(exc: SmsSendError) -> SendOutcome:
+def _with(runtime: Runtime, **settings: str) -> Runtime:
+    return dataclasses.replace(runtime, settings=runtime.settings.model_copy(update=settings))
+
+
+async def _send(provider: str, runtime: Runtime, message: Outgoing) -> SendOutcome:
+    """`message` through the sender the registry builds for `provider`, as the send job does."""
+    sender = registry.PROVIDERS[provider].sender(runtime)
+    try:
+        await sender.send(message)
+    except SendError as exc:
+        return _outcome_of(exc)
+    finally:
+        await sender.aclose()
+    return "sent"
+
+
+def _outcome_of(exc: SendError) -> SendOutcome:
     assert not exc.ambiguous  # each scripted failure is a clear answer
     return "temporary" if exc.retryable else "permanent"
 
 
-async def _send_kannel(settings: Settings, script: Answers, scene: str) -> SendOutcome:
+async def _send_kannel(runtime: Runtime, script: Answers, scene: str) -> SendOutcome:
     script.script.append(
         {
             "sent": (202, "0: Accepted for delivery", {}),
@@ -182,21 +201,10 @@ async def _send_kannel(settings: Settings, script: Answers, scene: str) -> SendO
             "permanent": (403, "Authorization failed for sendsms", {}),
         }[scene]
     )
-    sender = registry.PROVIDERS["kannel"].sender(
-        settings.model_copy(update={"KANNEL_SENDSMS_URL": script.url})
-    )
-    try:
-        async with httpx.AsyncClient() as client:
-            result = await sender.send_async(SMS, client)
-    except SmsSendError as exc:
-        return _outcome_of(exc)
-    finally:
-        sender.close()
-    assert result.provider_id
-    return "sent"
+    return await _send("kannel", _with(runtime, KANNEL_SENDSMS_URL=script.url), SMS)
 
 
-async def _send_brandname(settings: Settings, _script: Answers, scene: str) -> SendOutcome:
+async def _send_brandname(runtime: Runtime, _script: Answers, scene: str) -> SendOutcome:
     state = SimState(
         api_key="brandname-key-0123", callback_secret=BRANDNAME_SECRET, mo_url="http://127.0.0.1:9/"
     )
@@ -204,84 +212,74 @@ async def _send_brandname(settings: Settings, _script: Answers, scene: str) -> S
         state.answers.append({"status": 503})
     key = "wrong-key" if scene == "permanent" else state.api_key  # the API answers 401
     async with TestServer(create_simulator(state)) as server:
-        configured = settings.model_copy(
-            update={"BRANDNAME_API_URL": str(server.make_url("/v1/sms")), "BRANDNAME_API_KEY": key}
-        )
-        sender = registry.PROVIDERS["brandname"].sender(configured)
-        try:
-            async with httpx.AsyncClient() as client:
-                result = await sender.send_async(SMS, client)
-        except SmsSendError as exc:
-            return _outcome_of(exc)
-    assert [m["message_id"] for m in state.messages] == [result.provider_id]
-    return "sent"
+        configured = _with(runtime, BRANDNAME_API_URL=str(server.make_url("/v1/sms")), BRANDNAME_API_KEY=key)
+        outcome = await _send("brandname", configured, SMS)
+    assert len(state.messages) == (1 if outcome == "sent" else 0)
+    return outcome
 
 
-def _zalo_outcome(exc: ZaloError) -> SendOutcome:
-    failure = failure_from_zalo(exc)  # what the send job makes of it (workers.gateways)
-    assert not failure.ambiguous  # each scripted failure is a clear answer
-    return "temporary" if failure.retryable else "permanent"
-
-
-def _at_simulator(settings: Settings, sim: ZaloSimulator) -> Settings:
-    """The settings with every Zalo API at the simulator, under its identities."""
+def _at_simulator(runtime: Runtime, sim: ZaloSimulator) -> Runtime:
+    """The runtime with every Zalo API at the simulator, under its identities."""
     c = sim.config
-    return settings.model_copy(
-        update={
-            "ZALO_BOT_TOKEN": c.bot_token,
-            "ZALO_OA_APP_ID": c.app_id,
-            "ZALO_APP_SECRET": c.app_secret,
-            **dict.fromkeys(("ZALO_BOT_API_BASE", "ZALO_OA_API_BASE", "ZALO_OAUTH_BASE", "ZNS_API_BASE"),
-                            sim.base_url),
-        }
+    return _with(
+        runtime,
+        ZALO_BOT_TOKEN=c.bot_token,
+        ZALO_OA_APP_ID=c.app_id,
+        ZALO_APP_SECRET=c.app_secret,
+        **dict.fromkeys(("ZALO_BOT_API_BASE", "ZALO_OA_API_BASE", "ZALO_OAUTH_BASE", "ZNS_API_BASE"),
+                        sim.base_url),
     )  # fmt: skip
 
 
-async def _send_zalo_bot(settings: Settings, _script: Answers, scene: str) -> SendOutcome:
-    """The Bot Platform's send (bot.channels.zalo_bot.send) to the simulated Bot API: taken; a 503
-    (temporary); a chat that blocked the bot, 403 (permanent: the survey moves to SMS)."""
+async def _send_zalo_bot(runtime: Runtime, _script: Answers, scene: str) -> SendOutcome:
+    """The Bot Platform's sender to the simulated Bot API: taken; a 503 (temporary); a chat that
+    blocked the bot, 403 (permanent and unreachable: the survey moves to SMS)."""
     async with ZaloSimulator() as sim:
         chat = "6ede9afa66b88fe6d6a9"
         if scene == "temporary":
             sim.config.send_failures.append(503)
         if scene == "permanent":
             sim.config.blocked_chats.add(chat)
-        try:
-            sent = await send_text(_at_simulator(settings, sim), chat, "Cảm ơn Ông/Bà")
-        except ZaloError as exc:
-            return _zalo_outcome(exc)
-        assert [m["message_id"] for m in sim.bot_sent] == [sent.message_id]
-    return "sent"
+        message = Outgoing(42, None, Route.ZALO_BOT, chat, "Cảm ơn Ông/Bà")
+        outcome = await _send("zalo_bot", _at_simulator(runtime, sim), message)
+        assert len(sim.bot_sent) == (1 if outcome == "sent" else 0)
+    return outcome
 
 
-async def _send_zalo_oa(settings: Settings, _script: Answers, scene: str) -> SendOutcome:
-    """The OA's sends (bot.channels.zalo_oa.send), a customer-service message and a ZNS template,
-    to the simulated OA and ZNS APIs, both classified alike: taken; a 503 each (temporary); a user
-    outside the OA's reach (-213) and a phone without Zalo (-118) (permanent: the survey moves to
-    SMS)."""
+async def _send_zalo_oa(runtime: Runtime, _script: Answers, scene: str) -> SendOutcome:
+    """The OA's sender (its token pair held in memory here, in the database in the worker: the
+    registry's factory is asserted below), a customer-service message and a ZNS template, to the
+    simulated OA and ZNS APIs, both classified alike: taken; a 503 each (temporary); a user
+    outside the OA's reach (-213) and a phone without Zalo (-118) (permanent and unreachable: the
+    survey moves to SMS)."""
     async with ZaloSimulator() as sim:
-        user, phone = "2468013579246801357", "84912345678"
+        user, phone = "2468013579246801357", "+84912345678"
         if scene == "temporary":
             sim.config.send_failures.extend([503, 503])
         if scene == "permanent":
             sim.config.oa_user_errors[user] = -213
-            sim.config.zns_phone_errors[phone] = -118
+            sim.config.zns_phone_errors[phone.lstrip("+")] = -118
         access, refresh = sim.issue_tokens()
         tokens = InMemoryTokenStore(OATokens(access, refresh, datetime.now(UTC) + timedelta(hours=25)))
-        configured = _at_simulator(settings, sim)
+        sender = ZaloOASender(_at_simulator(runtime, sim).settings, tokens)
         template = {"template_id": "rating-template", "template_data": {"ma_ho_so": "KD-1"}}
         outcomes: list[SendOutcome] = []
-        try:
-            await send_cs_text(configured, tokens, user, "Cảm ơn Ông/Bà")
-            outcomes.append("sent")
-        except ZaloError as exc:
-            outcomes.append(_zalo_outcome(exc))
-        try:
-            await send_rating_template(configured, tokens, phone, template, tracking_id="42")
-            outcomes.append("sent")
-        except ZaloError as exc:
-            outcomes.append(_zalo_outcome(exc))
+        unreachable: list[bool] = []
+        for message in (
+            Outgoing(42, None, Route.ZALO_OA, user, "Cảm ơn Ông/Bà"),
+            Outgoing(43, 7, Route.ZNS, phone, "", template),
+        ):
+            try:
+                await sender.send(message)
+                outcomes.append("sent")
+            except SendError as exc:
+                outcomes.append(_outcome_of(exc))
+                unreachable.append(exc.unreachable)
+        await sender.aclose()
+        assert unreachable == ([True, True] if scene == "permanent" else [False, False][: len(unreachable)])
         assert (len(sim.oa_sent), len(sim.zns_sent)) == ((1, 1) if scene == "sent" else (0, 0))
+        if scene == "sent":
+            assert sim.zns_sent[0]["tracking_id"] == "7"  # the survey id comes back with the rating
     assert outcomes[0] == outcomes[1], outcomes
     return outcomes[0]
 
@@ -377,8 +375,48 @@ TIMED_ADAPTERS = tuple(adapter for adapter in ADAPTERS if adapter.deliver_replay
 
 
 def test_every_provider_is_in_the_suite() -> None:
-    assert [adapter.name for adapter in ADAPTERS] == [package.NAME for package in registry.ROUTE_MODULES]
-    assert {adapter.name for adapter in SMS_ADAPTERS} == set(registry.PROVIDERS)
+    assert [adapter.name for adapter in ADAPTERS] == list(registry.PROVIDERS)
+    assert {adapter.name for adapter in SMS_ADAPTERS} == set(registry.SMS)
+
+
+def test_the_registry_describes_every_provider_and_a_sender_for_every_route(runtime: Runtime) -> None:
+    """Each package's PROVIDER, its routes mounted, its channel; every outbox route has exactly
+    one provider (SMS: the one SIPAS_SMS_PROVIDER names, an unknown name refused in one line)."""
+    assert [module.PROVIDER for module in registry.ROUTE_MODULES] == list(registry.PROVIDERS.values())
+    for name, provider in registry.PROVIDERS.items():
+        assert provider.routes is registry.ROUTE_MODULES[list(registry.PROVIDERS).index(name)].routes
+        assert all(route.path.startswith("/webhooks/") for route in provider.routes)
+    serving = {
+        (provider.channel, route): name
+        for name, provider in registry.PROVIDERS.items()
+        for route in provider.serves
+    }
+    assert serving == {
+        (Channel.SMS, Route.SMS): "brandname",  # both serve it; the setting picks one
+        (Channel.ZALO, Route.ZALO_BOT): "zalo_bot",
+        (Channel.ZALO, Route.ZALO_OA): "zalo_oa",
+        (Channel.ZALO, Route.ZNS): "zalo_oa",
+    }
+    assert set(registry.SMS) == {"kannel", "brandname"}
+    assert set(registry.ZALO) == {"zalo_bot", "zalo_oa"}
+    for choice in registry.SMS:
+        chosen = runtime.settings.model_copy(update={"SIPAS_SMS_PROVIDER": choice})
+        assert registry.for_route(Route.SMS, chosen).name == choice
+    for route in (Route.ZALO_BOT, Route.ZALO_OA, Route.ZNS):
+        assert route in registry.for_route(route, runtime.settings).serves
+    unknown = runtime.settings.model_copy(update={"SIPAS_SMS_PROVIDER": "esms"})
+    with pytest.raises(MissingSettingError, match="'esms' is not one of kannel, brandname"):
+        registry.for_route(Route.SMS, unknown)
+    # The OA's sender keeps its token pair in the database (one refresh across processes).
+    oa = registry.PROVIDERS["zalo_oa"].sender(_with(runtime, ZALO_OA_APP_ID="3051234567890123456"))
+    assert isinstance(oa, ZaloOASender)
+    with pytest.raises(MissingSettingError, match="ZALO_APP_SECRET"):
+        registry.PROVIDERS["zalo_oa"].sender(_with(runtime, ZALO_APP_SECRET=""))
+
+
+@pytest.fixture
+def runtime(settings: Settings, sessions: sessionmaker[Session], vault: PhoneVault, redis: Redis) -> Runtime:
+    return Runtime(settings=settings, sessions=sessions, vault=vault, redis=redis)
 
 
 def _events(sessions: sessionmaker[Session]) -> list[InboundEvent]:
@@ -539,34 +577,18 @@ async def test_a_malformed_delivery_status_is_refused_with_a_4xx_and_not_stored(
 
 
 @pytest.mark.kannel
-async def test_kannel_sends_are_classified_by_a_real_kannel(
-    settings: Settings, kannel: KannelHarness
-) -> None:
+async def test_kannel_sends_are_classified_by_a_real_kannel(runtime: Runtime, kannel: KannelHarness) -> None:
     """The Kannel adapter's three outcomes from a real bearerbox and smsbox: taken (202 and the
     MT reaches the phone), refused (403, a wrong password), and smsbox gone (connection refused)."""
-    real = settings.model_copy(update=kannel.settings_overrides())
-
-    async def send(configured: Settings) -> SendOutcome:
-        sender = registry.PROVIDERS["kannel"].sender(configured)
-        try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                await sender.send_async(SMS, client)
-        except SmsSendError as exc:
-            return _outcome_of(exc)
-        finally:
-            sender.close()
-        return "sent"
-
-    assert await send(real) == "sent"
+    real = _with(runtime, **kannel.settings_overrides())
+    assert await _send("kannel", real, SMS) == "sent"
     assert kannel.phone.wait_for_mt(to=SMS.to).text == SMS.text
-    assert await send(real.model_copy(update={"KANNEL_PASSWORD": "not-the-password"})) == "permanent"
+    assert await _send("kannel", _with(real, KANNEL_PASSWORD="not-the-password"), SMS) == "permanent"
     kannel.stop()
-    assert await send(real) == "temporary"
+    assert await _send("kannel", real, SMS) == "temporary"
 
 
 @pytest.mark.parametrize("scene", ["sent", "temporary", "permanent"])
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=str)
-async def test_a_send_is_classified(
-    adapter: Adapter, scene: str, settings: Settings, answers: Answers
-) -> None:
-    assert await adapter.send(settings, answers, scene) == scene
+async def test_a_send_is_classified(adapter: Adapter, scene: str, runtime: Runtime, answers: Answers) -> None:
+    assert await adapter.send(runtime, answers, scene) == scene

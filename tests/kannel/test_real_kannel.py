@@ -19,14 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import create_app
-from bot.channels.kannel import KannelGateway
+from bot.channels.kannel import KannelSender
 from bot.channels.kannel.parse import parse_stored
-from bot.channels.sms import OutgoingSms, SendResult, SmsSendError
+from bot.channels.outgoing import Outgoing, SendError, Sent
 from bot.context import AppContext
 from config.settings import Settings
 from storage import outbox
 from storage.crypto import PhoneVault
-from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus
+from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus, Route
 from tests.support.app import RecordingDispatcher
 from tests.support.kannel import KannelHarness
 
@@ -92,9 +92,16 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-def send(settings: Settings, *messages: OutgoingSms) -> list[SendResult]:
-    with KannelGateway(settings) as gateway:
-        return [gateway.send(message) for message in messages]
+def sms(message_id: int, text: str) -> Outgoing:
+    return Outgoing(message_id, None, Route.SMS, PHONE, text)
+
+
+async def send(settings: Settings, *messages: Outgoing) -> list[Sent]:
+    sender = KannelSender(settings)
+    try:
+        return [await sender.send(message) for message in messages]
+    finally:
+        await sender.aclose()
 
 
 def mo_events(sessions: sessionmaker[Session]) -> list[InboundEvent]:
@@ -109,12 +116,7 @@ async def test_unaccented_and_accented_mt_arrive_with_their_exact_text(
 ) -> None:
     plain = "SIPAS: Ban danh gia muc do hai long chung (1-5)?\nTra loi TC de tu choi."
     accented = "Cảm ơn ông/bà đã đánh giá dịch vụ hành chính công của phường Thanh Xuân Trung."
-    results = await asyncio.to_thread(
-        send,
-        kannel_settings,
-        OutgoingSms(to=PHONE, text=plain, ref="101"),
-        OutgoingSms(to=PHONE, text=unicodedata.normalize("NFD", accented), ref="102"),
-    )
+    results = await send(kannel_settings, sms(101, plain), sms(102, unicodedata.normalize("NFD", accented)))
     assert [(r.coding, r.segments) for r in results] == [("gsm7", 1), ("ucs2", 2)]
     first = await asyncio.to_thread(kannel.phone.wait_for_mt, PHONE)
     second = await asyncio.to_thread(kannel.phone.wait_for_mt, PHONE)
@@ -124,13 +126,13 @@ async def test_unaccented_and_accented_mt_arrive_with_their_exact_text(
 
 async def test_real_kannel_refusals_are_permanent(kannel: KannelHarness, kannel_settings: Settings) -> None:
     wrong_password = kannel_settings.model_copy(update={"KANNEL_PASSWORD": "not-the-password"})
-    with pytest.raises(SmsSendError) as refused:
-        await asyncio.to_thread(send, wrong_password, OutgoingSms(to=PHONE, text="x", ref="1"))
+    with pytest.raises(SendError) as refused:
+        await send(wrong_password, sms(1, "x"))
     assert "403" in str(refused.value)
     assert not refused.value.retryable
     no_sender = kannel_settings.model_copy(update={"SMS_SENDER": ""})
-    with pytest.raises(SmsSendError) as rejected:
-        await asyncio.to_thread(send, no_sender, OutgoingSms(to=PHONE, text="x", ref="1"))
+    with pytest.raises(SendError) as rejected:
+        await send(no_sender, sms(1, "x"))
     assert "400" in str(rejected.value)  # "Sender missing and no global set, rejected"
     assert not rejected.value.retryable
     assert kannel.phone.pending_mt() == []
@@ -183,9 +185,7 @@ async def test_delivery_reports_mark_the_message_delivered(
         )
         session.flush()
         message_id = row.id
-    [result] = await asyncio.to_thread(
-        send, kannel_settings, OutgoingSms(to=PHONE, text="Cam on", ref=str(message_id))
-    )
+    [result] = await send(kannel_settings, sms(message_id, "Cam on"))
     assert result.provider_id
 
     def delivered() -> OutboundMessage | None:
@@ -236,10 +236,10 @@ async def test_gateway_down_is_retryable_and_a_restarted_kannel_delivers(
     kannel: KannelHarness, kannel_settings: Settings, web: WebApp
 ) -> None:
     await asyncio.to_thread(kannel.stop)
-    with pytest.raises(SmsSendError) as down:
-        await asyncio.to_thread(send, kannel_settings, OutgoingSms(to=PHONE, text="Xin chao", ref="5"))
+    with pytest.raises(SendError) as down:
+        await send(kannel_settings, sms(5, "Xin chao"))
     assert down.value.retryable
     await asyncio.to_thread(kannel.start)
-    await asyncio.to_thread(send, kannel_settings, OutgoingSms(to=PHONE, text="Xin chao", ref="5"))
+    await send(kannel_settings, sms(5, "Xin chao"))
     mt = await asyncio.to_thread(kannel.phone.wait_for_mt, PHONE)
     assert mt.text == "Xin chao"

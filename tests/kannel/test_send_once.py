@@ -16,6 +16,7 @@ from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import create_app
+from bot.channels.outgoing import Outgoing
 from bot.context import AppContext
 from config.settings import Settings
 from storage import outbox
@@ -23,7 +24,7 @@ from storage.crypto import PhoneVault
 from storage.models import Channel, OutboundMessage, OutboxStatus, Route
 from tests.support.app import RecordingDispatcher
 from tests.support.kannel import KannelHarness
-from workers.gateways import Outgoing, Senders
+from workers.gateways import Senders
 from workers.runtime import Runtime
 from workers.sending import deliver
 from workers.timers import sweep_once

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from bot.channels.outgoing import SendError
 from bot.channels.zalo.exceptions import (
     ZaloPermanentError,
     ZaloRateLimited,
@@ -15,6 +16,7 @@ from bot.channels.zalo.exceptions import (
     ZaloTokenRefreshError,
     ZaloUnreachable,
 )
+from bot.channels.zalo.sending import failure_from_zalo
 from bot.channels.zalo.simulator.threaded import ThreadedSimulator
 from bot.channels.zalo_oa.parse import PROVIDER_OA
 from storage.inbound import store_event
@@ -30,7 +32,6 @@ from storage.models import (
 )
 from tests.zalo.conftest import RATING_TEMPLATE
 from tests.zalo.world import SMS_WARD, case, make_agencies, outbox, send, start, submit
-from workers.gateways import SendError, failure_from_zalo
 from workers.runtime import Runtime
 
 PHONE = "0912345678"

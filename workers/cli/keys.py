@@ -32,15 +32,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from bot.channels import registry
-from bot.channels.zalo.events import NotAnEventError
-from bot.channels.zalo_bot.parse import PROVIDER_BOT, describe_bot_event
-from bot.channels.zalo_oa.parse import PROVIDER_OA, describe_oa_event
 from config.settings import get_settings
 from storage.crypto import DecryptionError, PhoneVault
 from storage.db import session_factory
 from storage.models import (
     Base,
     Case,
+    Channel,
     InboundEvent,
     InboxMessage,
     OptOut,
@@ -126,23 +124,16 @@ def _set_hash(row: Any, column: str, new: str | None, rotation: Rotation) -> Non
 
 
 def _event_sender(provider: str, kind: str, payload: str) -> str | None:
-    """Who sent a stored raw request, read as the webhook read it (to recompute sender_hash)."""
-    sms_provider = registry.provider(provider)
-    if sms_provider is not None:
-        if kind != "mo":
-            return None
-        try:
-            return sms_provider.parse_stored(payload).sender
-        except ValueError:  # InboundRequestError, or a payload that is not JSON
-            return None
-    data = json.loads(payload)
-    describe = {PROVIDER_BOT: describe_bot_event, PROVIDER_OA: describe_oa_event}.get(provider)
-    if describe is None:
+    """Who sent a stored raw request, read by the provider that stored it, as its webhook read
+    it (to recompute sender_hash). An SMS delivery report has no sender."""
+    stored_by = registry.PROVIDERS.get(provider)
+    if stored_by is None or (stored_by.channel is Channel.SMS and kind != "mo"):
         return None
     try:
-        return describe(data).sender
-    except NotAnEventError:
+        sender: str | None = stored_by.parse_stored(payload).sender
+    except ValueError:  # InboundRequestError, NotAnEventError, a payload that is not JSON
         return None
+    return sender
 
 
 def _rotate_row(vault: PhoneVault, row: Any, rotation: Rotation) -> None:

@@ -35,8 +35,23 @@ from bot.channels.brandname.parse import parse_stored
 from bot.channels.brandname.send import BrandnameSender
 from bot.channels.brandname.webhooks import PROVIDER as NAME
 from bot.channels.brandname.webhooks import routes
-from bot.channels.sms import SmsProvider
+from bot.channels.outgoing import SendServices
+from bot.channels.provider import Provider
+from bot.channels.sms import InboundSms
+from storage.models import Channel, Route
 
-__all__ = ["PROVIDER", "BrandnameSender", "routes"]
+__all__ = ["NAME", "PROVIDER", "BrandnameSender", "routes"]
 
-PROVIDER = SmsProvider(name=NAME, parse_stored=parse_stored, sender=BrandnameSender)
+
+def _sender(services: SendServices) -> BrandnameSender:
+    return BrandnameSender(services.settings)
+
+
+PROVIDER: Provider[InboundSms] = Provider(
+    name=NAME,
+    channel=Channel.SMS,
+    serves=(Route.SMS,),
+    routes=routes,
+    parse_stored=parse_stored,
+    sender=_sender,
+)

@@ -1,6 +1,6 @@
 """Kannel (Debian package `kannel`): HTTP to us, SMPP to the operators. Everything it needs is here:
 
-- send.py: MT by `GET /cgi-bin/sendsms` (KannelGateway), the per-message dlr-url and its token;
+- send.py: MT by `GET /cgi-bin/sendsms` (KannelSender), the per-message dlr-url and its token;
 - parse.py: the MO get-url and DLR callbacks into InboundSms / DeliveryReport, Kannel's DLR
   codes onto the neutral storage.outbox.Delivery;
 - webhooks.py: `GET/POST /webhooks/sms/kannel` (MO) and `/webhooks/sms/kannel/dlr` (contract.md);
@@ -13,23 +13,35 @@ Settings: KANNEL_SENDSMS_URL, KANNEL_USERNAME, KANNEL_PASSWORD, KANNEL_MO_TOKEN,
 from __future__ import annotations
 
 from bot.channels.kannel.parse import parse_delivery_report, parse_inbound, parse_stored
-from bot.channels.kannel.send import DLR_MASK_ALL, KannelGateway, dlr_token
+from bot.channels.kannel.send import DLR_MASK_ALL, KannelSender, dlr_token
 from bot.channels.kannel.webhooks import PROVIDER as NAME
 from bot.channels.kannel.webhooks import routes
-from bot.channels.sms import SmsProvider
+from bot.channels.outgoing import SendServices
+from bot.channels.provider import Provider
+from bot.channels.sms import InboundSms
+from storage.models import Channel, Route
 
 __all__ = [
     "DLR_MASK_ALL",
+    "NAME",
     "PROVIDER",
-    "KannelGateway",
+    "KannelSender",
     "dlr_token",
     "parse_delivery_report",
     "parse_inbound",
     "routes",
 ]
 
-PROVIDER = SmsProvider(
+
+def _sender(services: SendServices) -> KannelSender:
+    return KannelSender(services.settings)
+
+
+PROVIDER: Provider[InboundSms] = Provider(
     name=NAME,
+    channel=Channel.SMS,
+    serves=(Route.SMS,),
+    routes=routes,
     parse_stored=parse_stored,
-    sender=KannelGateway,
+    sender=_sender,
 )

@@ -5,16 +5,24 @@ Choices worth knowing (see docs/kannel.md):
 - Coding: GSM-7 (`coding=0`) when the NFC text fits the GSM alphabet, else UCS-2 (`coding=2`);
   always `charset=UTF-8`, without which Kannel garbles UCS-2 text.
 - Kannel's sendsms reply carries no message id, so each attempt gets a fresh id of ours
-  (uuid4 hex) that is both the SendResult.provider_id and a parameter of the dlr-url: a delivery
-  report names the outbox row (`ref`) and the attempt (`msg`) it is about.
+  (uuid4 hex) that is both the Sent.provider_id and a parameter of the dlr-url: a delivery
+  report names the outbox row (`ref`, our outbox id) and the attempt (`msg`) it is about.
 - The dlr-url is expanded by Kannel, where `%A`..`%F` (and most letters) after a `%` are escape
   codes, so it holds only plain ASCII of ours: the outbox id, the attempt id and a per-message
   token, HMAC(KANNEL_MO_TOKEN, ref), so that a leaked callback URL can touch one message only.
-- Response mapping: 2xx accepted ("0: Accepted for delivery", "3: Queued for later delivery");
-  403 (bad credentials) and other 4xx are permanent; 5xx, 408, 429, timeouts and connection
-  errors are retryable. A read timeout or a dropped connection after the request went out is
-  `ambiguous` (Kannel may have taken it; SMS gateways offer no idempotency key): the outbox
-  keeps such a message as `unknown` until its delivery report or an operator settles it.
+
+How an answer is classified (bot.channels.outgoing.SendError):
+
+| answer                                                       | retryable | ambiguous |
+|--------------------------------------------------------------|-----------|-----------|
+| 2xx ("0: Accepted for delivery", "3: Queued for later ...")  | (sent)    |           |
+| 403 (bad credentials), any other 4xx                         | no        |           |
+| 5xx, 408, 429                                                | yes       |           |
+| connection refused, no connection in time                    | yes       |           |
+| read timeout, connection dropped after the request           | yes       | yes       |
+
+Ambiguous: Kannel may have taken it (SMS gateways offer no idempotency key), so the outbox keeps
+the row `unknown` until its delivery report or an operator settles it.
 """
 
 from __future__ import annotations
@@ -26,15 +34,16 @@ import unicodedata
 import uuid
 from urllib.parse import urlencode
 
-import httpx
+import aiohttp
+from yarl import URL
 
-from bot.channels.closing import Closing
-from bot.channels.kannel.parse import PLAIN
-from bot.channels.sms import OutgoingSms, SendResult, SmsSendError, count_segments, sms_coding
+from bot.channels.http import TRANSPORT_ERRORS, never_sent, open_session
+from bot.channels.outgoing import Outgoing, SendError, Sent
+from bot.channels.sms import count_segments, sms_coding
 from config.settings import Settings
 from flows.phones import to_msisdn
 
-__all__ = ["DLR_MASK_ALL", "DLR_PATH", "KannelGateway", "dlr_token"]
+__all__ = ["DLR_MASK_ALL", "DLR_PATH", "KannelSender", "dlr_token"]
 
 DLR_PATH = "/webhooks/sms/kannel/dlr"
 # 1 delivered + 2 failed + 4 buffered + 8 SMSC accepted + 16 SMSC rejected: every report.
@@ -49,9 +58,8 @@ def dlr_token(secret: str, ref: str) -> str:
     return hmac.new(secret.encode("utf-8"), f"kannel-dlr:{ref}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-class KannelGateway(Closing):
-    """One Kannel smsbox reached over HTTP. Use as a context manager (or call `close()`): it owns
-    an httpx.Client whose connections must be released when the job ends."""
+class KannelSender:
+    """One Kannel smsbox reached over HTTP (bot.channels.outgoing.Sender)."""
 
     def __init__(self, settings: Settings, *, timeout: float | None = None) -> None:
         settings.require("KANNEL_SENDSMS_URL", "KANNEL_USERNAME", "KANNEL_PASSWORD", "KANNEL_MO_TOKEN")
@@ -63,13 +71,24 @@ class KannelGateway(Closing):
             )
         self._settings = settings
         self._dlr_base = f"{public_url}{DLR_PATH}"
-        # Connect quickly (a dead smsbox is a retry, not a hung worker); allow Kannel time to answer.
-        # SIPAS_SEND_TIMEOUT by default: shorter than the send lease (config.settings checks).
-        timeout = timeout or float(settings.SIPAS_SEND_TIMEOUT)
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+        # Every request's fixed parameters, encoded once.
+        fixed = urlencode(
+            {
+                "username": settings.KANNEL_USERNAME,
+                "password": settings.KANNEL_PASSWORD,
+                "from": settings.SMS_SENDER,
+                "charset": "UTF-8",
+                "dlr-mask": str(DLR_MASK_ALL),
+            }
+        )
+        url = settings.KANNEL_SENDSMS_URL
+        self._url_prefix = f"{url}{'&' if '?' in url else '?'}{fixed}&"
+        self._timeout = timeout or float(settings.SIPAS_SEND_TIMEOUT)
+        self._http: aiohttp.ClientSession | None = None
 
-    def close(self) -> None:
-        self._client.close()
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close()
 
     def dlr_url(self, ref: str, attempt_id: str) -> str:
         """The callback Kannel calls for every delivery report of this attempt (%d, %T: Kannel's)."""
@@ -78,61 +97,41 @@ class KannelGateway(Closing):
         )
         return f"{self._dlr_base}?{query}&status=%d&ts=%T"
 
-    def _request(self, sms: OutgoingSms) -> tuple[dict[str, str], SendResult]:
-        """The sendsms parameters of one attempt, and what a 2xx answer to them means."""
-        if not PLAIN.match(sms.ref):
-            raise SmsSendError(f"ref {sms.ref!r} is not plain ASCII (dlr-url)", retryable=False)
-        if not _MSISDN.match(sms.to):
-            raise SmsSendError("recipient is not an international phone number", retryable=False)
-        text = unicodedata.normalize("NFC", sms.text)
+    async def send(self, message: Outgoing) -> Sent:
+        if not _MSISDN.match(message.to):
+            raise SendError("recipient is not an international phone number", retryable=False)
+        text = unicodedata.normalize("NFC", message.text)
         coding = sms_coding(text)
         attempt_id = uuid.uuid4().hex
-        params = {
-            "username": self._settings.KANNEL_USERNAME,
-            "password": self._settings.KANNEL_PASSWORD,
-            "from": self._settings.SMS_SENDER,
-            "to": to_msisdn(sms.to),
-            "text": text,
-            "charset": "UTF-8",
-            "coding": _CODING_PARAM[coding],
-            "dlr-mask": str(DLR_MASK_ALL),
-            "dlr-url": self.dlr_url(sms.ref, attempt_id),
-        }
-        return params, SendResult(provider_id=attempt_id, segments=count_segments(text), coding=coding)
-
-    def send(self, sms: OutgoingSms) -> SendResult:
-        params, result = self._request(sms)
+        query = urlencode(
+            {
+                "to": to_msisdn(message.to),
+                "text": text,
+                "coding": _CODING_PARAM[coding],
+                "dlr-url": self.dlr_url(str(message.message_id), attempt_id),
+            }
+        )
+        if self._http is None:
+            self._http = open_session(self._timeout)
         try:
-            response = self._client.get(self._settings.KANNEL_SENDSMS_URL, params=params)
-        except httpx.TransportError as exc:
+            async with self._http.get(URL(self._url_prefix + query, encoded=True)) as response:
+                status, body = response.status, await response.read()
+        except TRANSPORT_ERRORS as exc:
             raise _transport_failure(exc) from exc
-        _raise_for_refusal(response)
-        return result
-
-    async def send_async(self, sms: OutgoingSms, client: httpx.AsyncClient) -> SendResult:
-        """`send` over a shared async client (the batched send job sends many at once)."""
-        params, result = self._request(sms)
-        try:
-            response = await client.get(self._settings.KANNEL_SENDSMS_URL, params=params)
-        except httpx.TransportError as exc:
-            raise _transport_failure(exc) from exc
-        _raise_for_refusal(response)
-        return result
+        if not 200 <= status < 300:
+            raise _refusal(status, body.decode("utf-8", "replace").strip()[:200])
+        return Sent(provider_id=attempt_id, segments=count_segments(text), coding=coding)
 
 
-def _transport_failure(exc: httpx.TransportError) -> SmsSendError:
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return SmsSendError(f"cannot reach Kannel: {type(exc).__name__}", retryable=True)
+def _transport_failure(exc: BaseException) -> SendError:
+    if never_sent(exc):
+        return SendError(f"cannot reach Kannel: {type(exc).__name__}", retryable=True)
     # The request may have reached Kannel: the outbox must not send it again by itself.
-    return SmsSendError(f"Kannel's answer was lost: {type(exc).__name__}", retryable=True, ambiguous=True)
+    return SendError(f"Kannel's answer was lost: {type(exc).__name__}", retryable=True, ambiguous=True)
 
 
-def _raise_for_refusal(response: httpx.Response) -> None:
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    body = response.text.strip()[:200]
+def _refusal(status: int, body: str) -> SendError:
     if status == 403:
-        raise SmsSendError(f"Kannel refused the credentials (403): {body}", retryable=False)
+        return SendError(f"Kannel refused the credentials (403): {body}", retryable=False, code=status)
     retryable = status >= 500 or status in _RETRYABLE_4XX
-    raise SmsSendError(f"Kannel answered {status}: {body}", retryable=retryable)
+    return SendError(f"Kannel answered {status}: {body}", retryable=retryable, code=status)
