@@ -33,6 +33,7 @@ from bot.channels import registry
 from flows.inbox import receive as receive_in_inbox
 from flows.opt_in import handle_opt_in
 from flows.survey import ActiveSurveys, handle_reply, record_opt_out
+from flows.survey_rows import write_timer_closes
 from flows.understanding import Keyword, ReplyKind, parse_reply
 from storage.inbound import (
     count_attempts,
@@ -198,6 +199,7 @@ def _try_batch(runtime: Runtime, ids: Sequence[int], tries: _Tries) -> _Batch:
                 apply_event(runtime, session, event, now, surveys, over_cap=tries.over_cap[event_id])
                 if tries.flush_each:
                     session.flush()
+                    write_timer_closes(session)
                     write_staged(session)
             except DBAPIError as exc:
                 if not tries.flush_each:

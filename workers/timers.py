@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from flows.survey import expire_survey, send_reminder, start_survey
-from flows.survey_rows import lock_surveys, read_refusals, rule_book
+from flows.survey_rows import lock_surveys, read_refusals, rule_book, write_timer_closes
 from storage import outbox
 from storage.inbound import has_pending
 from storage.models import Survey, Timer, TimerKind
@@ -150,6 +150,7 @@ def _timer_batch(runtime: Runtime, passed: set[int], *, flush_each: bool) -> dic
                 result = _carry_out(runtime, session, timer, now)
                 if flush_each:
                     session.flush()
+                    write_timer_closes(session)
                     write_staged(session)
             except DBAPIError as exc:
                 if not flush_each:
