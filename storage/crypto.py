@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import os
 import time
 from collections.abc import Sequence
@@ -56,6 +55,26 @@ def _fernet(secret: str) -> Fernet:
 _BLOCK = 16
 
 
+class _KeyedSha256:
+    """HMAC-SHA256 under one key (RFC 2104, the values of hmac.new), the key's inner and outer
+    hash states computed once and copied per message: 2.2 µs a message against 7.2 µs for
+    hmac.digest, which sets OpenSSL's HMAC up again on every call (measured on this project's
+    machine). An import hashes and MACs every phone."""
+
+    def __init__(self, key: bytes) -> None:
+        block = hashlib.sha256().block_size
+        padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in padded))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in padded))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 def _xor(left: bytes, right: bytes) -> bytes:
     return (int.from_bytes(left, "big") ^ int.from_bytes(right, "big")).to_bytes(len(left), "big")
 
@@ -68,7 +87,7 @@ def _fernet_tokens(key: bytes, plaintexts: Sequence[bytes]) -> list[str]:
     the batch (CBC's block i is ECB of plaintext block i XOR the previous ciphertext block, or
     the IV), so a batch of phones (one block each) is one ECB call. tests/test_crypto_batch.py
     checks that Fernet reads these tokens."""
-    signing_key, encryption_key = key[:_BLOCK], key[_BLOCK:]
+    signing, encryption_key = _KeyedSha256(key[:_BLOCK]), key[_BLOCK:]
     padded = [
         text + bytes([_BLOCK - len(text) % _BLOCK]) * (_BLOCK - len(text) % _BLOCK) for text in plaintexts
     ]
@@ -89,9 +108,7 @@ def _fernet_tokens(key: bytes, plaintexts: Sequence[bytes]) -> list[str]:
     tokens = []
     for n, ciphertext in enumerate(ciphertexts):
         parts = head + ivs[n * _BLOCK : (n + 1) * _BLOCK] + ciphertext
-        tokens.append(
-            base64.urlsafe_b64encode(parts + hmac.digest(signing_key, parts, "sha256")).decode("ascii")
-        )
+        tokens.append(base64.urlsafe_b64encode(parts + signing.digest(parts)).decode("ascii"))
     return tokens
 
 
@@ -108,10 +125,12 @@ class PhoneVault:
         self._current = _fernet(secret)
         self._current_key = _fernet_key(secret)
         self._fernet = MultiFernet([self._current, *(_fernet(old) for old in old_secrets if old != secret)])
-        self._hash_key = _derive(hash_secret or secret, b"phone-lookup-hash")
+        self._hash_key = _KeyedSha256(_derive(hash_secret or secret, b"phone-lookup-hash"))
         self.hashes_follow_secret = not hash_secret
         followed = old_secrets if self.hashes_follow_secret else ()
-        self._old_hash_keys = [_derive(old, b"phone-lookup-hash") for old in followed if old != secret]
+        self._old_hash_keys = [
+            _KeyedSha256(_derive(old, b"phone-lookup-hash")) for old in followed if old != secret
+        ]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PhoneVault:
@@ -145,10 +164,8 @@ class PhoneVault:
 
     def lookup_hash(self, value: str) -> str:
         """Deterministic keyed hash: equal inputs give equal hashes, without revealing the input."""
-        return hmac.digest(self._hash_key, value.encode("utf-8"), "sha256").hex()
+        return self._hash_key.digest(value.encode("utf-8")).hex()
 
     def old_lookup_hashes(self, value: str) -> list[str]:
         """The hashes the old secrets gave `value` (to re-key rows that hold only a hash)."""
-        return [
-            hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest() for key in self._old_hash_keys
-        ]
+        return [key.digest(value.encode("utf-8")).hex() for key in self._old_hash_keys]

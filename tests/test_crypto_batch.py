@@ -55,7 +55,9 @@ def test_the_vault_reads_fernets_tokens() -> None:
 
 
 def test_lookup_hash_values_are_unchanged() -> None:
-    vault = PhoneVault(SECRET)
-    key = _derive(SECRET, b"phone-lookup-hash")
-    for text in samples():
+    old = "an-older-secret-key-0123456789"
+    vault = PhoneVault(SECRET, old_secrets=[old])
+    key, old_key = _derive(SECRET, b"phone-lookup-hash"), _derive(old, b"phone-lookup-hash")
+    for text in [*samples(), "z" * 300]:
         assert vault.lookup_hash(text) == hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+        assert vault.old_lookup_hashes(text) == [hmac.new(old_key, text.encode(), hashlib.sha256).hexdigest()]
