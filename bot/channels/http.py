@@ -23,10 +23,16 @@ TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)  # no answer to r
 
 def open_session(timeout: float) -> aiohttp.ClientSession:
     """A session for one provider (call on the loop that will use it)."""
-    return aiohttp.ClientSession(
+    session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0)),
         connector=aiohttp.TCPConnector(limit=CONNECTIONS),
     )
+    # aiohttp sends an idempotent request (Kannel's GET sendsms) a second time when a reused
+    # keep-alive connection drops before the answer (RFC 9112 9.3.1). The gateway may have taken
+    # the first one, and a send is not idempotent: it must surface as ambiguous instead, never be
+    # repeated (tests/channels/test_sms_http.py holds this; aiohttp has no public switch).
+    session._retry_connection = False
+    return session
 
 
 def never_sent(exc: BaseException) -> bool:
