@@ -16,16 +16,13 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    Integer,
-    Text,
     and_,
+    bindparam,
     cast,
-    column,
     func,
     select,
     tuple_,
     update,
-    values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -123,24 +120,28 @@ def store_event(
     return store_events(session, [event], utcnow())[0]
 
 
+# Compiled once (an UPDATE … FROM (VALUES …) was compiled again for every group of reports).
+_MARK_PROCESSED = (
+    update(InboundEvent)
+    .where(InboundEvent.id == bindparam("b_id"))
+    .values(
+        attempts=InboundEvent.attempts + 1,
+        processed_at=bindparam("b_now"),
+        result=bindparam("b_result"),
+    )
+)
+
+
 def mark_processed(session: Session, results: Sequence[tuple[int, str]], now: datetime) -> None:
     """Close events applied in the transaction that stored them (delivery reports), each with
-    what applying it did: `results` is (event id, result) pairs, written in one
-    `UPDATE … FROM (VALUES …)`. These rows were inserted by this transaction, so no other
-    transaction holds them."""
-    if not results:
-        return
-    done = (
-        values(column("event_id", Integer), column("result", Text), name="done")
-        .data(list(results))
-        .cte("done")
-    )
-    session.execute(
-        update(InboundEvent)
-        .where(InboundEvent.id == done.c.event_id)
-        .values(attempts=InboundEvent.attempts + 1, processed_at=now, result=done.c.result)
-        .execution_options(synchronize_session=False)
-    )
+    what applying it did: `results` is (event id, result) pairs, written by primary key in one
+    executemany (psycopg pipelines it: one round trip). These rows were inserted by this
+    transaction, so no other transaction holds them."""
+    if results:
+        session.connection().execute(
+            _MARK_PROCESSED,
+            [{"b_id": event_id, "b_now": now, "b_result": result} for event_id, result in results],
+        )
 
 
 def lock_unprocessed(session: Session, event_id: int) -> InboundEvent | None:
