@@ -13,8 +13,8 @@ drain for the group's new events, and only then does each member get its answer.
 
 Delivery reports are grouped the same way by a sibling writer (ReportWriter, the same gathering
 with another transaction: `write_reports`): the group's reports stored in one INSERT, the
-outbox rows they name locked in one statement in id order and settled in one more
-(storage.outbox.apply_delivery_reports), the reports closed in one UPDATE, one COMMIT. Their
+outbox rows they name locked in one statement in id order, then written back by primary key
+(storage.outbox.apply_delivery_reports), the reports closed likewise, one COMMIT. Their
 rows are locked in the order every multi-row lock of the outbox takes (ascending id), so a group
 of reports and the send drain settling its batch cannot deadlock, as they did when a group
 locked its rows in arrival order (docs/benchmarks.md, 2026-11-30 late evening: 127 of 20,000

@@ -12,7 +12,7 @@ A provider's view authenticates and parses its request, then hands the result he
 
 Both hand their event to one of the process's grouped writers (bot.channels.event_writer): the
 events of concurrent webhooks share one INSERT and one COMMIT (the MOs one wake-up, the reports
-one locking read and one UPDATE of their outbox rows), and each call returns once its group is
+one locking read and one write of their outbox rows), and each call returns once its group is
 committed. Both raise SQLAlchemyError when the database cannot take the event (or too many wait
 for it): the view answers `storage_unavailable()` (503) so that the provider keeps the event and
 tries again. Only a failure to store answers 5xx.
