@@ -34,8 +34,7 @@ are the agency's rules (flows.rules), read once per agency per batch.
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -64,7 +63,7 @@ from flows.phones import InvalidPhoneError, normalize_phone
 from flows.rules import AgencyRules, RuleBook
 from flows.versions import live_version
 from storage.bulk import among, insert_rows
-from storage.crypto import PhoneVault
+from storage.crypto import KeyedSha256, PhoneVault
 from storage.models import (
     Agency,
     Case,
@@ -357,10 +356,14 @@ def derive_on_time(closed_at: datetime, due_at: datetime | None, tz: ZoneInfo) -
 def sampling_draw(secret: str, case_id: str) -> float:
     """A number in [0, 1) fixed by the case id and the service secret: a resent case gets the same
     draw (and so the same decision), and the one-stop system cannot predict which cases are asked."""
-    digest = hmac.new(
-        secret.encode("utf-8"), b"sipas-sampling\x00" + case_id.encode("utf-8"), hashlib.sha256
-    ).digest()
+    digest = _sampling_key(secret).digest(b"sipas-sampling\x00" + case_id.encode("utf-8"))
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@functools.lru_cache(maxsize=4)
+def _sampling_key(secret: str) -> KeyedSha256:
+    """HMAC-SHA256 keyed by the secret, set up once (an import draws for every recent case)."""
+    return KeyedSha256(secret.encode("utf-8"))
 
 
 def is_sampled(secret: str, case_id: str, probability: float) -> bool:
@@ -389,7 +392,11 @@ class _Candidate:
     identities: tuple[str, ...] = ()  # the phone and Zalo hashes there are
 
     def __post_init__(self) -> None:
-        self.identities = tuple(h for h in (self.phone_hash, self.zalo_hash) if h is not None)
+        phone, zalo = self.phone_hash, self.zalo_hash
+        if phone is not None:
+            self.identities = (phone,) if zalo is None else (phone, zalo)
+        elif zalo is not None:
+            self.identities = (zalo,)
 
 
 @dataclass(frozen=True)

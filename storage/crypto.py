@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 if TYPE_CHECKING:
     from config.settings import Settings
 
-__all__ = ["DecryptionError", "PhoneVault"]
+__all__ = ["DecryptionError", "KeyedSha256", "PhoneVault"]
 
 
 class DecryptionError(ValueError):
@@ -55,11 +55,11 @@ def _fernet(secret: str) -> Fernet:
 _BLOCK = 16
 
 
-class _KeyedSha256:
+class KeyedSha256:
     """HMAC-SHA256 under one key (RFC 2104, the values of hmac.new), the key's inner and outer
     hash states computed once and copied per message: 2.2 µs a message against 7.2 µs for
     hmac.digest, which sets OpenSSL's HMAC up again on every call (measured on this project's
-    machine). An import hashes and MACs every phone."""
+    machine). An import hashes and MACs every phone (and draws its sample, flows.intake)."""
 
     def __init__(self, key: bytes) -> None:
         block = hashlib.sha256().block_size
@@ -87,7 +87,7 @@ def _fernet_tokens(key: bytes, plaintexts: Sequence[bytes]) -> list[str]:
     the batch (CBC's block i is ECB of plaintext block i XOR the previous ciphertext block, or
     the IV), so a batch of phones (one block each) is one ECB call. tests/test_crypto_batch.py
     checks that Fernet reads these tokens."""
-    signing, encryption_key = _KeyedSha256(key[:_BLOCK]), key[_BLOCK:]
+    signing, encryption_key = KeyedSha256(key[:_BLOCK]), key[_BLOCK:]
     padded = [
         text + bytes([_BLOCK - len(text) % _BLOCK]) * (_BLOCK - len(text) % _BLOCK) for text in plaintexts
     ]
@@ -125,11 +125,11 @@ class PhoneVault:
         self._current = _fernet(secret)
         self._current_key = _fernet_key(secret)
         self._fernet = MultiFernet([self._current, *(_fernet(old) for old in old_secrets if old != secret)])
-        self._hash_key = _KeyedSha256(_derive(hash_secret or secret, b"phone-lookup-hash"))
+        self._hash_key = KeyedSha256(_derive(hash_secret or secret, b"phone-lookup-hash"))
         self.hashes_follow_secret = not hash_secret
         followed = old_secrets if self.hashes_follow_secret else ()
         self._old_hash_keys = [
-            _KeyedSha256(_derive(old, b"phone-lookup-hash")) for old in followed if old != secret
+            KeyedSha256(_derive(old, b"phone-lookup-hash")) for old in followed if old != secret
         ]
 
     @classmethod

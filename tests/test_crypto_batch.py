@@ -1,6 +1,7 @@
 """PhoneVault writes Fernet tokens itself (storage.crypto._fernet_tokens, a batch at a time):
 cryptography's Fernet must read every one of them, and the vault every token Fernet writes,
-since other code and older rows hold Fernet tokens; the keyed hash keeps its values."""
+since other code and older rows hold Fernet tokens; the keyed hashes (lookup hash, sampling
+draw) keep their values."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 
 from cryptography.fernet import Fernet
 
+from flows.intake import sampling_draw
 from storage.crypto import PhoneVault, _derive
 
 SECRET = "test-secret-key-0123456789abcdef"
@@ -61,3 +63,12 @@ def test_lookup_hash_values_are_unchanged() -> None:
     for text in [*samples(), "z" * 300]:
         assert vault.lookup_hash(text) == hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
         assert vault.old_lookup_hashes(text) == [hmac.new(old_key, text.encode(), hashlib.sha256).hexdigest()]
+
+
+def test_sampling_draws_are_unchanged() -> None:
+    """The intake's sampling draw is an HMAC of the case_id: a resent case keeps its decision."""
+    for secret in (SECRET, "s" * 100):
+        for case_id in ("H01.40-261120-0001", "Đ-1", "x" * 64):
+            message = b"sipas-sampling\x00" + case_id.encode("utf-8")
+            digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
+            assert sampling_draw(secret, case_id) == int.from_bytes(digest[:8], "big") / 2**64
