@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -132,6 +132,7 @@ class GroupWriter(Generic[ItemT, ResultT]):
         self._max_waiting = max_waiting
         self._waiting: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._answering: asyncio.Task[None] | None = None  # the last group's `after` and answers
 
     async def submit(self, item: ItemT) -> ResultT:
         """Store `item` with the group it falls into; returns once that group is committed (and
@@ -148,26 +149,35 @@ class GroupWriter(Generic[ItemT, ResultT]):
 
     async def _run(self) -> None:
         """Write groups until nobody waits: the first after GATHER_SECONDS, each next one from
-        what arrived while the previous was written. One group at a time, so event ids follow
-        arrival across groups too (a sender's events are processed in id order); two at once
-        measured no faster (docs/benchmarks.md)."""
+        what arrived while the previous was written. One group written at a time, so event ids
+        follow arrival across groups too (a sender's events are processed in id order); two at
+        once measured no faster (docs/benchmarks.md). A group's `after` (the wake-up: a thread
+        hop and a Redis round trip) and its answers run while the next group is written, at most
+        one such group at a time."""
         await asyncio.sleep(self._gather_seconds)
         while self._waiting:
             group, self._waiting = self._waiting[: self._max_group], self._waiting[self._max_group :]
             await self._write(group)
+        if self._answering is not None:
+            await self._answering
 
     async def _write(self, group: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> None:
         try:
-            await self._store(group)
+            written = await self._store(group)
         except BaseException:  # this task cancelled (the process stops): no member waits forever
-            for _item, future in group:
-                future.cancel()
+            _cancel(group)
             raise
+        if written is None:
+            return
+        if self._answering is not None:  # the previous group's wake-up, run during this write
+            await self._answering
+        self._answering = asyncio.get_running_loop().create_task(self._answer(group, written))
 
-    async def _store(self, group: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> None:
+    async def _store(self, group: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> list[ResultT] | None:
+        """The group written and committed, or None when it failed (every member then fails)."""
         items = [item for item, _future in group]
         try:
-            written = await asyncio.to_thread(self._write_group, items, datetime.now(UTC))
+            return await asyncio.to_thread(self._write_group, items, datetime.now(UTC))
         except Exception as exc:  # nothing of the group is stored: each member answers 503
             if not isinstance(exc, SQLAlchemyError):
                 log.exception("webhook events not stored", events=len(items))
@@ -178,12 +188,27 @@ class GroupWriter(Generic[ItemT, ResultT]):
                     error = NotStoredError(f"a group of {len(items)} events was not stored")
                     error.__cause__ = exc
                     future.set_exception(error)
-            return
-        if self._after is not None:
-            await self._after(written)
+            return None
+
+    async def _answer(
+        self, group: list[tuple[ItemT, asyncio.Future[ResultT]]], written: list[ResultT]
+    ) -> None:
+        """`after`, then every member's answer: a group is answered only once it is committed and
+        its `after` done."""
+        try:
+            if self._after is not None:
+                await self._after(written)
+        except BaseException:  # cancelled (the process stops): no member waits forever
+            _cancel(group)
+            raise
         for (_item, future), result in zip(group, written, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+def _cancel(group: Sequence[tuple[object, asyncio.Future[Any]]]) -> None:
+    for _item, future in group:
+        future.cancel()
 
 
 class EventWriter(GroupWriter[Incoming, Stored]):
