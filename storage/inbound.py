@@ -16,10 +16,12 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Text,
     and_,
     bindparam,
     cast,
     func,
+    literal,
     select,
     tuple_,
     update,
@@ -27,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from storage.models import InboundEvent, utcnow
 
@@ -49,6 +52,37 @@ class NewEvent:
     sender_hash: str | None
 
 
+_UNNESTED = ("provider", "kind", "provider_id", "payload_enc", "sender_hash")
+_STORED = (InboundEvent.provider, InboundEvent.provider_id, InboundEvent.id)
+_INSERT_ROWS = (
+    sqlite.insert(InboundEvent)
+    .on_conflict_do_nothing(index_elements=["provider", "provider_id"])
+    .returning(*_STORED)
+)
+
+
+def _insert_unnested() -> ReturningInsert[str, str, int]:
+    """PostgreSQL: the rows as five arrays, `INSERT … SELECT … FROM unnest(…) WITH ORDINALITY
+    ORDER BY ordinality`: ids follow the order given, as with a multi-row VALUES, but the
+    statement is short and the same for every group, so neither SQLAlchemy (insertmanyvalues
+    rendering) nor psycopg (converting a placeholder per value, uncached for long statements)
+    does work per row: those two were 14 % of the web's interpreter time under sms_load
+    --acks-only (py-spy --gil)."""
+    given = func.unnest(*(cast(bindparam(f"u_{name}"), ARRAY(Text)) for name in _UNNESTED))
+    rows = given.table_valued(*_UNNESTED, with_ordinality="n").render_derived()
+    now = cast(bindparam("u_now"), InboundEvent.__table__.c.received_at.type)
+    chosen = select(*(rows.c[name] for name in _UNNESTED), now, literal(0)).order_by(rows.c.n)
+    return (
+        postgresql.insert(InboundEvent)
+        .from_select([*_UNNESTED, "received_at", "attempts"], chosen)
+        .on_conflict_do_nothing(index_elements=["provider", "provider_id"])
+        .returning(*_STORED)
+    )
+
+
+_INSERT_UNNESTED = _insert_unnested()
+
+
 def store_events(session: Session, events: Sequence[NewEvent], now: datetime) -> list[Stored]:
     """Insert every event once per (provider, provider_id) in ONE multi-row
     `INSERT … ON CONFLICT (provider, provider_id) DO NOTHING RETURNING`, then one look-up of the
@@ -65,21 +99,17 @@ def store_events(session: Session, events: Sequence[NewEvent], now: datetime) ->
         first.setdefault((event.provider, event.provider_id), event)
     if not first:
         return []
-    rows = [
-        {"provider": e.provider, "kind": e.kind, "provider_id": e.provider_id, "payload_enc": e.payload_enc,
-         "sender_hash": e.sender_hash, "received_at": now, "attempts": 0}
-        for e in first.values()
-    ]  # fmt: skip
-    # Core executemany with RETURNING: SQLAlchemy renders it as one multi-row INSERT (its
-    # "insertmanyvalues", up to 1,000 rows a statement) compiled once and cached, where
-    # `.values(rows)` compiled a new statement for every group size.
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        insert(InboundEvent)
-        .on_conflict_do_nothing(index_elements=["provider", "provider_id"])
-        .returning(InboundEvent.provider, InboundEvent.provider_id, InboundEvent.id)
-    )
-    result = session.connection().execute(statement, rows)
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = {f"u_{name}": [getattr(e, name) for e in first.values()] for name in _UNNESTED}
+        result = session.connection().execute(_INSERT_UNNESTED, {**arrays, "u_now": now})
+    else:
+        rows = [
+            {**{name: getattr(e, name) for name in _UNNESTED}, "received_at": now, "attempts": 0}
+            for e in first.values()
+        ]
+        # Core executemany with RETURNING: SQLAlchemy renders it as one multi-row INSERT (its
+        # "insertmanyvalues") compiled once and cached.
+        result = session.connection().execute(_INSERT_ROWS, rows)
     inserted = {(provider, provider_id): id_ for provider, provider_id, id_ in result}
     existing = _ids_of(session, [key for key in first if key not in inserted])
     results: list[Stored] = []
