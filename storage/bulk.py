@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -160,10 +161,8 @@ def _copy_with_ids(
         return None
     if conflict is not None:
         cursor.execute("RELEASE SAVEPOINT bulk_copy")
-    return [
-        tuple(row_id if name == "id" else row[name] for name in returning)
-        for row, row_id in zip(ordered, ids, strict=True)
-    ]
+    columns = [ids if name == "id" else [row[name] for row in ordered] for name in returning]
+    return list(zip(*columns, strict=True))
 
 
 def _copy_staged(
@@ -240,7 +239,9 @@ class _Writer:
     def copy(
         self, cursor: Any, target: sql.Identifier, rows: Sequence[Mapping[str, Any]], ids: Sequence[int] = ()
     ) -> None:
-        given, defaults, converted = self.given, self.defaults, self.converted
+        defaults, converted = self.defaults, self.converted
+        pick = itemgetter(*self.given)
+        single = len(self.given) == 1
         columns = ([self.table.c.id] if ids else []) + self.columns
         dumpers = [_BINARY_DUMPERS.get(self.server_types.get(column.name, "")) for column in columns]
         binary = all(dumpers)
@@ -249,7 +250,7 @@ class _Writer:
             if binary:
                 copy.set_types(dumpers)
             for number, row in enumerate(rows):
-                values = [row[name] for name in given]
+                values = [pick(row)] if single else list(pick(row))
                 values += defaults
                 for index, process in converted:
                     value = values[index]
