@@ -79,7 +79,7 @@ def _xor(left: bytes, right: bytes) -> bytes:
     return (int.from_bytes(left, "big") ^ int.from_bytes(right, "big")).to_bytes(len(left), "big")
 
 
-def _fernet_tokens(key: bytes, plaintexts: Sequence[bytes]) -> list[str]:
+def _fernet_tokens(signing: KeyedSha256, encryption_key: bytes, plaintexts: Sequence[bytes]) -> list[str]:
     """Fernet tokens of `plaintexts` (the format of cryptography's Fernet.encrypt, byte for byte:
     version 0x80, timestamp, random IV, AES-128-CBC with PKCS7 padding, HMAC-SHA256), made for a
     whole batch at once. Fernet builds a cipher object per value, which was most of the 6-10 µs a
@@ -87,7 +87,6 @@ def _fernet_tokens(key: bytes, plaintexts: Sequence[bytes]) -> list[str]:
     the batch (CBC's block i is ECB of plaintext block i XOR the previous ciphertext block, or
     the IV), so a batch of phones (one block each) is one ECB call. tests/test_crypto_batch.py
     checks that Fernet reads these tokens."""
-    signing, encryption_key = KeyedSha256(key[:_BLOCK]), key[_BLOCK:]
     padded = [
         text + bytes([_BLOCK - len(text) % _BLOCK]) * (_BLOCK - len(text) % _BLOCK) for text in plaintexts
     ]
@@ -123,7 +122,8 @@ class PhoneVault:
         if len(secret) < 16:
             raise ValueError("SIPAS_SECRET_KEY must be at least 16 characters")
         self._current = _fernet(secret)
-        self._current_key = _fernet_key(secret)
+        key = _fernet_key(secret)
+        self._signing, self._encryption_key = KeyedSha256(key[:_BLOCK]), key[_BLOCK:]
         self._fernet = MultiFernet([self._current, *(_fernet(old) for old in old_secrets if old != secret)])
         self._hash_key = KeyedSha256(_derive(hash_secret or secret, b"phone-lookup-hash"))
         self.hashes_follow_secret = not hash_secret
@@ -138,11 +138,17 @@ class PhoneVault:
         return cls(settings.SIPAS_SECRET_KEY, settings.old_secret_keys, settings.SIPAS_HASH_KEY)
 
     def encrypt(self, value: str) -> str:
-        return self.encrypt_many([value])[0]
+        return self._current.encrypt(value.encode("utf-8")).decode("ascii")
 
     def encrypt_many(self, values: Sequence[str]) -> list[str]:
-        """Each value encrypted under the current secret (Fernet tokens), in one go."""
-        return _fernet_tokens(self._current_key, [value.encode("utf-8") for value in values])
+        """Each value encrypted under the current secret, the same Fernet tokens as `encrypt`,
+        for a batch of short values (an import's phones and Zalo ids): 3 µs a phone against
+        6-10 µs through Fernet. One value alone, or a long one (a webhook payload: one AES call
+        per 16 bytes here), is cheaper through `encrypt` (13 µs against 39 µs for a phone alone,
+        14 against 84 µs for 200 bytes, measured)."""
+        return _fernet_tokens(
+            self._signing, self._encryption_key, [value.encode("utf-8") for value in values]
+        )
 
     def decrypt(self, token: str) -> str:
         try:

@@ -1,4 +1,4 @@
-"""PhoneVault writes Fernet tokens itself (storage.crypto._fernet_tokens, a batch at a time):
+"""PhoneVault.encrypt_many writes Fernet tokens itself (storage.crypto._fernet_tokens, a batch at a time):
 cryptography's Fernet must read every one of them, and the vault every token Fernet writes,
 since other code and older rows hold Fernet tokens; the keyed hashes (lookup hash, sampling
 draw) keep their values."""
@@ -37,12 +37,13 @@ def test_fernet_reads_the_vaults_tokens() -> None:
     assert [vault.decrypt(token) for token in tokens] == texts
     assert before <= FERNET.extract_timestamp(tokens[0].encode("ascii")) <= int(time.time())
     assert len(set(tokens)) == len(tokens)  # a fresh IV each: equal plaintexts differ too
-    assert FERNET.decrypt(vault.encrypt("+84912345678").encode("ascii")) == b"+84912345678"
+    assert FERNET.decrypt(vault.encrypt_many(["+84912345678"])[0].encode("ascii")) == b"+84912345678"
+    assert vault.decrypt(vault.encrypt("+84912345678")) == "+84912345678"
 
 
 def test_tokens_have_fernets_layout() -> None:
     for text in samples():
-        ours = base64.urlsafe_b64decode(PhoneVault(SECRET).encrypt(text))
+        ours = base64.urlsafe_b64decode(PhoneVault(SECRET).encrypt_many([text])[0])
         theirs = base64.urlsafe_b64decode(FERNET.encrypt(text.encode("utf-8")))
         assert len(ours) == len(theirs)
         assert ours[0] == theirs[0] == 0x80
