@@ -5,6 +5,8 @@ leaves nothing of itself stored and answers 503 to every member."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -221,3 +223,26 @@ async def test_two_writers_storing_the_same_events_at_once(
     rows = stored(sessions)
     assert sorted(row.provider_id for row in rows) == sorted(ids)
     assert {row.id for row in rows} == {a.event_id for a in one}
+
+
+async def test_an_event_submitted_while_the_last_group_wakes_the_workers_is_stored(
+    sessions: sessionmaker[Session], vault: PhoneVault
+) -> None:
+    """A group's wake-up runs after its write; an event submitted during the wake-up of the last
+    group in sight is written and answered (a writer that waited for that wake-up after its last
+    look at the queue left such events waiting for nobody: 40 of 40,000 MOs timed out)."""
+    waking = threading.Event()
+    woken: list[int] = []
+
+    def slow_wake(newest: int) -> None:
+        waking.set()
+        time.sleep(0.3)
+        woken.append(newest)
+
+    writer = EventWriter(sessions, vault, slow_wake, gather_seconds=0.01)
+    first = asyncio.ensure_future(writer.submit(incoming("during-1")))
+    assert await asyncio.to_thread(waking.wait, 10)
+    second = await asyncio.wait_for(writer.submit(incoming("during-2")), timeout=10)
+    assert not (await first).duplicate
+    assert not second.duplicate
+    assert sorted(row.provider_id for row in stored(sessions)) == ["during-1", "during-2"]
