@@ -112,16 +112,17 @@ def add_messages(session: Session, messages: Sequence[NewMessage]) -> list[int]:
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     ids: dict[str, int] = {}
-    # One statement per set of columns (a row without `not_before` takes the column's default).
+    # Compiled once (SQLAlchemy's insertmanyvalues renders the rows into the cached statement):
+    # `.values(rows)` compiled a new statement for every batch.
+    statement = (
+        insert(OutboundMessage)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboundMessage.dedupe_key, OutboundMessage.id)
+    )
+    # One executemany per set of columns (a row without `not_before` takes the column's default).
     for columns in {tuple(sorted(row)) for row in rows}:
         same = [row for row in rows if tuple(sorted(row)) == columns]
-        statement = (
-            insert(OutboundMessage)
-            .values(same)
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(OutboundMessage.dedupe_key, OutboundMessage.id)
-        )
-        ids.update({key: row_id for key, row_id in session.execute(statement)})
+        ids.update({key: row_id for key, row_id in session.connection().execute(statement, same)})
     missing = [m.dedupe_key for m in messages if m.dedupe_key not in ids]
     if missing:  # stored before: their rows stand
         stored = select(OutboundMessage.dedupe_key, OutboundMessage.id)
