@@ -15,6 +15,7 @@ The worker keeps one Senders and one event loop for its whole life (`shared_send
 from __future__ import annotations
 
 import asyncio
+import atexit
 from collections.abc import Coroutine
 from typing import Any, Self, TypeVar
 
@@ -58,6 +59,16 @@ async def shared_senders(runtime: Runtime) -> Senders:
     if _SHARED is None:
         _SHARED = Senders(runtime)
     return _SHARED
+
+
+@atexit.register
+def close_shared_senders() -> None:
+    """Close the process's Senders on the loop that opened their connections, at exit: an
+    aiohttp session left open warns (ResourceWarning) when the interpreter collects it."""
+    global _SHARED
+    if _SHARED is not None and _LOOP is not None and not _LOOP.is_closed():
+        _LOOP.run_until_complete(_SHARED.__aexit__())
+    _SHARED = None
 
 
 class Senders:
