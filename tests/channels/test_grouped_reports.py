@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.event_writer import IncomingReport, NotStoredError, ReportWriter, write_reports
@@ -22,6 +22,7 @@ from bot.channels.sms import DeliveryReport
 from storage import outbox
 from storage.crypto import PhoneVault
 from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus
+from tests.support.refusals import refusing
 from tests.support.services import require_or_skip
 
 DELIVERED, FAILED, ACCEPTED = outbox.Delivery.DELIVERED, outbox.Delivery.FAILED, outbox.Delivery.ACCEPTED
@@ -128,31 +129,8 @@ async def test_a_group_applies_each_report_once_in_arrival_order(
 def refusing_outbox(sessions: sessionmaker[Session]) -> Iterator[str]:
     """A trigger that makes the database refuse any change of the outbox row whose text is
     'poison': a real failure inside the group's transaction, after its reports were inserted."""
-    with sessions() as session, session.begin():
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text(
-                "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "IF OLD.text = 'poison' THEN RAISE EXCEPTION 'refused by the test'; END IF; "
-                "RETURN NEW; END $$"
-            ))  # fmt: skip
-            session.execute(text(
-                "CREATE TRIGGER refuse_poison BEFORE UPDATE ON outbound_messages "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
-            ))  # fmt: skip
-        else:
-            session.execute(text(
-                "CREATE TRIGGER refuse_poison BEFORE UPDATE ON outbound_messages "
-                "WHEN OLD.text = 'poison' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-            ))  # fmt: skip
-    try:
+    with refusing(sessions, "outbound_messages", "UPDATE", "OLD.text = 'poison'"):
         yield "poison"
-    finally:
-        with sessions() as session, session.begin():
-            if session.get_bind().dialect.name == "postgresql":
-                session.execute(text("DROP TRIGGER IF EXISTS refuse_poison ON outbound_messages"))
-                session.execute(text("DROP FUNCTION IF EXISTS refuse_poison()"))
-            else:
-                session.execute(text("DROP TRIGGER IF EXISTS refuse_poison"))
 
 
 async def test_a_failing_group_stores_and_applies_nothing(

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.event_writer import EventWriter, Incoming, NotStoredError, WriterBusyError
@@ -22,6 +22,7 @@ from storage.inbound import NewEvent, store_events
 from storage.models import Channel, InboundEvent, OutboundMessage, OutboxStatus
 from tests.security.webhook_client import MO_TOKEN as KANNEL_TOKEN
 from tests.support.app import Client, RecordingDispatcher
+from tests.support.refusals import refusing
 
 MO = "/webhooks/sms/kannel"
 DLR = "/webhooks/sms/kannel/dlr"
@@ -45,31 +46,8 @@ def incoming(provider_id: str, sender: str = "+84912000001") -> Incoming:
 def poison(sessions: sessionmaker[Session]) -> Iterator[str]:
     """A trigger that makes the database refuse any event whose provider id is 'poison': a real
     failure of the group's INSERT, inside the database, for whatever group holds that event."""
-    with sessions() as session, session.begin():
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text(
-                "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "IF NEW.provider_id = 'poison' THEN RAISE EXCEPTION 'refused by the test'; END IF; "
-                "RETURN NEW; END $$"
-            ))  # fmt: skip
-            session.execute(text(
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON inbound_events "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
-            ))  # fmt: skip
-        else:
-            session.execute(text(
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON inbound_events "
-                "WHEN NEW.provider_id = 'poison' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-            ))  # fmt: skip
-    try:
+    with refusing(sessions, "inbound_events", "INSERT", "NEW.provider_id = 'poison'"):
         yield "poison"
-    finally:
-        with sessions() as session, session.begin():
-            if session.get_bind().dialect.name == "postgresql":
-                session.execute(text("DROP TRIGGER IF EXISTS refuse_poison ON inbound_events"))
-                session.execute(text("DROP FUNCTION IF EXISTS refuse_poison()"))
-            else:
-                session.execute(text("DROP TRIGGER IF EXISTS refuse_poison"))
 
 
 async def test_many_concurrent_webhooks_are_stored_once_with_few_wake_ups(
