@@ -306,6 +306,9 @@ class _NoDispatch:
     def inbound_received(self, event_id: int) -> None:
         """Pages dispatch nothing."""
 
+    def surveys_scheduled(self) -> None:
+        """Pages dispatch nothing."""
+
 
 @contextmanager
 def _database(url: str | None) -> Iterator[str]:

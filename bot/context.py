@@ -21,6 +21,10 @@ class JobDispatcher(Protocol):
         """Inbound events were stored and must be processed: called once per group of events
         stored together (bot.channels.event_writer), with the group's newest id."""
 
+    def surveys_scheduled(self) -> None:
+        """Accepted cases opened surveys: their first messages may be due at once (a case closed
+        long enough ago), so the timer drain is woken instead of waiting for the cron sweep."""
+
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per process
 class AppContext:

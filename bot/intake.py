@@ -34,7 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from bot.bodies import MAX_JSON_DEPTH, nesting_exceeds
 from bot.context import CONTEXT, AppContext
 from bot.errors import MAX_BODY_BYTES, RefusedError, dumps, error_response
-from flows.intake import Outcome, count_outcomes, submit_cases
+from flows.intake import Outcome, OutcomeKind, count_outcomes, submit_cases
 
 __all__ = [
     "MAX_BATCH",
@@ -131,11 +131,19 @@ def _no_constant(name: str) -> None:
 
 def _submit(ctx: AppContext, body: bytes) -> list[Outcome]:
     """Parse the verified body and store all its cases in one transaction (flows.intake): the
-    response is sent only after the commit, so an acknowledged case is stored."""
+    response is sent only after the commit, so an acknowledged case is stored. A batch that
+    opened surveys then wakes the timer drain: a first message due at once goes out without
+    waiting up to SIPAS_SWEEP_INTERVAL for the cron sweep."""
     cases = _cases(body)
     now = datetime.now(UTC)
     with ctx.sessions() as session, session.begin():
-        return submit_cases(session, ctx.vault, ctx.settings, cases, now)
+        outcomes = submit_cases(session, ctx.vault, ctx.settings, cases, now)
+    if any(outcome.outcome is OutcomeKind.SCHEDULED for outcome in outcomes):
+        try:
+            ctx.dispatcher.surveys_scheduled()
+        except Exception as exc:  # stored and committed: the sweep fires the timers when due
+            log.warning("timer wake-up failed; left for the sweep", error=type(exc).__name__)
+    return outcomes
 
 
 @routes.post("/api/v1/cases/closed")

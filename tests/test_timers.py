@@ -26,7 +26,7 @@ from storage.models import (
     Timer,
     TimerKind,
 )
-from workers.queues import DEFAULT_QUEUE
+from workers.queues import DEFAULT_QUEUE, RQDispatcher
 from workers.runtime import Runtime
 from workers.timers import drain, fire, sweep_once
 
@@ -61,6 +61,15 @@ def _timer(runtime: Runtime, survey_id: int, kind: TimerKind) -> Timer:
 
 def _queued_job_ids(redis: Redis) -> set[str]:
     return set(Queue(DEFAULT_QUEUE, connection=redis).job_ids)
+
+
+def test_intake_wakes_one_timer_drain_however_many_batches(redis: Redis) -> None:
+    """The web's hand-over after an intake batch (RQDispatcher.surveys_scheduled): one pending
+    drain job for any number of batches until a worker takes it, on the real Redis and RQ."""
+    dispatcher = RQDispatcher(redis)
+    for _ in range(5):
+        dispatcher.surveys_scheduled()
+    assert _queued_job_ids(redis) == {"drain-timers-1"}
 
 
 def test_first_message_reminder_and_expiry(runtime: Runtime, redis: Redis) -> None:

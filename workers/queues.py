@@ -97,11 +97,15 @@ _DRAIN_JOBS: dict[Drain, str] = {
 
 
 class RQDispatcher:
-    """bot.context.JobDispatcher over RQ: a stored inbound event wakes the inbound drain job
-    (coalesced: a burst of webhooks costs one pending job, see `wake`)."""
+    """bot.context.JobDispatcher over RQ: a stored inbound event wakes the inbound drain job, an
+    intake batch that opened surveys the timer drain (coalesced: a burst of webhooks or batches
+    costs one pending job, see `wake`)."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
     def inbound_received(self, event_id: int) -> None:
         wake(self._redis, "inbound")
+
+    def surveys_scheduled(self) -> None:
+        wake(self._redis, "timers")

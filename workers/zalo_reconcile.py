@@ -104,6 +104,9 @@ class ProcessNow:
         enqueue_sends(self._runtime, outbox_ids)
         log.info("zns rating reconciled", event_id=event_id, result=result)
 
+    def surveys_scheduled(self) -> None:
+        """A reconciled rating opens no survey."""
+
 
 def reconcile(runtime: Runtime, day: date) -> dict[str, int | str]:
     """Store and process the ratings of local `day` that are not stored yet; returns counts."""

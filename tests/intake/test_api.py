@@ -50,7 +50,29 @@ async def test_single_case_is_scheduled(
     with sessions() as session:
         survey = session.get_one(Survey, result["survey_id"])
         assert survey.phone_hash == vault.lookup_hash("+84912345678")
-    assert dispatcher.inbound == []  # the first message is the timer sweep's job
+    assert dispatcher.inbound == []
+    assert dispatcher.scheduled == 1  # the timer drain is woken: a first message due now goes at once
+
+
+async def test_a_request_that_opens_no_survey_wakes_nothing(
+    client: Client, registry: dict[str, int], dispatcher: RecordingDispatcher
+) -> None:
+    document = case()
+    await post(client, document)
+    status, data = await post(client, document)  # a duplicate: nothing new to open
+    assert (status, data["results"][0]["outcome"]) == (202, "duplicate")
+    assert dispatcher.scheduled == 1
+
+
+async def test_cases_are_accepted_when_the_wake_up_fails(
+    client: Client, sessions: sessionmaker[Session], registry: dict[str, int], dispatcher: RecordingDispatcher
+) -> None:
+    """Redis down after the commit: the cases are stored and acknowledged; the cron sweep fires
+    their timers when due (the wake-up only saves the wait for it)."""
+    dispatcher.fail = True
+    status, data = await post(client, case())
+    assert (status, data["results"][0]["outcome"]) == (202, "scheduled")
+    assert counts(sessions) == {"cases": 1, "surveys": 1, "timers": 1}
 
 
 async def test_batch_with_good_and_bad_cases(

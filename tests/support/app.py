@@ -22,12 +22,18 @@ class RecordingDispatcher:
 
     def __init__(self, fail: bool = False) -> None:
         self.inbound: list[int] = []
+        self.scheduled = 0  # intake requests that opened surveys
         self.fail = fail
 
     def inbound_received(self, event_id: int) -> None:
         if self.fail:
             raise ConnectionError("queue unavailable")
         self.inbound.append(event_id)
+
+    def surveys_scheduled(self) -> None:
+        if self.fail:
+            raise ConnectionError("queue unavailable")
+        self.scheduled += 1
 
 
 def app_client(
