@@ -567,13 +567,6 @@ def apply_delivery_reports(session: Session, reports: Sequence[Report], now: dat
     return [report.message_id in before for report in reports]
 
 
-def apply_delivery_report(
-    session: Session, message_id: int, status: Delivery, now: datetime, *, detail: str = ""
-) -> bool:
-    """One report (apply_delivery_reports of one). Returns whether the message exists."""
-    return apply_delivery_reports(session, [Report(message_id, status, detail)], now)[0]
-
-
 def settle_zalo_receipt(
     session: Session,
     vault: PhoneVault,

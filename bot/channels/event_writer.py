@@ -302,12 +302,16 @@ def write_reports(
     with sessions() as session, session.begin():
         stored = dict(zip(order, inbound.store_events(session, events, now), strict=True))
         new = [i for i in range(len(items)) if not stored[i].duplicate]  # in arrival order
-        named = [i for i in new if 0 < _outbox_id(items[i].report.ref) <= _MAX_OUTBOX_ID]
+        named = {
+            i: message_id
+            for i in new
+            if 0 < (message_id := _outbox_id(items[i].report.ref)) <= _MAX_OUTBOX_ID
+        }
         exists = outbox.apply_delivery_reports(
             session,
             [
-                outbox.Report(_outbox_id(items[i].report.ref), items[i].report.status, items[i].report.detail)
-                for i in named
+                outbox.Report(message_id, items[i].report.status, items[i].report.detail)
+                for i, message_id in named.items()
             ],
             now,
         )

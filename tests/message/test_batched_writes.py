@@ -97,7 +97,9 @@ def test_sent_and_held_rows_are_settled_in_one_statement_each(
         claims = outbox.claim_due(session, NOW, 10)
     token = claims[0].token
     with sessions() as session, session.begin():  # a delivery report for the first came first
-        assert outbox.apply_delivery_report(session, ids[0], outbox.Delivery.DELIVERED, NOW)
+        assert outbox.apply_delivery_reports(
+            session, [outbox.Report(ids[0], outbox.Delivery.DELIVERED)], NOW
+        ) == [True]
     later = NOW + timedelta(minutes=5)
     with sessions() as session, session.begin():
         settled = outbox.mark_sent(

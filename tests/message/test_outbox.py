@@ -148,7 +148,9 @@ def test_a_late_mark_sent_never_overwrites_a_delivery_report(
     claim = _claim(sessions_any, message_id)
     assert claim is not None
     with sessions_any() as session, session.begin():
-        assert outbox.apply_delivery_report(session, message_id, outbox.Delivery.DELIVERED, NOW)
+        assert outbox.apply_delivery_reports(
+            session, [outbox.Report(message_id, outbox.Delivery.DELIVERED)], NOW
+        ) == [True]
     assert _sent(sessions_any, message_id, claim.token)
     row = _row(sessions_any, message_id)
     assert (row.status, row.provider_id) == (OutboxStatus.DELIVERED, "p")
@@ -181,9 +183,9 @@ def test_delivery_reports_settle_an_unknown_message(
         assert claim is not None
         assert _fail(sessions_any, message_id, claim.token, ambiguous=True).outcome == "unknown"
     with sessions_any() as session, session.begin():
-        outbox.apply_delivery_report(session, accepted, outbox.Delivery.ACCEPTED, NOW)
-        outbox.apply_delivery_report(
-            session, rejected, outbox.Delivery.FAILED, NOW, detail="kannel 16 smsc_rejected"
+        outbox.apply_delivery_reports(session, [outbox.Report(accepted, outbox.Delivery.ACCEPTED)], NOW)
+        outbox.apply_delivery_reports(
+            session, [outbox.Report(rejected, outbox.Delivery.FAILED, "kannel 16 smsc_rejected")], NOW
         )
     assert _row(sessions_any, accepted).status is OutboxStatus.SENT
     assert _row(sessions_any, rejected).status is OutboxStatus.FAILED
